@@ -1,0 +1,85 @@
+# Tidewater. `make demo` runs the pipeline on the native stack; `make test` runs every test.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+VENV := .venv
+BIN := $(VENV)/bin
+STACK := stack/stack.sh
+# Sources the settings and Airflow connections the stack writes.
+WITH_ENV := set -a && . ./.stack/env && set +a &&
+PYTEST_ARGS ?=
+
+.PHONY: help install lock lint stack-up stack-down stack-status airflow-up airflow-down airflow-status \
+        shop-migrate shop-seed shop-run cdc-register cdc-status cdc-peek test unit-test demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@command -v uv >/dev/null || $(PYTHON) -m pip install --quiet --user "uv==$(UV_VERSION)"
+	@test -x $(BIN)/python || uv venv --quiet --python $(PYTHON) $(VENV)
+	uv pip sync --quiet --python $(BIN)/python requirements.txt
+	uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+install: $(VENV)/.installed ## create .venv from the pinned requirements.txt (uv; cache in ~/.cache/uv)
+
+lock: ## re-resolve requirements.in into the fully pinned requirements.txt
+	uv pip compile requirements.in --python-version 3.11 --no-header -o requirements.txt
+
+lint: install ## ruff
+	$(BIN)/ruff check .
+
+stack-up: install ## start PostgreSQL, Kafka, Kafka Connect + Debezium, MinIO, SMTP sink (idempotent)
+	$(STACK) up
+
+stack-down: ## stop every service, Airflow included (data stays in .stack/)
+	$(STACK) down
+
+stack-status: ## one line per service
+	$(STACK) status
+
+airflow-up: stack-up ## start Airflow 3: api-server, scheduler, dag-processor, triggerer
+	$(STACK) airflow-up
+
+airflow-down: ## stop Airflow's processes
+	$(STACK) airflow-down
+
+airflow-status:
+	$(STACK) airflow-status
+
+shop-migrate: stack-up ## apply the shop's SQL migrations
+	$(WITH_ENV) $(BIN)/tidewater-shop migrate
+
+shop-seed: shop-migrate ## initial load (CSV files + generated rows)
+	$(WITH_ENV) $(BIN)/tidewater-shop seed
+
+shop-run: ## simulator traffic: make shop-run RATE=5 DURATION=60
+	$(WITH_ENV) $(BIN)/tidewater-shop run --rate $${RATE:-5} --duration $${DURATION:-60}
+
+cdc-register: shop-migrate ## register (or update) the Debezium connector
+	$(WITH_ENV) $(BIN)/tidewater-cdc register
+
+cdc-status: ## connector and task state
+	$(WITH_ENV) $(BIN)/tidewater-cdc status
+
+cdc-peek: ## events per CDC topic and the newest event of each
+	$(WITH_ENV) $(BIN)/tidewater-cdc peek
+
+unit-test: install ## tests that need no services
+	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
+
+test: stack-up ## every test (starts the native stack first)
+	$(STACK) airflow-migrate
+	$(WITH_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+demo: cdc-register ## run the pipeline on the native stack
+	$(WITH_ENV) $(BIN)/tidewater-shop seed
+	$(WITH_ENV) $(BIN)/tidewater-shop run --rate 10 --duration 15
+	$(WITH_ENV) $(BIN)/tidewater-cdc peek
+
+clean: stack-down ## stop everything and delete .stack/ (all local data)
+	rm -rf .stack

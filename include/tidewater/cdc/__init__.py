@@ -1,0 +1,1 @@
+"""Change data capture: the Debezium connector that streams the shop into Kafka."""

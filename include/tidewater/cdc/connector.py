@@ -1,0 +1,118 @@
+"""The Debezium connector: its config rendered from the template, registered through Connect's REST API.
+
+``shop-postgres.json`` beside this module is the one connector definition; the native stack and
+docker-compose both register it with ``tidewater-cdc register``. Registration is a PUT of the config,
+so running it again updates the connector instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tidewater.config import Settings
+
+TEMPLATE = Path(__file__).with_name("shop-postgres.json")
+CONNECT_TIMEOUT_S = 10
+
+
+class ConnectError(RuntimeError):
+    pass
+
+
+def render_config(settings: Settings, template: Path = TEMPLATE) -> dict[str, str]:
+    values = {
+        "db_host": settings.cdc_db_host,
+        "db_port": settings.cdc_db_port,
+        "db_user": settings.debezium_user,
+        "db_password": settings.debezium_password,
+        "db_name": settings.shop_db,
+        "topic_prefix": settings.cdc_topic_prefix,
+        "heartbeat_ms": settings.cdc_heartbeat_ms,
+        "topic_partitions": settings.cdc_topic_partitions,
+    }
+    try:
+        text = string.Template(template.read_text()).substitute(values)
+    except KeyError as exc:
+        raise ConnectError(f"{template}: placeholder {exc} has no value") from exc
+    return json.loads(text)
+
+
+def table_topic(settings: Settings, table: str) -> str:
+    """The Kafka topic Debezium writes a shop table's changes to."""
+    return f"{settings.cdc_topic_prefix}.shop.{table}"
+
+
+def heartbeat_topic(settings: Settings) -> str:
+    return f"__debezium-heartbeat.{settings.cdc_topic_prefix}"
+
+
+@dataclass(frozen=True)
+class ConnectorStatus:
+    connector_state: str
+    task_states: tuple[str, ...]
+    trace: str | None
+
+    @property
+    def is_running(self) -> bool:
+        return self.connector_state == "RUNNING" and bool(self.task_states) and all(
+            state == "RUNNING" for state in self.task_states
+        )
+
+
+def _request(method: str, url: str, **kwargs: Any) -> requests.Response:
+    try:
+        return requests.request(method, url, timeout=CONNECT_TIMEOUT_S, **kwargs)
+    except requests.ConnectionError as exc:
+        raise ConnectError(
+            f"Kafka Connect does not answer at {url}: is the stack up? (make stack-up; make stack-status)"
+        ) from exc
+
+
+def register(settings: Settings) -> dict[str, Any]:
+    url = f"{settings.connect_url}/connectors/{settings.cdc_connector}/config"
+    response = _request("PUT", url, json=render_config(settings))
+    if response.status_code not in (200, 201):
+        raise ConnectError(f"registering {settings.cdc_connector} failed: HTTP {response.status_code} "
+                           f"{response.text[:500]}")
+    return response.json()
+
+
+def status(settings: Settings) -> ConnectorStatus:
+    url = f"{settings.connect_url}/connectors/{settings.cdc_connector}/status"
+    response = _request("GET", url)
+    if response.status_code == 404:
+        raise ConnectError(f"connector {settings.cdc_connector} is not registered: run make cdc-register")
+    response.raise_for_status()
+    body = response.json()
+    tasks = body.get("tasks", [])
+    trace = next((task.get("trace") for task in tasks if task.get("trace")), None)
+    return ConnectorStatus(body["connector"]["state"], tuple(task["state"] for task in tasks), trace)
+
+
+def wait_until_running(settings: Settings, timeout_s: float = 120) -> ConnectorStatus:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            current = status(settings)
+        except ConnectError:
+            current = None
+        if current and current.is_running:
+            return current
+        if current and "FAILED" in (current.connector_state, *current.task_states):
+            raise ConnectError(f"connector {settings.cdc_connector} FAILED: {(current.trace or '')[:2000]}")
+        if time.monotonic() > deadline:
+            raise ConnectError(f"connector {settings.cdc_connector} not running after {timeout_s}s: {current}")
+        time.sleep(1)
+
+
+def delete(settings: Settings) -> None:
+    response = _request("DELETE", f"{settings.connect_url}/connectors/{settings.cdc_connector}")
+    if response.status_code not in (204, 404):
+        raise ConnectError(f"deleting {settings.cdc_connector} failed: HTTP {response.status_code}")

@@ -1,0 +1,174 @@
+"""The one place that reads Tidewater's settings from the environment.
+
+Connections use Airflow's own format (``AIRFLOW_CONN_<ID>`` as a URI or as JSON), so the CLIs, the
+tests and Airflow tasks read the same definitions: the native stack writes them to ``.stack/env``,
+docker-compose sets them on every service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Connection:
+    conn_id: str
+    conn_type: str
+    host: str | None = None
+    port: int | None = None
+    login: str | None = None
+    password: str | None = None
+    schema: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def postgres_conninfo(self) -> str:
+        """A libpq connection string for psycopg."""
+        parts = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.login,
+            "password": self.password,
+            "dbname": self.schema,
+        }
+        return " ".join(f"{key}={_libpq_quote(str(value))}" for key, value in parts.items() if value)
+
+
+def _libpq_quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def parse_connection(conn_id: str, value: str) -> Connection:
+    """Parses an ``AIRFLOW_CONN_*`` value: Airflow's JSON form or its URI form."""
+    value = value.strip()
+    if value.startswith("{"):
+        try:
+            data = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"connection {conn_id!r}: invalid JSON ({exc})") from exc
+        extra = data.get("extra") or {}
+        if isinstance(extra, str):
+            extra = json.loads(extra) if extra else {}
+        return Connection(
+            conn_id=conn_id,
+            conn_type=data.get("conn_type", ""),
+            host=data.get("host"),
+            port=int(data["port"]) if data.get("port") is not None else None,
+            login=data.get("login"),
+            password=data.get("password"),
+            schema=data.get("schema"),
+            extra=extra,
+        )
+    url = urlsplit(value)
+    if not url.scheme:
+        raise ConfigError(f"connection {conn_id!r}: expected a URI like postgresql://user:pw@host:port/db")
+    return Connection(
+        conn_id=conn_id,
+        conn_type={"postgresql": "postgres"}.get(url.scheme, url.scheme).replace("-", "_"),
+        host=unquote(url.hostname) if url.hostname else None,
+        port=url.port,
+        login=unquote(url.username) if url.username else None,
+        password=unquote(url.password) if url.password else None,
+        schema=unquote(url.path.lstrip("/")) or None,
+        extra=dict(parse_qsl(url.query)),
+    )
+
+
+def get_connection(conn_id: str, env: Mapping[str, str] | None = None) -> Connection:
+    env = os.environ if env is None else env
+    key = f"AIRFLOW_CONN_{conn_id.upper()}"
+    if key not in env:
+        raise ConfigError(
+            f"connection {conn_id!r} is not defined: set {key} "
+            "(the native stack writes it to .stack/env: run `make stack-up`, then `set -a; . .stack/env`)"
+        )
+    return parse_connection(conn_id, env[key])
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Reads a shell-style KEY='value' file such as .stack/env."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, raw = line.partition("=")
+        if not sep:
+            raise ConfigError(f"{path}:{number}: expected KEY=value")
+        words = shlex.split(raw)
+        values[key.strip()] = words[0] if words else ""
+    return values
+
+
+def _int(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key}={raw!r} is not a whole number") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tidewater settings; every field has an environment variable (``TIDEWATER_<FIELD>``)."""
+
+    shop_conn_id: str = "shop_postgres"
+    shop_admin_conn_id: str = "shop_postgres_admin"
+    kafka_conn_id: str = "kafka_default"
+    lake_conn_id: str = "lake_s3"
+    smtp_conn_id: str = "smtp_default"
+    shop_user: str = "shop_app"
+    debezium_user: str = "debezium"
+    debezium_password: str = "debezium-secret"
+    connect_url: str = "http://127.0.0.1:58083"
+    cdc_connector: str = "shop-postgres"
+    cdc_topic_prefix: str = "shop"
+    cdc_topic_partitions: int = 1
+    cdc_heartbeat_ms: int = 10_000
+    # How Kafka Connect (not this process) reaches the shop database.
+    cdc_db_host: str = "127.0.0.1"
+    cdc_db_port: int = 55432
+    shop_db: str = "shop"
+    lake_bucket: str = "tidewater-lake"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+        return cls(
+            shop_conn_id=env.get("TIDEWATER_SHOP_CONN_ID", defaults.shop_conn_id),
+            shop_admin_conn_id=env.get("TIDEWATER_SHOP_ADMIN_CONN_ID", defaults.shop_admin_conn_id),
+            kafka_conn_id=env.get("TIDEWATER_KAFKA_CONN_ID", defaults.kafka_conn_id),
+            lake_conn_id=env.get("TIDEWATER_LAKE_CONN_ID", defaults.lake_conn_id),
+            smtp_conn_id=env.get("TIDEWATER_SMTP_CONN_ID", defaults.smtp_conn_id),
+            shop_user=env.get("TIDEWATER_SHOP_USER", defaults.shop_user),
+            debezium_user=env.get("TIDEWATER_DEBEZIUM_USER", defaults.debezium_user),
+            debezium_password=env.get("TIDEWATER_DEBEZIUM_PASSWORD", defaults.debezium_password),
+            connect_url=env.get("TIDEWATER_CONNECT_URL", defaults.connect_url),
+            cdc_connector=env.get("TIDEWATER_CDC_CONNECTOR", defaults.cdc_connector),
+            cdc_topic_prefix=env.get("TIDEWATER_CDC_TOPIC_PREFIX", defaults.cdc_topic_prefix),
+            cdc_topic_partitions=_int(env, "TIDEWATER_CDC_TOPIC_PARTITIONS", defaults.cdc_topic_partitions),
+            cdc_heartbeat_ms=_int(env, "TIDEWATER_CDC_HEARTBEAT_MS", defaults.cdc_heartbeat_ms),
+            cdc_db_host=env.get("TIDEWATER_CDC_DB_HOST", env.get("TIDEWATER_PG_HOST", defaults.cdc_db_host)),
+            cdc_db_port=_int(env, "TIDEWATER_CDC_DB_PORT", _int(env, "TIDEWATER_PG_PORT", defaults.cdc_db_port)),
+            shop_db=env.get("TIDEWATER_SHOP_DB", defaults.shop_db),
+            lake_bucket=env.get("TIDEWATER_LAKE_BUCKET", defaults.lake_bucket),
+        )
+
+    def shop_conninfo(self, *, admin: bool = False, env: Mapping[str, str] | None = None) -> str:
+        conn_id = self.shop_admin_conn_id if admin else self.shop_conn_id
+        return get_connection(conn_id, env).postgres_conninfo()

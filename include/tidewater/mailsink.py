@@ -1,0 +1,56 @@
+"""A local SMTP sink: accepts every message on 127.0.0.1 and keeps it as an .eml file.
+
+The native stack runs it so that alert emails can be read (and asserted on) without ever leaving the
+machine; docker-compose uses Mailpit for the same job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+
+class MaildirHandler:
+    def __init__(self, maildir: Path) -> None:
+        self.maildir = maildir
+        self.maildir.mkdir(parents=True, exist_ok=True)
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd hook name)
+        name = f"{time.time_ns()}.eml"
+        tmp = self.maildir / f".{name}.tmp"
+        tmp.write_bytes(envelope.original_content or envelope.content)
+        tmp.rename(self.maildir / name)  # readers never see half a message
+        return "250 Message accepted for delivery"
+
+
+def read_messages(maildir: Path) -> list[EmailMessage]:
+    """Every message the sink has kept, oldest first."""
+    return [
+        message_from_bytes(path.read_bytes(), policy=policy.default)  # type: ignore[misc]
+        for path in sorted(maildir.glob("*.eml"))
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=51025)
+    parser.add_argument("--maildir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    controller = Controller(MaildirHandler(args.maildir), hostname=args.host, port=args.port)
+    controller.start()
+    print(f"SMTP sink listening on {args.host}:{args.port}, keeping mail in {args.maildir}", flush=True)
+    try:
+        asyncio.run(asyncio.Event().wait())
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()

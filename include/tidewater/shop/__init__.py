@@ -1,0 +1,1 @@
+"""The web shop: the OLTP source whose changes Tidewater captures."""

@@ -1,0 +1,10 @@
+-- The application role (the simulator, the web shop) may read and write the shop's rows, nothing more.
+DO $$
+DECLARE app text := current_setting('tidewater.shop_user');
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA shop TO %I', app);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA shop TO %I', app);
+    EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA shop TO %I', app);
+    EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA shop GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I', app);
+    EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA shop GRANT USAGE, SELECT ON SEQUENCES TO %I', app);
+END $$;

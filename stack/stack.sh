@@ -1,0 +1,436 @@
+#!/usr/bin/env bash
+# The Tidewater native stack: the services of docker-compose.yaml, run as local processes on 127.0.0.1.
+#
+#   stack/stack.sh up       install what is missing, start every service, wait until each answers
+#   stack/stack.sh down     stop every service (data stays in .stack/)
+#   stack/stack.sh status   one line per service: running/healthy or not
+#   stack/stack.sh airflow-up | airflow-down | airflow-status | airflow-migrate
+#
+# Everything the stack stores lives in .stack/ (git-ignored); heavy downloads and builds (Maven
+# repository, Go module and build caches, the MinIO binary) live in user-level caches so a fresh
+# clone reuses them. Settings come from stack/defaults.env; exported variables override them.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK=${TIDEWATER_STACK_DIR:-$ROOT/.stack}
+CACHE=${TIDEWATER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tidewater}
+PY=${TIDEWATER_PYTHON:-$ROOT/.venv/bin/python}
+AIRFLOW_BIN=$(dirname "$PY")/airflow
+
+MINIO_MODULE=github.com/minio/minio
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+PG_BIN=/usr/lib/postgresql/15/bin
+JAVA_OPTS_BASE="-Xms128m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true"
+
+SERVICES=(postgres kafka connect minio smtp)
+AIRFLOW_COMPONENTS=(api-server scheduler dag-processor triggerer)
+
+# ---------------------------------------------------------------------------------------------
+# settings
+
+while IFS='=' read -r key value; do
+  [[ $key =~ ^[A-Z][A-Z0-9_]*$ ]] || continue
+  [[ -n ${!key+set} ]] || export "$key=$value"
+done <"$ROOT/stack/defaults.env"
+
+LOGS=$STACK/logs
+RUN=$STACK/run
+mkdir -p "$LOGS" "$RUN"
+
+say() { printf '[stack] %s\n' "$*"; }
+die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# prerequisites (a fresh machine installs what it lacks)
+
+apt_updated=
+apt_install() {
+  [[ $(id -u) == 0 ]] || die "missing $* and not root: install it with apt-get install $*"
+  if [[ -z $apt_updated ]]; then
+    say "apt-get update"; apt-get update -qq >"$LOGS/apt.log" 2>&1; apt_updated=1
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >>"$LOGS/apt.log" 2>&1 \
+    || die "apt-get install $* failed: see $LOGS/apt.log"
+}
+
+ensure_tools() {
+  [[ -x $PG_BIN/postgres ]] || apt_install postgresql-15
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  command -v mvn >/dev/null || apt_install maven
+  command -v curl >/dev/null || apt_install curl
+  # Debian's Go is older than MinIO needs; GOTOOLCHAIN=auto fetches the right toolchain from the
+  # Go module proxy.
+  command -v go >/dev/null || [[ -x $CACHE/bin/minio-$MINIO_VERSION ]] || apt_install golang-go
+}
+
+# Copies the jars a pom resolves into DEST, only when the pom changed since the last copy.
+maven_copy() {
+  local pom_dir=$1 dest=$2; shift 2
+  local stamp; stamp=$(sha256sum "$pom_dir/pom.xml" | cut -c1-16)
+  [[ -f $dest/.stamp && $(cat "$dest/.stamp") == "$stamp" ]] && return 0
+  say "resolving $(basename "$pom_dir") jars from Maven Central (cached in ~/.m2)"
+  rm -rf "$dest"; mkdir -p "$dest"
+  (cd "$pom_dir" && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime \
+      -DoutputDirectory="$dest" "$@") >"$LOGS/maven.log" 2>&1 \
+    || die "maven could not resolve $pom_dir/pom.xml: see $LOGS/maven.log"
+  echo "$stamp" >"$dest/.stamp"
+}
+
+ensure_minio() {
+  MINIO=$CACHE/bin/minio-$MINIO_VERSION
+  [[ -x $MINIO ]] && return 0
+  say "building MinIO $MINIO_VERSION with go install (once; cached in $CACHE/bin)"
+  local gobin; gobin=$(mktemp -d)
+  GOTOOLCHAIN=${GOTOOLCHAIN:-auto} GOBIN=$gobin go install "$MINIO_MODULE@$MINIO_VERSION" \
+    >"$LOGS/minio-build.log" 2>&1 || die "go install $MINIO_MODULE failed: see $LOGS/minio-build.log"
+  mkdir -p "$CACHE/bin"; mv "$gobin/minio" "$MINIO"; rmdir "$gobin"
+}
+
+ensure_artifacts() {
+  ensure_tools
+  maven_copy "$ROOT/stack/maven/kafka" "$STACK/lib/kafka"
+  # Connect supplies its own API, client and logging classes to plugins: keep them out.
+  maven_copy "$ROOT/stack/maven/debezium" "$STACK/connect-plugins/debezium-postgres" \
+    -DexcludeGroupIds=org.apache.kafka,org.slf4j
+  ensure_minio
+}
+
+# ---------------------------------------------------------------------------------------------
+# process helpers
+
+pid_of() { [[ -f $RUN/$1.pid ]] && cat "$RUN/$1.pid"; }
+is_running() { local pid; pid=$(pid_of "$1") && [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; }
+
+# Starts a command in its own session so `down` can stop it with its children.
+spawn() {
+  local name=$1; shift
+  is_running "$name" && return 0
+  printf '\n==== %s start %s\n' "$name" "$(date -Is)" >>"$LOGS/$name.log"
+  setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN/$name.pid"
+}
+
+terminate() {
+  local name=$1 pid; pid=$(pid_of "$name") || return 0
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    say "stopped $name"
+  fi
+  rm -f "$RUN/$name.pid"
+}
+
+# Waits until `health_<name>` succeeds; on timeout names the service and shows its log tail.
+await() {
+  local name=$1 timeout=${2:-120} fn=${3:-health_$1}
+  local deadline=$((SECONDS + timeout))
+  until "$fn" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)) || { [[ $fn == health_* && -f $RUN/$name.pid ]] && ! is_running "$name"; }; then
+      printf '[stack] FAILED: %s did not become healthy within %ss. Last lines of %s:\n' \
+        "$name" "$timeout" "$LOGS/$name.log" >&2
+      tail -n 25 "$LOGS/$name.log" >&2 || true
+      exit 1
+    fi
+    sleep 1
+  done
+  say "$name is healthy"
+}
+
+tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL 15 (wal_level=logical)
+
+PGDATA=$STACK/postgres/data
+pg_run() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+psql_admin() {
+  PGPASSWORD=$TIDEWATER_PG_SUPERUSER_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
+    -h "$TIDEWATER_PG_HOST" -p "$TIDEWATER_PG_PORT" -U "$TIDEWATER_PG_SUPERUSER" "$@"
+}
+
+start_postgres() {
+  if [[ ! -f $PGDATA/PG_VERSION ]]; then
+    say "initialising PostgreSQL in $PGDATA"
+    mkdir -p "$PGDATA" "$STACK/postgres/socket"
+    local pwfile; pwfile=$(mktemp); echo "$TIDEWATER_PG_SUPERUSER_PASSWORD" >"$pwfile"
+    if [[ $(id -u) == 0 ]]; then chown -R postgres: "$STACK/postgres" "$pwfile"; fi
+    pg_run "$PG_BIN/initdb" -D "$PGDATA" -U "$TIDEWATER_PG_SUPERUSER" --pwfile="$pwfile" \
+      --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >"$LOGS/postgres-init.log" 2>&1 \
+      || die "initdb failed: see $LOGS/postgres-init.log"
+    rm -f "$pwfile"
+    cat >>"$PGDATA/postgresql.conf" <<EOF
+# tidewater
+listen_addresses = '$TIDEWATER_PG_HOST'
+port = $TIDEWATER_PG_PORT
+unix_socket_directories = '$STACK/postgres/socket'
+wal_level = logical
+max_wal_senders = 10
+max_replication_slots = 10
+max_connections = 200
+shared_buffers = 256MB
+fsync = on
+timezone = 'UTC'
+EOF
+  fi
+  touch "$LOGS/postgres.log"
+  [[ $(id -u) == 0 ]] && chown postgres: "$LOGS/postgres.log"
+  if ! pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+    pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$LOGS/postgres.log" -w -t 60 start >/dev/null \
+      || { tail -n 25 "$LOGS/postgres.log" >&2; die "PostgreSQL failed to start: see $LOGS/postgres.log"; }
+  fi
+  head -1 "$PGDATA/postmaster.pid" >"$RUN/postgres.pid"
+}
+health_postgres() { "$PG_BIN/pg_isready" -q -h "$TIDEWATER_PG_HOST" -p "$TIDEWATER_PG_PORT"; }
+stop_postgres() {
+  if [[ -f $PGDATA/postmaster.pid ]]; then
+    pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null && say "stopped postgres"
+  fi
+  rm -f "$RUN/postgres.pid"
+}
+
+# Roles and databases the migrations and Airflow expect. Idempotent.
+bootstrap_postgres() {
+  psql_admin -d postgres <<EOF
+SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', '$TIDEWATER_SHOP_USER', '$TIDEWATER_SHOP_PASSWORD')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$TIDEWATER_SHOP_USER') \gexec
+SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', '$TIDEWATER_AIRFLOW_DB_USER', '$TIDEWATER_AIRFLOW_DB_PASSWORD')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$TIDEWATER_AIRFLOW_DB_USER') \gexec
+SELECT format('CREATE DATABASE %I', '$TIDEWATER_SHOP_DB')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$TIDEWATER_SHOP_DB') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', '$TIDEWATER_AIRFLOW_DB', '$TIDEWATER_AIRFLOW_DB_USER')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$TIDEWATER_AIRFLOW_DB') \gexec
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------
+# Kafka 4 (KRaft: one process is broker and controller)
+
+kafka_java() {
+  java $JAVA_OPTS_BASE -Dlog4j2.configurationFile="$ROOT/stack/config/log4j2.properties" \
+    -cp "$STACK/lib/kafka/*" "$@"
+}
+
+start_kafka() {
+  local dir=$STACK/kafka
+  mkdir -p "$dir/data"
+  cat >"$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_PORT,CONTROLLER://$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.retention.hours=168
+EOF
+  if [[ ! -f $dir/data/meta.properties ]]; then
+    local cluster_id; cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$LOGS/kafka.log")
+    kafka_java kafka.tools.StorageTool format --standalone -t "$cluster_id" \
+      -c "$dir/server.properties" >>"$LOGS/kafka.log" 2>&1 \
+      || die "formatting Kafka storage failed: see $LOGS/kafka.log"
+  fi
+  spawn kafka java $JAVA_OPTS_BASE -Dlog4j2.configurationFile="$ROOT/stack/config/log4j2.properties" \
+    -cp "$STACK/lib/kafka/*" kafka.Kafka "$dir/server.properties"
+}
+health_kafka() {
+  "$PY" - <<EOF
+from confluent_kafka.admin import AdminClient
+AdminClient({"bootstrap.servers": "$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_PORT"}).list_topics(timeout=3)
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------
+# Kafka Connect (distributed mode, one worker) with the Debezium PostgreSQL plugin
+
+start_connect() {
+  local dir=$STACK/connect
+  mkdir -p "$dir"
+  cat >"$dir/worker.properties" <<EOF
+bootstrap.servers=$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_PORT
+group.id=tidewater-connect
+key.converter=org.apache.kafka.connect.json.JsonConverter
+value.converter=org.apache.kafka.connect.json.JsonConverter
+key.converter.schemas.enable=true
+value.converter.schemas.enable=true
+config.storage.topic=_connect-configs
+offset.storage.topic=_connect-offsets
+status.storage.topic=_connect-status
+config.storage.replication.factor=1
+offset.storage.replication.factor=1
+status.storage.replication.factor=1
+offset.flush.interval.ms=5000
+listeners=http://$TIDEWATER_KAFKA_HOST:$TIDEWATER_CONNECT_PORT
+rest.advertised.host.name=$TIDEWATER_KAFKA_HOST
+rest.advertised.port=$TIDEWATER_CONNECT_PORT
+plugin.path=$STACK/connect-plugins
+EOF
+  spawn connect java $JAVA_OPTS_BASE -Dlog4j2.configurationFile="$ROOT/stack/config/log4j2.properties" \
+    -cp "$STACK/lib/kafka/*" org.apache.kafka.connect.cli.ConnectDistributed "$dir/worker.properties"
+}
+health_connect() {
+  curl -sf "http://$TIDEWATER_KAFKA_HOST:$TIDEWATER_CONNECT_PORT/connector-plugins" | grep -q PostgresConnector
+}
+
+# ---------------------------------------------------------------------------------------------
+# MinIO (S3)
+
+s3_url() { echo "http://$TIDEWATER_S3_HOST:$TIDEWATER_S3_PORT$1"; }
+start_minio() {
+  mkdir -p "$STACK/minio/data"
+  MINIO_ROOT_USER=$TIDEWATER_S3_ACCESS_KEY MINIO_ROOT_PASSWORD=$TIDEWATER_S3_SECRET_KEY \
+    MINIO_BROWSER_REDIRECT=off MINIO_UPDATE=off \
+    spawn minio "$CACHE/bin/minio-$MINIO_VERSION" server "$STACK/minio/data" \
+    --address "$TIDEWATER_S3_HOST:$TIDEWATER_S3_PORT" \
+    --console-address "$TIDEWATER_S3_HOST:$TIDEWATER_S3_CONSOLE_PORT" --quiet
+}
+health_minio() { curl -sf "$(s3_url /minio/health/ready)"; }
+ensure_bucket() {
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$(s3_url "/$1")" \
+    --aws-sigv4 "aws:amz:$TIDEWATER_S3_REGION:s3" --user "$TIDEWATER_S3_ACCESS_KEY:$TIDEWATER_S3_SECRET_KEY")
+  [[ $code == 200 || $code == 409 ]] || die "could not create bucket $1 in MinIO (HTTP $code)"
+}
+
+# ---------------------------------------------------------------------------------------------
+# SMTP sink: keeps every received message as a .eml file so a person can read what was sent
+
+start_smtp() {
+  mkdir -p "$STACK/mail"
+  spawn smtp "$PY" -m tidewater.mailsink --host "$TIDEWATER_SMTP_HOST" --port "$TIDEWATER_SMTP_PORT" \
+    --maildir "$STACK/mail"
+}
+health_smtp() { tcp_open "$TIDEWATER_SMTP_HOST" "$TIDEWATER_SMTP_PORT"; }
+
+# ---------------------------------------------------------------------------------------------
+# .stack/env: settings plus the Airflow connections, for make targets, tests and Airflow itself
+
+write_env() {
+  local kafka=$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_PORT
+  {
+    echo "# Written by stack/stack.sh from stack/defaults.env. Source it: set -a; . .stack/env; set +a"
+    grep -oE '^[A-Z][A-Z0-9_]*' "$ROOT/stack/defaults.env" | while read -r key; do
+      printf "%s='%s'\n" "$key" "${!key}"
+    done
+    cat <<EOF
+TIDEWATER_STACK_DIR='$STACK'
+AIRFLOW_CONN_SHOP_POSTGRES='postgresql://$TIDEWATER_SHOP_USER:$TIDEWATER_SHOP_PASSWORD@$TIDEWATER_PG_HOST:$TIDEWATER_PG_PORT/$TIDEWATER_SHOP_DB'
+AIRFLOW_CONN_SHOP_POSTGRES_ADMIN='postgresql://$TIDEWATER_PG_SUPERUSER:$TIDEWATER_PG_SUPERUSER_PASSWORD@$TIDEWATER_PG_HOST:$TIDEWATER_PG_PORT/$TIDEWATER_SHOP_DB'
+AIRFLOW_CONN_KAFKA_DEFAULT='{"conn_type": "kafka", "extra": {"bootstrap.servers": "$kafka", "group.id": "tidewater-cdc-drain", "enable.auto.commit": false, "auto.offset.reset": "earliest"}}'
+AIRFLOW_CONN_LAKE_S3='{"conn_type": "aws", "login": "$TIDEWATER_S3_ACCESS_KEY", "password": "$TIDEWATER_S3_SECRET_KEY", "extra": {"endpoint_url": "http://$TIDEWATER_S3_HOST:$TIDEWATER_S3_PORT", "region_name": "$TIDEWATER_S3_REGION"}}'
+AIRFLOW_CONN_SMTP_DEFAULT='{"conn_type": "smtp", "host": "$TIDEWATER_SMTP_HOST", "port": $TIDEWATER_SMTP_PORT, "extra": {"disable_tls": true, "disable_ssl": true, "from_email": "$TIDEWATER_ALERT_EMAIL_FROM"}}'
+TIDEWATER_CONNECT_URL='http://$TIDEWATER_KAFKA_HOST:$TIDEWATER_CONNECT_PORT'
+AIRFLOW_HOME='$STACK/airflow'
+AIRFLOW__CORE__DAGS_FOLDER='$ROOT/dags'
+AIRFLOW__CORE__PLUGINS_FOLDER='$ROOT/plugins'
+AIRFLOW__CORE__LOAD_EXAMPLES='False'
+AIRFLOW__CORE__EXECUTOR='LocalExecutor'
+AIRFLOW__CORE__PARALLELISM='4'
+AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS='$TIDEWATER_AIRFLOW_ADMIN_USER:admin'
+AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE='$STACK/airflow/passwords.json'
+AIRFLOW__DATABASE__SQL_ALCHEMY_CONN='postgresql+psycopg://$TIDEWATER_AIRFLOW_DB_USER:$TIDEWATER_AIRFLOW_DB_PASSWORD@$TIDEWATER_PG_HOST:$TIDEWATER_PG_PORT/$TIDEWATER_AIRFLOW_DB'
+AIRFLOW__API__HOST='127.0.0.1'
+AIRFLOW__API__PORT='$TIDEWATER_AIRFLOW_PORT'
+AIRFLOW__API__BASE_URL='http://127.0.0.1:$TIDEWATER_AIRFLOW_PORT'
+AIRFLOW__API__SECRET_KEY='tidewater-local-only'
+AIRFLOW__API_AUTH__JWT_SECRET='tidewater-local-only-jwt-secret'
+AIRFLOW__COSMOS__ENABLE_TELEMETRY='False'
+AIRFLOW__COSMOS__CACHE_DIR='$STACK/airflow/cosmos'
+EOF
+  } >"$STACK/env.tmp"
+  mv "$STACK/env.tmp" "$STACK/env"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Airflow 3 (api-server, scheduler, dag-processor, triggerer; LocalExecutor; metadata in PostgreSQL)
+
+airflow_env() { set -a; . "$STACK/env"; set +a; }
+
+airflow_migrate() {
+  airflow_env
+  mkdir -p "$AIRFLOW_HOME"
+  printf '{"%s": "%s"}\n' "$TIDEWATER_AIRFLOW_ADMIN_USER" "$TIDEWATER_AIRFLOW_ADMIN_PASSWORD" \
+    >"$AIRFLOW_HOME/passwords.json"
+  "$AIRFLOW_BIN" db migrate >"$LOGS/airflow-migrate.log" 2>&1 \
+    || die "airflow db migrate failed: see $LOGS/airflow-migrate.log"
+}
+
+airflow_up() {
+  airflow_migrate
+  spawn airflow-api-server "$AIRFLOW_BIN" api-server
+  spawn airflow-scheduler "$AIRFLOW_BIN" scheduler --skip-serve-logs
+  spawn airflow-dag-processor "$AIRFLOW_BIN" dag-processor
+  spawn airflow-triggerer "$AIRFLOW_BIN" triggerer --skip-serve-logs
+  await airflow-api-server 180 health_airflow
+  say "Airflow UI: $AIRFLOW__API__BASE_URL (login $TIDEWATER_AIRFLOW_ADMIN_USER / $TIDEWATER_AIRFLOW_ADMIN_PASSWORD)"
+}
+# Healthy when the api-server answers and reports every component healthy.
+health_airflow() {
+  curl -sf "http://127.0.0.1:$TIDEWATER_AIRFLOW_PORT/api/v2/monitor/health" | "$PY" -c '
+import json, sys
+health = json.load(sys.stdin)
+bad = [name for name, part in health.items() if isinstance(part, dict) and part.get("status") != "healthy"]
+sys.exit(1 if bad else 0)'
+}
+airflow_down() { for c in "${AIRFLOW_COMPONENTS[@]}"; do terminate "airflow-$c"; done; }
+airflow_status() {
+  for c in "${AIRFLOW_COMPONENTS[@]}"; do
+    if is_running "airflow-$c"; then say "airflow-$c: running (pid $(pid_of "airflow-$c"))"
+    else say "airflow-$c: stopped"; fi
+  done
+  health_airflow >/dev/null 2>&1 && say "airflow: healthy" || say "airflow: not healthy"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+up() {
+  [[ -x $PY ]] || die "no virtualenv at $ROOT/.venv: run make install first"
+  ensure_artifacts
+  write_env
+  start_postgres; await postgres 60; bootstrap_postgres
+  start_kafka; await kafka 120
+  start_connect; start_minio; start_smtp
+  await minio 60; ensure_bucket "$TIDEWATER_LAKE_BUCKET"
+  await smtp 30
+  await connect 180
+  say "stack is up; settings and connections in $STACK/env; logs in $LOGS"
+}
+
+down() {
+  airflow_down
+  local i
+  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+    if [[ ${SERVICES[i]} == postgres ]]; then stop_postgres; else terminate "${SERVICES[i]}"; fi
+  done
+}
+
+status() {
+  local name failed=0
+  for name in "${SERVICES[@]}"; do
+    if "health_$name" >/dev/null 2>&1; then say "$name: healthy"
+    else say "$name: NOT healthy (log: $LOGS/$name.log)"; failed=1; fi
+  done
+  return $failed
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  airflow-up) airflow_up ;;
+  airflow-down) airflow_down ;;
+  airflow-status) airflow_status ;;
+  airflow-migrate) airflow_migrate ;;
+  *) echo "usage: $0 up|down|status|airflow-up|airflow-down|airflow-status|airflow-migrate" >&2; exit 2 ;;
+esac
