@@ -190,11 +190,10 @@ stop_postgres() {
   rm -f "$RUN/postgres.pid"
 }
 
-# Roles and databases the migrations and Airflow expect. Idempotent.
+# The databases the shop migrations and Airflow expect, and Airflow's role. Idempotent.
+# (The shop's own roles are created by its migrations.)
 bootstrap_postgres() {
   psql_admin -d postgres <<EOF
-SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', '$TIDEWATER_SHOP_USER', '$TIDEWATER_SHOP_PASSWORD')
- WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$TIDEWATER_SHOP_USER') \gexec
 SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', '$TIDEWATER_AIRFLOW_DB_USER', '$TIDEWATER_AIRFLOW_DB_PASSWORD')
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$TIDEWATER_AIRFLOW_DB_USER') \gexec
 SELECT format('CREATE DATABASE %I', '$TIDEWATER_SHOP_DB')
@@ -317,20 +316,14 @@ health_smtp() { tcp_open "$TIDEWATER_SMTP_HOST" "$TIDEWATER_SMTP_PORT"; }
 # .stack/env: settings plus the Airflow connections, for make targets, tests and Airflow itself
 
 write_env() {
-  local kafka=$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_PORT
   {
     echo "# Written by stack/stack.sh from stack/defaults.env. Source it: set -a; . .stack/env; set +a"
     grep -oE '^[A-Z][A-Z0-9_]*' "$ROOT/stack/defaults.env" | while read -r key; do
       printf "%s='%s'\n" "$key" "${!key}"
     done
+    "$PY" -m tidewater.stackenv || die "could not derive the Airflow connections"
     cat <<EOF
 TIDEWATER_STACK_DIR='$STACK'
-AIRFLOW_CONN_SHOP_POSTGRES='postgresql://$TIDEWATER_SHOP_USER:$TIDEWATER_SHOP_PASSWORD@$TIDEWATER_PG_HOST:$TIDEWATER_PG_PORT/$TIDEWATER_SHOP_DB'
-AIRFLOW_CONN_SHOP_POSTGRES_ADMIN='postgresql://$TIDEWATER_PG_SUPERUSER:$TIDEWATER_PG_SUPERUSER_PASSWORD@$TIDEWATER_PG_HOST:$TIDEWATER_PG_PORT/$TIDEWATER_SHOP_DB'
-AIRFLOW_CONN_KAFKA_DEFAULT='{"conn_type": "kafka", "extra": {"bootstrap.servers": "$kafka", "group.id": "tidewater-cdc-drain", "enable.auto.commit": false, "auto.offset.reset": "earliest"}}'
-AIRFLOW_CONN_LAKE_S3='{"conn_type": "aws", "login": "$TIDEWATER_S3_ACCESS_KEY", "password": "$TIDEWATER_S3_SECRET_KEY", "extra": {"endpoint_url": "http://$TIDEWATER_S3_HOST:$TIDEWATER_S3_PORT", "region_name": "$TIDEWATER_S3_REGION"}}'
-AIRFLOW_CONN_SMTP_DEFAULT='{"conn_type": "smtp", "host": "$TIDEWATER_SMTP_HOST", "port": $TIDEWATER_SMTP_PORT, "extra": {"disable_tls": true, "disable_ssl": true, "from_email": "$TIDEWATER_ALERT_EMAIL_FROM"}}'
-TIDEWATER_CONNECT_URL='http://$TIDEWATER_KAFKA_HOST:$TIDEWATER_CONNECT_PORT'
 AIRFLOW_HOME='$STACK/airflow'
 AIRFLOW__CORE__DAGS_FOLDER='$ROOT/dags'
 AIRFLOW__CORE__PLUGINS_FOLDER='$ROOT/plugins'
@@ -340,6 +333,7 @@ AIRFLOW__CORE__PARALLELISM='4'
 AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS='$TIDEWATER_AIRFLOW_ADMIN_USER:admin'
 AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE='$STACK/airflow/passwords.json'
 AIRFLOW__DATABASE__SQL_ALCHEMY_CONN='postgresql+psycopg://$TIDEWATER_AIRFLOW_DB_USER:$TIDEWATER_AIRFLOW_DB_PASSWORD@$TIDEWATER_PG_HOST:$TIDEWATER_PG_PORT/$TIDEWATER_AIRFLOW_DB'
+AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC='postgresql+psycopg_async://$TIDEWATER_AIRFLOW_DB_USER:$TIDEWATER_AIRFLOW_DB_PASSWORD@$TIDEWATER_PG_HOST:$TIDEWATER_PG_PORT/$TIDEWATER_AIRFLOW_DB'
 AIRFLOW__API__HOST='127.0.0.1'
 AIRFLOW__API__PORT='$TIDEWATER_AIRFLOW_PORT'
 AIRFLOW__API__BASE_URL='http://127.0.0.1:$TIDEWATER_AIRFLOW_PORT'

@@ -86,10 +86,29 @@ def parse_connection(conn_id: str, value: str) -> Connection:
     )
 
 
+def _airflow_connection(conn_id: str) -> Connection | None:
+    """The connection from Airflow's own lookup (metadata DB, secrets backends), inside Airflow only."""
+    try:
+        from airflow.sdk import Connection as AirflowConnection
+    except ImportError:
+        return None
+    try:
+        conn = AirflowConnection.get(conn_id)
+    except Exception:  # not in a task context or not defined there: report it as missing below
+        return None
+    return Connection(conn_id=conn_id, conn_type=conn.conn_type or "", host=conn.host, port=conn.port,
+                      login=conn.login, password=conn.password, schema=conn.schema,
+                      extra=conn.extra_dejson)
+
+
 def get_connection(conn_id: str, env: Mapping[str, str] | None = None) -> Connection:
+    """An Airflow connection: from ``AIRFLOW_CONN_<ID>``, else (in a task) from Airflow itself."""
+    use_airflow = env is None
     env = os.environ if env is None else env
     key = f"AIRFLOW_CONN_{conn_id.upper()}"
     if key not in env:
+        if use_airflow and (conn := _airflow_connection(conn_id)) is not None:
+            return conn
         raise ConfigError(
             f"connection {conn_id!r} is not defined: set {key} "
             "(the native stack writes it to .stack/env: run `make stack-up`, then `set -a; . .stack/env`)"
@@ -132,6 +151,7 @@ class Settings:
     lake_conn_id: str = "lake_s3"
     smtp_conn_id: str = "smtp_default"
     shop_user: str = "shop_app"
+    shop_password: str = "shop-app-secret"
     debezium_user: str = "debezium"
     debezium_password: str = "debezium-secret"
     connect_url: str = "http://127.0.0.1:58083"
@@ -156,6 +176,7 @@ class Settings:
             lake_conn_id=env.get("TIDEWATER_LAKE_CONN_ID", defaults.lake_conn_id),
             smtp_conn_id=env.get("TIDEWATER_SMTP_CONN_ID", defaults.smtp_conn_id),
             shop_user=env.get("TIDEWATER_SHOP_USER", defaults.shop_user),
+            shop_password=env.get("TIDEWATER_SHOP_PASSWORD", defaults.shop_password),
             debezium_user=env.get("TIDEWATER_DEBEZIUM_USER", defaults.debezium_user),
             debezium_password=env.get("TIDEWATER_DEBEZIUM_PASSWORD", defaults.debezium_password),
             connect_url=env.get("TIDEWATER_CONNECT_URL", defaults.connect_url),
@@ -168,6 +189,12 @@ class Settings:
             shop_db=env.get("TIDEWATER_SHOP_DB", defaults.shop_db),
             lake_bucket=env.get("TIDEWATER_LAKE_BUCKET", defaults.lake_bucket),
         )
+
+    def migration_settings(self) -> dict[str, str]:
+        """Values the shop's SQL migrations read as ``tidewater.*`` settings."""
+        return {"shop_user": self.shop_user, "shop_password": self.shop_password,
+                "debezium_user": self.debezium_user,
+                "debezium_password": self.debezium_password}
 
     def shop_conninfo(self, *, admin: bool = False, env: Mapping[str, str] | None = None) -> str:
         conn_id = self.shop_admin_conn_id if admin else self.shop_conn_id

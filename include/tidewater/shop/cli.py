@@ -44,11 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.command == "migrate":
-            applied = migrate.apply(
-                settings.shop_conninfo(admin=True),
-                {"shop_user": settings.shop_user, "debezium_user": settings.debezium_user,
-                 "debezium_password": settings.debezium_password},
-            )
+            applied = migrate.apply(settings.shop_conninfo(admin=True), settings.migration_settings())
             names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "nothing new"
             print(f"[shop] migrations applied: {names}")
         elif args.command == "seed":

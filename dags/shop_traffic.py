@@ -1,0 +1,56 @@
+"""
+### shop_traffic: drive the demo web shop from the Airflow UI
+
+Applies the shop's SQL migrations, then runs the simulator (sign-ups, address and price changes,
+orders placed → paid → shipped, cancellations, customer deletions) at `rate` operations per second for
+`duration_s` seconds. Every change flows through Debezium into Kafka, where `cdc_drain` picks it up.
+The same `seed` on the same starting data makes the same operations.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, task
+
+
+@dag(
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    doc_md=__doc__,
+    tags=["tidewater", "shop", "demo"],
+    default_args={"owner": "tidewater", "retries": 1, "retry_delay": timedelta(seconds=30)},
+    params={
+        "rate": Param(5.0, type="number", minimum=0.1, description="operations per second"),
+        "duration_s": Param(60, type="integer", minimum=1, maximum=3600, description="how long to run"),
+        "seed": Param(42, type="integer", description="random seed: same seed, same operations"),
+    },
+)
+def shop_traffic():
+    @task
+    def apply_migrations() -> list[str]:
+        from tidewater.config import Settings
+        from tidewater.shop import migrate
+
+        settings = Settings.from_env()
+        applied = migrate.apply(settings.shop_conninfo(admin=True), settings.migration_settings())
+        return [f"{m.version:04d}_{m.name}" for m in applied]
+
+    @task
+    def run_traffic(params: dict | None = None) -> dict[str, int]:
+        import sys
+
+        from tidewater.config import Settings
+        from tidewater.shop import simulator
+
+        counts = simulator.run_traffic(
+            Settings.from_env().shop_conninfo(), seed=params["seed"], rate=params["rate"],
+            duration=params["duration_s"], progress=sys.stdout,
+        )
+        return counts.as_dict()
+
+    apply_migrations() >> run_traffic()
+
+
+shop_traffic()

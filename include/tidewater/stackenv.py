@@ -1,0 +1,70 @@
+"""Derives the Airflow connections (``AIRFLOW_CONN_*``) from the ``TIDEWATER_*`` settings.
+
+One definition for both deployments: the native stack writes this output into ``.stack/env``; the
+docker-compose Airflow image evaluates it in its entrypoint, with the service host names set there.
+
+  python -m tidewater.stackenv            KEY='value' lines (shell-quoted)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from collections.abc import Mapping
+from urllib.parse import quote
+
+
+def _need(env: Mapping[str, str], key: str) -> str:
+    try:
+        return env[key]
+    except KeyError:
+        raise SystemExit(f"tidewater.stackenv: {key} is not set (see stack/defaults.env)") from None
+
+
+def _postgres_uri(env: Mapping[str, str], user_key: str, password_key: str) -> str:
+    return (
+        f"postgresql://{quote(_need(env, user_key), safe='')}:{quote(_need(env, password_key), safe='')}"
+        f"@{_need(env, 'TIDEWATER_PG_HOST')}:{_need(env, 'TIDEWATER_PG_PORT')}/{_need(env, 'TIDEWATER_SHOP_DB')}"
+    )
+
+
+def airflow_connections(env: Mapping[str, str]) -> dict[str, str]:
+    kafka = f"{_need(env, 'TIDEWATER_KAFKA_HOST')}:{_need(env, 'TIDEWATER_KAFKA_PORT')}"
+    s3 = f"http://{_need(env, 'TIDEWATER_S3_HOST')}:{_need(env, 'TIDEWATER_S3_PORT')}"
+    return {
+        "AIRFLOW_CONN_SHOP_POSTGRES": _postgres_uri(env, "TIDEWATER_SHOP_USER", "TIDEWATER_SHOP_PASSWORD"),
+        "AIRFLOW_CONN_SHOP_POSTGRES_ADMIN": _postgres_uri(
+            env, "TIDEWATER_PG_SUPERUSER", "TIDEWATER_PG_SUPERUSER_PASSWORD"
+        ),
+        # The drain never relies on auto-commit: offsets are committed after the lake has the data.
+        "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps({
+            "conn_type": "kafka",
+            "extra": {"bootstrap.servers": kafka, "group.id": "tidewater-cdc-drain",
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest"},
+        }),
+        "AIRFLOW_CONN_LAKE_S3": json.dumps({
+            "conn_type": "aws",
+            "login": _need(env, "TIDEWATER_S3_ACCESS_KEY"),
+            "password": _need(env, "TIDEWATER_S3_SECRET_KEY"),
+            "extra": {"endpoint_url": s3, "region_name": _need(env, "TIDEWATER_S3_REGION")},
+        }),
+        "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
+            "conn_type": "smtp",
+            "host": _need(env, "TIDEWATER_SMTP_HOST"),
+            "port": int(_need(env, "TIDEWATER_SMTP_PORT")),
+            "extra": {"disable_tls": True, "disable_ssl": True,
+                      "from_email": _need(env, "TIDEWATER_ALERT_EMAIL_FROM")},
+        }),
+        "TIDEWATER_CONNECT_URL": f"http://{_need(env, 'TIDEWATER_KAFKA_HOST')}:{_need(env, 'TIDEWATER_CONNECT_PORT')}",
+    }
+
+
+def main() -> None:
+    for key, value in airflow_connections(os.environ).items():
+        sys.stdout.write(f"{key}={shlex.quote(value)}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from tidewater.config import ConfigError, Settings, get_connection, parse_connection, read_env_file
+
+
+def test_uri_connection_is_parsed_like_airflow():
+    conn = parse_connection("shop", "postgresql://shop_app:p%40ss@127.0.0.1:55432/shop")
+
+    assert (conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.schema) == (
+        "postgres", "127.0.0.1", 55432, "shop_app", "p@ss", "shop")
+    assert conn.postgres_conninfo() == (
+        "host='127.0.0.1' port='55432' user='shop_app' password='p@ss' dbname='shop'")
+
+
+def test_json_connection_keeps_extras():
+    conn = parse_connection(
+        "kafka_default", '{"conn_type": "kafka", "extra": {"bootstrap.servers": "h:1", "enable.auto.commit": false}}'
+    )
+
+    assert conn.conn_type == "kafka"
+    assert conn.extra == {"bootstrap.servers": "h:1", "enable.auto.commit": False}
+
+
+def test_missing_connection_names_the_variable_and_the_fix():
+    with pytest.raises(ConfigError, match=r"AIRFLOW_CONN_LAKE_S3.*make stack-up"):
+        get_connection("lake_s3", env={})
+
+
+def test_env_file_values_are_unquoted(tmp_path):
+    path = tmp_path / "env"
+    path.write_text("# comment\nA='x y'\nB='{\"k\": 1}'\nC=plain\n")
+
+    assert read_env_file(path) == {"A": "x y", "B": '{"k": 1}', "C": "plain"}
+
+
+def test_settings_come_from_the_environment_with_defaults():
+    settings = Settings.from_env({"TIDEWATER_CDC_TOPIC_PREFIX": "acme", "TIDEWATER_PG_PORT": "6543"})
+
+    assert settings.cdc_topic_prefix == "acme"
+    assert settings.cdc_db_port == 6543
+    assert settings.kafka_conn_id == "kafka_default"
+
+
+def test_a_malformed_number_is_named():
+    with pytest.raises(ConfigError, match="TIDEWATER_CDC_TOPIC_PARTITIONS='many'"):
+        Settings.from_env({"TIDEWATER_CDC_TOPIC_PARTITIONS": "many"})

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import smtplib
+import socket
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+
+from tidewater.mailsink import MaildirHandler, read_messages
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_sink_keeps_each_message_as_a_readable_file(tmp_path):
+    port = _free_port()
+    controller = Controller(MaildirHandler(tmp_path), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = "a@x.invalid", "b@x.invalid", "Ünïcode"
+        message.set_content("body line")
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.send_message(message)
+    finally:
+        controller.stop()
+
+    [received] = read_messages(tmp_path)
+    assert received["Subject"] == "Ünïcode"
+    assert received.get_content().strip() == "body line"
