@@ -15,26 +15,29 @@ from tidewater.cdc.connector import table_topic
 from tidewater.cdc.topics import consumer_config
 
 
-def end_offsets(settings, topic: str) -> list[TopicPartition]:
-    consumer = Consumer(consumer_config(settings, **{"group.id": f"test-{uuid.uuid4()}"}))
-    try:
-        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        return [
-            TopicPartition(topic, p, consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1])
-            for p in metadata.partitions
-        ]
-    finally:
-        consumer.close()
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
-def read_events(settings, start: list[TopicPartition], key_field: str, key_value: int, count: int,
-                timeout_s: float = 60) -> list[tuple[dict, dict | None]]:
-    """(key, value) of the next `count` records for one row key, tombstones as value None."""
+def read_events(settings, topic: str, since_ms: int, key_field: str, key_value: int, count: int,
+                timeout_s: float = 90) -> list[tuple[dict, dict | None]]:
+    """(key, value) of the first `count` records for one row key written since `since_ms`.
+
+    Tombstones come back as value None. Debezium creates a table's topic with its first change, so
+    this waits for the topic, then starts each partition at the first offset at or after `since_ms`.
+    """
     consumer = Consumer(consumer_config(settings, **{"group.id": f"test-{uuid.uuid4()}"}))
-    consumer.assign(start)
-    found: list[tuple[dict, dict | None]] = []
     deadline = time.monotonic() + timeout_s
+    found: list[tuple[dict, dict | None]] = []
     try:
+        partitions: list[int] = []
+        while not partitions and time.monotonic() < deadline:
+            metadata = consumer.list_topics(topic, timeout=5).topics[topic]
+            partitions = list(metadata.partitions) if metadata.error is None else []
+            if not partitions:
+                time.sleep(0.5)
+        start = consumer.offsets_for_times([TopicPartition(topic, p, since_ms) for p in partitions], timeout=10)
+        consumer.assign(start)
         while len(found) < count and time.monotonic() < deadline:
             message = consumer.poll(1.0)
             if message is None or message.error():
@@ -49,9 +52,7 @@ def read_events(settings, start: list[TopicPartition], key_field: str, key_value
 
 
 def test_insert_update_delete_arrive_as_exact_events_with_tombstone(cdc):
-    topic = table_topic(cdc, "customers")
-    # Debezium creates the topic with the first change; make sure one exists before reading offsets.
-    start = end_offsets(cdc, topic)
+    since = now_ms()
     email = f"cdc-{uuid.uuid4().hex[:8]}@example.com"
     with psycopg.connect(cdc.shop_conninfo(), autocommit=True) as conn:
         customer_id = conn.execute(
@@ -62,7 +63,7 @@ def test_insert_update_delete_arrive_as_exact_events_with_tombstone(cdc):
         conn.execute("UPDATE shop.customers SET phone = '+49 2' WHERE customer_id = %s", (customer_id,))
         conn.execute("DELETE FROM shop.customers WHERE customer_id = %s", (customer_id,))
 
-    events = read_events(cdc, start, "customer_id", customer_id, count=4)
+    events = read_events(cdc, table_topic(cdc, "customers"), since, "customer_id", customer_id, count=4)
 
     assert [value["payload"]["op"] if value else None for _, value in events] == ["c", "u", "d", None]
     created, updated, deleted = (value["payload"] for _, value in events[:3])
@@ -85,7 +86,7 @@ def test_insert_update_delete_arrive_as_exact_events_with_tombstone(cdc):
 
 
 def test_price_update_keeps_toasted_description_as_placeholder(cdc):
-    start = end_offsets(cdc, table_topic(cdc, "products"))
+    since = now_ms()
     with psycopg.connect(cdc.shop_conninfo(), autocommit=True) as conn:
         product_id = conn.execute(
             "INSERT INTO shop.products (sku, product_name, category, description, price) "
@@ -94,7 +95,8 @@ def test_price_update_keeps_toasted_description_as_placeholder(cdc):
         ).fetchone()[0]
         conn.execute("UPDATE shop.products SET price = 0.05 WHERE product_id = %s", (product_id,))
 
-    [(_, created), (_, value)] = read_events(cdc, start, "product_id", product_id, count=2)
+    [(_, created), (_, value)] = read_events(cdc, table_topic(cdc, "products"), since, "product_id", product_id,
+                                                count=2)
 
     assert created["payload"]["after"]["description"].startswith("long description")
     payload = value["payload"]
