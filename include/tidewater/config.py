@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -131,14 +132,19 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
-def _int(env: Mapping[str, str], key: str, default: int) -> int:
+def _number(env: Mapping[str, str], key: str, default: int | float) -> Any:
     raw = env.get(key)
     if raw in (None, ""):
         return default
+    kind = type(default)
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError as exc:
-        raise ConfigError(f"{key}={raw!r} is not a whole number") from exc
+        raise ConfigError(f"{key}={raw!r} is not a {'whole ' if kind is int else ''}number") from exc
+
+
+def _int(env: Mapping[str, str], key: str, default: int) -> int:
+    return _number(env, key, default)
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,22 @@ class Settings:
     cdc_db_port: int = 55432
     shop_db: str = "shop"
     lake_bucket: str = "tidewater-lake"
+    # cdc_drain
+    drain_interval_minutes: int = 5
+    drain_topic_regex: str = ""  # empty: the shop's table topics (see topic_pattern)
+    drain_max_records_per_run: int = 2_000_000
+    drain_file_max_rows: int = 200_000
+    drain_file_max_bytes: int = 64 * 1024 * 1024
+    drain_max_bad_share: float = 0.05
+
+    @property
+    def topic_pattern(self) -> re.Pattern[str]:
+        """Topics cdc_drain drains: <prefix>.shop.<table>, never the heartbeat or Connect's own topics."""
+        pattern = self.drain_topic_regex or rf"^{re.escape(self.cdc_topic_prefix)}\.shop\.[A-Za-z0-9_]+$"
+        try:
+            return re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"TIDEWATER_DRAIN_TOPIC_REGEX={pattern!r} is not a regular expression: {exc}") from exc
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -188,6 +210,13 @@ class Settings:
             cdc_db_port=_int(env, "TIDEWATER_CDC_DB_PORT", _int(env, "TIDEWATER_PG_PORT", defaults.cdc_db_port)),
             shop_db=env.get("TIDEWATER_SHOP_DB", defaults.shop_db),
             lake_bucket=env.get("TIDEWATER_LAKE_BUCKET", defaults.lake_bucket),
+            drain_interval_minutes=_int(env, "TIDEWATER_DRAIN_INTERVAL_MINUTES", defaults.drain_interval_minutes),
+            drain_topic_regex=env.get("TIDEWATER_DRAIN_TOPIC_REGEX", defaults.drain_topic_regex),
+            drain_max_records_per_run=_int(env, "TIDEWATER_DRAIN_MAX_RECORDS_PER_RUN",
+                                           defaults.drain_max_records_per_run),
+            drain_file_max_rows=_int(env, "TIDEWATER_DRAIN_FILE_MAX_ROWS", defaults.drain_file_max_rows),
+            drain_file_max_bytes=_int(env, "TIDEWATER_DRAIN_FILE_MAX_BYTES", defaults.drain_file_max_bytes),
+            drain_max_bad_share=_number(env, "TIDEWATER_DRAIN_MAX_BAD_SHARE", defaults.drain_max_bad_share),
         )
 
     def migration_settings(self) -> dict[str, str]:

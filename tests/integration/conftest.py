@@ -58,3 +58,39 @@ def scratch_db(settings: Settings) -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def shop_changes(cdc: Settings) -> Settings:
+    """Real business traffic in the shop (so every table's topic holds creates, updates, deletes)."""
+    from tidewater.shop import simulator
+
+    with psycopg.connect(cdc.shop_conninfo()) as conn:
+        customers = conn.execute("SELECT count(*) FROM shop.customers").fetchone()[0]
+    if customers < 20:
+        simulator.seed_shop(cdc.shop_conninfo(), seed=11, customers=30, products=10, orders=30)
+    simulator.run_traffic(cdc.shop_conninfo(), seed=12, rate=2000, duration=0.2)
+    return cdc
+
+
+@pytest.fixture
+def lake_bucket(settings: Settings) -> Iterator:
+    """A new, empty bucket on the stack's MinIO, as a Lake; removed afterwards."""
+    from tidewater import drain
+    from tidewater.drain.lake import Lake
+
+    client = drain.open_lake(settings).client
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    lake = Lake(client, bucket)
+    try:
+        yield lake
+    finally:
+        lake.delete(lake.keys(""))
+        client.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture
+def group_id() -> str:
+    """A consumer group nobody has used: a drain with it starts at the beginning of each topic."""
+    return f"test-drain-{uuid.uuid4().hex[:12]}"

@@ -20,6 +20,7 @@ def test_template_renders_every_placeholder():
     assert config["value.converter.schemas.enable"] == "true"
     assert config["heartbeat.interval.ms"] == "500"
     assert config["publication.autocreate.mode"] == "disabled"
+    assert config["skipped.operations"] == "none"  # truncates are captured, never silently dropped
 
 
 def test_unknown_placeholder_is_named(tmp_path):

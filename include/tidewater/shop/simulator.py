@@ -85,17 +85,22 @@ class Shop:
     def sign_up(self) -> bool:
         rng = self.rng
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
-        email = f"{first}.{last}.{uuid.UUID(int=rng.getrandbits(128)).hex[:10]}@example.com".lower()
         phone = None if rng.random() < 0.3 else f"+49 30 {rng.randrange(1_000_000, 9_999_999)}"
         birth_date = None if rng.random() < 0.2 else f"{rng.randrange(1950, 2006)}-{rng.randrange(1, 13):02d}-15"
         prefs = {"newsletter": rng.random() < 0.5, "language": rng.choice(["en", "de", "fr", "pt"])}
-        customer_id = self.conn.execute(
-            """INSERT INTO shop.customers (email, full_name, phone, birth_date, marketing_opt_in, preferences)
-               VALUES (%s, %s, %s, %s, %s, %s) RETURNING customer_id""",
-            (email, f"{first} {last}", phone, birth_date, rng.random() < 0.4, json.dumps(prefs)),
-        ).fetchone()[0]
-        self._insert_address(customer_id)
-        return True
+        opt_in = rng.random() < 0.4
+        # An address already taken (the same seed run twice on one database) draws another.
+        for _ in range(20):
+            email = f"{first}.{last}.{uuid.UUID(int=rng.getrandbits(128)).hex[:10]}@example.com".lower()
+            row = self.conn.execute(
+                """INSERT INTO shop.customers (email, full_name, phone, birth_date, marketing_opt_in, preferences)
+                   VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (email) DO NOTHING RETURNING customer_id""",
+                (email, f"{first} {last}", phone, birth_date, opt_in, json.dumps(prefs)),
+            ).fetchone()
+            if row:
+                self._insert_address(row[0])
+                return True
+        return False
 
     def _insert_address(self, customer_id: int) -> None:
         rng = self.rng

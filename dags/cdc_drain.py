@@ -1,0 +1,87 @@
+"""
+### cdc_drain: Kafka CDC topics → typed Parquet on MinIO, exactly once
+
+Every few minutes (`TIDEWATER_DRAIN_INTERVAL_MINUTES`, default 5) this DAG finds the shop's Debezium
+topics (`TIDEWATER_DRAIN_TOPIC_REGEX`; the heartbeat topic is never drained) and drains each in its own
+mapped task, up to the high watermark it saw at start. Rows land in
+`s3://<bucket>/raw/<table>/dt=<change date>/`, poison records in `quarantine/<topic>/`, and offsets are
+committed only once the lake holds everything they cover. The protocol that makes a crash at any point
+safe is in `include/tidewater/drain/drainer.py`.
+
+Each table that landed data gets an asset event (`s3://<bucket>/raw/<table>`: rows, files,
+quarantined, offsets before/after, remaining lag, newest source time); `lake_updated` then emits one
+`s3://<bucket>/raw` event per run, which schedules the warehouse.
+
+**Replay** (recovery): trigger with `replay_topic` and either `replay_from_timestamp` or
+`replay_from_offsets`; the files from there on are replaced by a fresh drain.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.exceptions import AirflowSkipException
+from airflow.sdk import Param, dag, task
+
+from tidewater import assets
+from tidewater.config import Settings
+
+settings = Settings.from_env()
+
+
+@dag(
+    schedule=timedelta(minutes=settings.drain_interval_minutes),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["tidewater", "cdc", "lake"],
+    default_args={"owner": "tidewater", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    params={
+        "replay_topic": Param(None, type=["null", "string"], description="topic to replay, e.g. shop.shop.orders"),
+        "replay_from_timestamp": Param(None, type=["null", "string"],
+                                       description="ISO 8601 time to replay from, e.g. 2026-11-23T08:00:00Z"),
+        "replay_from_offsets": Param(None, type=["null", "object"],
+                                     description='partition → offset to replay from, e.g. {"0": 1200}'),
+    },
+)
+def cdc_drain():
+    @task
+    def discover_topics() -> list[str]:
+        from tidewater import drain
+
+        consumer = drain.kafka_consumer(settings)
+        try:
+            return drain.discover_topics(consumer, settings)
+        finally:
+            consumer.close()
+
+    @task(outlets=[assets.RAW_TABLES], map_index_template="{{ task.op_kwargs['topic'] }}")
+    def drain_topic(topic: str, params: dict | None = None, outlet_events=None) -> dict:
+        from tidewater import drain
+        from tidewater.drain import drainer, lake
+
+        consumer = drain.kafka_consumer(settings)
+        try:
+            result = drainer.drain_topic(consumer, drain.open_lake(settings), topic, drain.limits(settings),
+                                         replay=drain.replay_request(params or {}, topic))
+        finally:
+            consumer.close()
+        if result.rows or result.quarantined:
+            outlet_events[assets.RAW_TABLES].add(assets.raw_table(settings, lake.table_of(topic)),
+                                                 extra=result.asset_extra())
+        return result.as_dict()
+
+    @task(outlets=[assets.raw_lake(settings)])
+    def lake_updated(results: list[dict], outlet_events=None) -> dict:
+        landed = {r["topic"]: r["rows"] for r in results if r["rows"]}
+        if not landed:
+            raise AirflowSkipException("no new rows landed: nothing for the warehouse to do")
+        summary = {"rows": landed, "remaining_lag": {r["topic"]: r["remaining_lag"] for r in results}}
+        outlet_events[assets.raw_lake(settings)].extra = summary
+        return summary
+
+    lake_updated(drain_topic.expand(topic=discover_topics()))
+
+
+cdc_drain()

@@ -1,0 +1,20 @@
+"""The Airflow Assets Tidewater's DAGs produce and consume: one definition, imported by every DAG."""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset, AssetAlias
+
+from tidewater.config import Settings
+from tidewater.drain.lake import RAW
+
+# cdc_drain attaches an event for each table that landed data to this alias (tables are found at run time).
+RAW_TABLES = AssetAlias("tidewater_raw_tables")
+
+
+def raw_table(settings: Settings, table: str) -> Asset:
+    return Asset(uri=f"s3://{settings.lake_bucket}/{RAW}/{table}", name=f"raw_{table}")
+
+
+def raw_lake(settings: Settings) -> Asset:
+    """One event per cdc_drain run that landed anything: what the warehouse is scheduled on."""
+    return Asset(uri=f"s3://{settings.lake_bucket}/{RAW}", name="raw_lake")

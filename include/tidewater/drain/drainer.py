@@ -1,0 +1,337 @@
+"""Drains one Kafka CDC topic into Parquet on S3 with exactly-once effect.
+
+Protocol, per partition (the Kafka consumer group's committed offset C is the only progress marker):
+
+1. Recover. If an in-flight journal ``_drain/inflight/<topic>/p<N>.json`` exists and its ``start``
+   equals C, the run that wrote it died before committing: every lake object of this partition whose
+   first offset is >= C, in the date folders and quarantine the journal names, is a leftover. They are
+   deleted. (A journal whose start is below C belongs to a run that committed but died before
+   removing it.) Then the journal is removed.
+2. Bound the slice: read the high watermark H now and drain [C, min(H, C + budget)), so a run ends.
+3. Consume in order; cut a file whenever it reaches the row or byte bound (memory stays bounded);
+   decode it; write one Parquet object per change date, named by its first and last offsets. Before the
+   first object goes into a date folder (or quarantine), the journal is (re)written to name it.
+4. After every partition's objects are in S3, commit the end offsets synchronously; then delete the
+   journals.
+
+A crash at any point leaves either no commit (step 1 of the next run removes whatever the dead run
+wrote, and the records are drained again) or a commit of exactly what is in the lake. S3 PUTs are
+atomic, so a crash in the middle of a file leaves no partial object. Offsets are never auto-committed.
+
+Replay (recovery) rewinds: it commits an earlier offset R' (moved back to a file boundary, so no
+file straddles it) and writes a journal naming every date folder holding files at or after R'; the
+normal protocol then treats those files as leftovers, deletes them and drains them again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow.compute as pc
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+
+from tidewater.drain import lake as lake_layout
+from tidewater.drain.debezium import SchemaCache, decode
+from tidewater.drain.lake import Lake
+
+log = logging.getLogger(__name__)
+
+
+class DrainError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DrainLimits:
+    max_records_per_run: int = 2_000_000  # per partition
+    file_max_rows: int = 200_000
+    file_max_bytes: int = 64 * 1024 * 1024  # raw record bytes per file
+    max_bad_share: float = 0.05
+    poll_batch: int = 5_000
+    stall_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Replay:
+    """Start again from these offsets (partition → offset) or from a time (epoch ms)."""
+
+    offsets: dict[int, int] | None = None
+    timestamp_ms: int | None = None
+
+
+@dataclass
+class PartitionProgress:
+    partition: int
+    start: int
+    end: int
+    rows: int = 0
+    files: int = 0
+    quarantined: int = 0
+    tombstones: int = 0
+    bytes_written: int = 0
+
+
+@dataclass
+class DrainResult:
+    topic: str
+    partitions: list[PartitionProgress] = field(default_factory=list)
+    remaining_lag: int = 0
+    newest_source_ts: datetime | None = None
+    quarantine_uri: str = ""
+
+    @property
+    def rows(self) -> int:
+        return sum(p.rows for p in self.partitions)
+
+    @property
+    def files(self) -> int:
+        return sum(p.files for p in self.partitions)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(p.quarantined for p in self.partitions)
+
+    @property
+    def records(self) -> int:
+        return sum(p.end - p.start for p in self.partitions)
+
+    def asset_extra(self) -> dict:
+        """Metadata for the Airflow asset event of the table."""
+        return {
+            "topic": self.topic,
+            "rows": self.rows,
+            "files": self.files,
+            "quarantined": self.quarantined,
+            "offsets_before": {str(p.partition): p.start for p in self.partitions},
+            "offsets_after": {str(p.partition): p.end for p in self.partitions},
+            "remaining_lag": self.remaining_lag,
+            "newest_source_ts": self.newest_source_ts.isoformat() if self.newest_source_ts else None,
+        }
+
+    def as_dict(self) -> dict:
+        return {**self.asset_extra(), "partitions": [asdict(p) for p in self.partitions]}
+
+
+def _committed(consumer: Consumer, topic: str, partitions: list[int]) -> dict[int, int]:
+    committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=30)
+    return {tp.partition: tp.offset for tp in committed}
+
+
+def _watermarks(consumer: Consumer, topic: str, partition: int) -> tuple[int, int]:
+    return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30, cached=False)
+
+
+def _commit(consumer: Consumer, topic: str, offsets: dict[int, int]) -> None:
+    consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+
+
+class _PartitionWriter:
+    """Writes one partition's slice: journals each new destination, then uploads."""
+
+    def __init__(self, lake: Lake, topic: str, progress: PartitionProgress, ingested_at: datetime) -> None:
+        self.lake, self.topic, self.progress, self.ingested_at = lake, topic, progress, ingested_at
+        self.journal_key = lake_layout.inflight_key(topic, progress.partition)
+        self.journal = {"start": progress.start, "dts": [], "quarantine": False}
+        self.schemas = SchemaCache()
+        self.newest_source_ts: datetime | None = None
+
+    def _journal(self, dt: str | None = None, quarantine: bool = False) -> None:
+        changed = False
+        if dt is not None and dt not in self.journal["dts"]:
+            self.journal["dts"].append(dt)
+            changed = True
+        if quarantine and not self.journal["quarantine"]:
+            self.journal["quarantine"] = True
+            changed = True
+        if changed:
+            self.lake.put_json(self.journal_key, self.journal)
+
+    def write(self, records: list) -> None:
+        batch = decode(records, self.ingested_at, self.schemas)
+        progress = self.progress
+        progress.tombstones += batch.tombstones
+        if batch.quarantined:
+            self._journal(quarantine=True)
+            offsets = [q.record.offset() for q in batch.quarantined]
+            self.lake.put_jsonl(
+                lake_layout.quarantine_key(self.topic, progress.partition, min(offsets), max(offsets)),
+                [q.as_json() for q in batch.quarantined],
+            )
+            progress.quarantined += len(batch.quarantined)
+            for q in batch.quarantined[:3]:
+                log.warning("quarantined %s[%s]@%s: %s", self.topic, progress.partition, q.record.offset(),
+                            q.error)
+        table = batch.table
+        if table is None or table.num_rows == 0:
+            return
+        newest = pc.max(table["_source_ts"]).as_py()
+        if newest and (self.newest_source_ts is None or newest > self.newest_source_ts):
+            self.newest_source_ts = newest
+        dates = pc.strftime(table["_source_ts"], format="%Y-%m-%d")
+        unique_dates = pc.unique(dates).to_pylist()
+        for dt in unique_dates:
+            if len(unique_dates) == 1:
+                part = table
+            elif dt is None:
+                part = table.filter(pc.is_null(dates))
+            else:
+                part = table.filter(pc.equal(dates, dt))
+            dt = dt or self.ingested_at.strftime("%Y-%m-%d")  # no source timestamp: the drain's date
+            offsets = part["_kafka_offset"]
+            key = lake_layout.raw_key(self.topic, dt, progress.partition, pc.min(offsets).as_py(),
+                                      pc.max(offsets).as_py())
+            self._journal(dt=dt)
+            progress.bytes_written += self.lake.put_parquet(key, part)
+            progress.files += 1
+            progress.rows += part.num_rows
+
+
+def _recover(lake: Lake, topic: str, partition: int, committed: int) -> None:
+    """Step 1 of the protocol: delete what a run that died before committing left behind."""
+    key = lake_layout.inflight_key(topic, partition)
+    journal = lake.get_json(key)
+    if journal is None:
+        return
+    if journal["start"] == committed:
+        prefixes = [lake_layout.raw_dt_prefix(topic, dt) for dt in journal["dts"]]
+        if journal.get("quarantine"):
+            prefixes.append(lake_layout.quarantine_prefix(topic))
+        leftovers = [f.key for prefix in prefixes for f in lake.partition_files(prefix, topic, partition)
+                     if f.first_offset >= committed]
+        if leftovers:
+            log.warning("%s[%s]: removing %d objects of a drain that died before committing offset %s",
+                        topic, partition, len(leftovers), committed)
+            lake.delete(leftovers)
+    lake.delete([key])
+
+
+def _rewind(lake: Lake, consumer: Consumer, topic: str, targets: dict[int, int]) -> None:
+    """Replay: commit earlier offsets and mark the files after them as leftovers of a dead run."""
+    for partition, target in targets.items():
+        files = lake.partition_files(lake_layout.raw_table_prefix(topic), topic, partition) + \
+            lake.partition_files(lake_layout.quarantine_prefix(topic), topic, partition)
+        start = target
+        while True:  # move back until no file straddles the start
+            straddling = [f.first_offset for f in files if f.last_offset >= start and f.first_offset < start]
+            if not straddling:
+                break
+            start = min(straddling)
+        after = [f for f in files if f.first_offset >= start]
+        dts = sorted({f.key.split("/dt=", 1)[1].split("/", 1)[0] for f in after if "/dt=" in f.key})
+        quarantine = any(f.key.startswith(lake_layout.QUARANTINE) for f in after)
+        lake.put_json(lake_layout.inflight_key(topic, partition),
+                      {"start": start, "dts": dts, "quarantine": quarantine})
+        _commit(consumer, topic, {partition: start})
+        log.warning("%s[%s]: replay from offset %s (asked %s); %d files will be drained again",
+                    topic, partition, start, target, len(after))
+
+
+def _replay_targets(consumer: Consumer, topic: str, partitions: list[int], replay: Replay) -> dict[int, int]:
+    if replay.offsets is not None:
+        unknown = set(replay.offsets) - set(partitions)
+        if unknown:
+            raise DrainError(f"replay of {topic}: partitions {sorted(unknown)} do not exist "
+                             f"(the topic has {sorted(partitions)})")
+        targets = dict(replay.offsets)
+    else:
+        found = consumer.offsets_for_times(
+            [TopicPartition(topic, p, replay.timestamp_ms) for p in partitions], timeout=30)
+        targets = {tp.partition: (tp.offset if tp.offset >= 0 else _watermarks(consumer, topic, tp.partition)[1])
+                   for tp in found}
+    for partition, offset in targets.items():
+        low, _ = _watermarks(consumer, topic, partition)
+        if offset < low:
+            raise DrainError(f"replay of {topic}[{partition}] from offset {offset}: Kafka keeps only offsets "
+                             f">= {low} (older records were removed by retention)")
+    return targets
+
+
+def _consume_slice(consumer: Consumer, topic: str, progress: PartitionProgress, limits: DrainLimits,
+                   flush: Callable[[list], None]) -> None:
+    consumer.assign([TopicPartition(topic, progress.partition, progress.start)])
+    chunk: list = []
+    chunk_bytes = 0
+    next_offset = progress.start
+    last_progress = time.monotonic()
+    try:
+        while next_offset < progress.end:
+            messages = consumer.consume(num_messages=limits.poll_batch, timeout=1.0)
+            if not messages:
+                position = consumer.position([TopicPartition(topic, progress.partition)])[0].offset
+                if position >= progress.end:  # the rest were transaction markers or compacted away
+                    break
+                if time.monotonic() - last_progress > limits.stall_timeout_s:
+                    raise DrainError(f"{topic}[{progress.partition}]: no records for {limits.stall_timeout_s:.0f}s "
+                                     f"at offset {next_offset}, expected up to {progress.end}")
+                continue
+            last_progress = time.monotonic()
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise KafkaException(error)
+                offset = message.offset()
+                if offset >= progress.end:
+                    next_offset = offset
+                    break
+                chunk.append(message)
+                value = message.value()
+                chunk_bytes += len(value) if value else 0
+                next_offset = offset + 1
+                if len(chunk) >= limits.file_max_rows or chunk_bytes >= limits.file_max_bytes:
+                    flush(chunk)
+                    chunk, chunk_bytes = [], 0
+        if chunk:
+            flush(chunk)
+    finally:
+        consumer.unassign()
+
+
+def drain_topic(consumer: Consumer, lake: Lake, topic: str, limits: DrainLimits = DrainLimits(),
+                replay: Replay | None = None, now: datetime | None = None) -> DrainResult:
+    """Runs the protocol above for every partition of `topic`. The consumer must not auto-commit."""
+    ingested_at = now or datetime.now(UTC)
+    metadata = consumer.list_topics(topic, timeout=30).topics.get(topic)
+    if metadata is None or metadata.error is not None:
+        raise DrainError(f"topic {topic} does not exist")
+    partitions = sorted(metadata.partitions)
+    if replay is not None:
+        _rewind(lake, consumer, topic, _replay_targets(consumer, topic, partitions, replay))
+    committed = _committed(consumer, topic, partitions)
+    result = DrainResult(topic, quarantine_uri=lake.uri(lake_layout.quarantine_prefix(topic)))
+    writers: list[_PartitionWriter] = []
+    for partition in partitions:
+        low, high = _watermarks(consumer, topic, partition)
+        start = committed[partition]
+        if start == OFFSET_INVALID or start < 0:
+            start = low
+        elif start < low:
+            raise DrainError(
+                f"{topic}[{partition}]: offsets {start}..{low - 1} were removed by Kafka retention before "
+                f"they were drained. To accept the gap, trigger cdc_drain with replay_topic={topic} and "
+                f"replay_from_offsets={{\"{partition}\": {low}}}")
+        _recover(lake, topic, partition, start)
+        progress = PartitionProgress(partition, start, min(high, start + limits.max_records_per_run))
+        result.partitions.append(progress)
+        if progress.end <= progress.start:
+            continue
+        writer = _PartitionWriter(lake, topic, progress, ingested_at)
+        writers.append(writer)
+        _consume_slice(consumer, topic, progress, limits, writer.write)
+    if any(p.end > p.start for p in result.partitions):
+        _commit(consumer, topic, {p.partition: p.end for p in result.partitions if p.end > p.start})
+        lake.delete([w.journal_key for w in writers if w.journal["dts"] or w.journal["quarantine"]])
+    result.newest_source_ts = max((w.newest_source_ts for w in writers if w.newest_source_ts), default=None)
+    result.remaining_lag = sum(_watermarks(consumer, topic, p.partition)[1] - p.end for p in result.partitions)
+    records = result.records
+    if records and result.quarantined / records > limits.max_bad_share:
+        raise DrainError(
+            f"{topic}: {result.quarantined} of {records} records ({result.quarantined / records:.1%}) were "
+            f"quarantined, above the {limits.max_bad_share:.1%} limit. They are in {result.quarantine_uri} "
+            "(raw key, value, headers, offset and the error of each); the rest landed and offsets are committed.")
+    return result

@@ -1,0 +1,76 @@
+"""Runs one drain in this process and kills it with SIGKILL at a chosen point (test helper).
+
+  python drain_crash_driver.py TOPIC GROUP BUCKET MODE FILE_MAX_ROWS
+
+MODE: after_first_upload | mid_file (during the upload of the second file) | before_commit (after the
+last upload) | none.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from io import BytesIO
+
+import pyarrow.parquet as pq
+from tidewater import drain
+from tidewater.config import Settings
+from tidewater.drain import drainer
+from tidewater.drain.lake import Lake
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class DyingBody:
+    """A request body that kills the process once half of it has been sent."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.position = data, 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self.position >= len(self.data) // 2:
+            die()
+        size = len(self.data) // 2 if size < 0 else min(size, len(self.data) // 2 - self.position)
+        chunk = self.data[self.position:self.position + size]
+        self.position += len(chunk)
+        return chunk
+
+    def seek(self, position: int, whence: int = 0) -> int:
+        self.position = position if whence == 0 else len(self.data) if whence == 2 else self.position + position
+        return self.position
+
+    def tell(self) -> int:
+        return self.position
+
+
+def main(topic: str, group: str, bucket: str, mode: str, file_max_rows: str) -> None:
+    settings = Settings.from_env()
+    lake = Lake(drain.open_lake(settings).client, bucket)
+    uploads = 0
+    put_parquet = lake.put_parquet
+
+    def counting_put_parquet(key, table):
+        nonlocal uploads
+        uploads += 1
+        if mode == "mid_file" and uploads == 2:
+            buffer = BytesIO()
+            pq.write_table(table, buffer, compression="zstd")
+            lake.client.put_object(Bucket=bucket, Key=key, Body=DyingBody(buffer.getvalue()))
+        written = put_parquet(key, table)
+        if mode == "after_first_upload" and uploads == 1:
+            die()
+        return written
+
+    lake.put_parquet = counting_put_parquet
+    if mode == "before_commit":
+        drainer._commit = lambda *args, **kwargs: die()
+    consumer = drain.kafka_consumer(settings, group_id=group)
+    drainer.drain_topic(consumer, lake, topic, drainer.DrainLimits(file_max_rows=int(file_max_rows)))
+    consumer.close()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,210 @@
+"""cdc_drain against the real stack: Debezium topics → Parquet on MinIO, exactly once."""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from confluent_kafka import Producer
+
+from tidewater import drain
+from tidewater.cdc.connector import table_topic
+from tidewater.cdc.topics import consumer_config
+from tidewater.drain import drainer
+from tidewater.drain.drainer import DrainLimits, Replay
+
+from .lake_checks import kafka_records, landed_offsets, read_quarantine, read_raw
+
+CRASH_DRIVER = Path(__file__).with_name("drain_crash_driver.py")
+NOT_JSON = b"\xff\xfe not json, not even UTF-8"
+
+
+def drain_once(settings, lake, topic, group_id, **limits):
+    consumer = drain.kafka_consumer(settings, group_id=group_id)
+    try:
+        return drainer.drain_topic(consumer, lake, topic, DrainLimits(**limits))
+    finally:
+        consumer.close()
+
+
+def expected_offsets(settings, topic, result) -> set[tuple[int, int]]:
+    """Every record the drain covered, tombstones excepted (they are skipped by design)."""
+    records = kafka_records(settings, topic, {p.partition: p.end for p in result.partitions})
+    return {key for key, value in records.items() if value is not None}
+
+
+def assert_exactly_once(settings, lake, topic, result):
+    landed = landed_offsets(lake, topic)
+    assert {key for key, count in landed.items() if count > 1} == set(), "records landed twice"
+    assert set(landed) == expected_offsets(settings, topic, result)
+
+
+def test_drain_lands_every_change_once_with_exact_types(shop_changes, lake_bucket, group_id):
+    topic = table_topic(shop_changes, "order_items")
+
+    result = drain_once(shop_changes, lake_bucket, topic, group_id, file_max_rows=50)
+
+    assert result.rows > 50 and result.files > 1
+    assert_exactly_once(shop_changes, lake_bucket, topic, result)
+    raw = read_raw(lake_bucket, topic)
+    assert str(raw.schema.field("unit_price").type) == "decimal128(12, 2)"
+    assert str(raw.schema.field("created_at").type) == "timestamp[us, tz=UTC]"
+    assert set(raw.column("_op").to_pylist()) >= {"c", "d"}  # cancellations delete items
+    again = drain_once(shop_changes, lake_bucket, topic, group_id)
+    assert (again.rows, again.files, again.records) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("crash", ["after_first_upload", "mid_file", "before_commit"])
+def test_a_drain_killed_at_any_point_loses_and_duplicates_nothing(shop_changes, lake_bucket, group_id, crash):
+    topic = table_topic(shop_changes, "orders")
+
+    killed = subprocess.run([sys.executable, str(CRASH_DRIVER), topic, group_id, lake_bucket.bucket, crash, "40"],
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert lake_bucket.keys("raw/"), "the killed drain should have uploaded something first"
+    result = drain_once(shop_changes, lake_bucket, topic, group_id, file_max_rows=40)
+
+    assert_exactly_once(shop_changes, lake_bucket, topic, result)
+    assert lake_bucket.keys("_drain/") == []  # no journal left behind
+
+
+def test_replay_from_an_offset_redrains_without_duplicates(shop_changes, lake_bucket, group_id):
+    topic = table_topic(shop_changes, "orders")
+    first = drain_once(shop_changes, lake_bucket, topic, group_id, file_max_rows=30)
+    middle = first.partitions[0].start + (first.partitions[0].end - first.partitions[0].start) // 2
+
+    consumer = drain.kafka_consumer(shop_changes, group_id=group_id)
+    try:
+        replayed = drainer.drain_topic(consumer, lake_bucket, topic, DrainLimits(file_max_rows=30),
+                                       replay=Replay(offsets={0: middle}))
+    finally:
+        consumer.close()
+
+    assert replayed.partitions[0].start <= middle  # moved back to a file boundary
+    assert replayed.rows > 0
+    assert_exactly_once(shop_changes, lake_bucket, topic, replayed)
+
+
+def _produce(settings, topic, values: list[bytes | None]) -> None:
+    producer = Producer({"bootstrap.servers": consumer_config(settings)["bootstrap.servers"]})
+    for value in values:
+        producer.produce(topic, value=value, key=b'{"id": 1}', headers=[("source", b"test")])
+    assert producer.flush(30) == 0
+
+
+def _real_events(settings, count: int) -> list[bytes]:
+    topic = table_topic(settings, "order_items")
+    records = kafka_records(settings, topic)
+    return [value for value in records.values() if value is not None][:count]
+
+
+def test_poison_records_are_quarantined_and_the_rest_lands(shop_changes, lake_bucket, group_id):
+    topic = f"poison{uuid.uuid4().hex[:8]}.shop.order_items"
+    good = _real_events(shop_changes, 40)
+    wrong_type = good[0].replace(b'"quantity":', b'"quantity":"many","was":', 1)
+    assert wrong_type != good[0]
+    not_envelope = b'{"schema":{"type":"string","optional":false},"payload":"hello"}'
+    _produce(shop_changes, topic, [*good[:20], NOT_JSON, wrong_type, not_envelope, b'{"hello": 1}',
+                                   *good[20:]])
+
+    result = drain_once(shop_changes, lake_bucket, topic, group_id, max_bad_share=0.2)
+
+    assert (result.rows, result.quarantined) == (40, 4)
+    quarantined = {row["offset"]: row for row in read_quarantine(lake_bucket, topic)}
+    assert sorted(quarantined) == [20, 21, 22, 23]
+    assert base64.b64decode(quarantined[20]["value"]["base64"]) == NOT_JSON
+    assert "does not match its schema" in quarantined[21]["error"]
+    assert "not a Debezium envelope" in quarantined[22]["error"]
+    assert quarantined[23]["headers"] == [["source", {"text": "test"}]]
+    assert quarantined[23]["key"] == {"text": '{"id": 1}'}
+    assert_exactly_once(shop_changes, lake_bucket, topic, result)
+
+
+def test_too_many_poison_records_fail_the_run_naming_the_quarantine(shop_changes, lake_bucket, group_id):
+    topic = f"poison{uuid.uuid4().hex[:8]}.shop.order_items"
+    _produce(shop_changes, topic, [*_real_events(shop_changes, 10), b"garbage", b"more garbage"])
+
+    with pytest.raises(drainer.DrainError, match=rf"2 of 12 records .* s3://{lake_bucket.bucket}/quarantine/"):
+        drain_once(shop_changes, lake_bucket, topic, group_id, max_bad_share=0.05)
+
+    again = drain_once(shop_changes, lake_bucket, topic, group_id)
+    assert again.records == 0  # committed: the failure is loud, not a loop
+
+
+def test_a_column_added_mid_stream_reads_together_with_old_files(shop, lake_bucket, group_id):
+    table = f"evolution_{uuid.uuid4().hex[:8]}"
+    topic = table_topic(shop, table)
+    admin = shop.shop_conninfo(admin=True)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE shop.{table} (id bigint PRIMARY KEY, amount numeric(10,2), seen date)")
+        conn.execute(f"ALTER TABLE shop.{table} REPLICA IDENTITY FULL")
+        conn.execute(f"INSERT INTO shop.{table} VALUES (1, 1.50, '2026-03-29'), (2, NULL, NULL)")
+    try:
+        wait_for_offsets(shop, topic, 2)
+        first = drain_once(shop, lake_bucket, topic, group_id)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"ALTER TABLE shop.{table} ADD COLUMN note jsonb")
+            conn.execute(f"""INSERT INTO shop.{table} VALUES (3, 99999999.99, '2026-10-25', '{{"a": "ü"}}')""")
+            conn.execute(f"UPDATE shop.{table} SET amount = 2.25 WHERE id = 1")
+        wait_for_offsets(shop, topic, 4)
+        second = drain_once(shop, lake_bucket, topic, group_id)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE shop.{table}")
+
+    assert (first.rows, second.rows) == (2, 2)
+    from tidewater.config import get_connection
+    from tidewater.duck import connect_lake
+
+    con = connect_lake(get_connection(shop.lake_conn_id))
+    rows = con.sql(f"""
+        select id, amount, seen, note, _op
+        from read_parquet('s3://{lake_bucket.bucket}/raw/{table}/*/*.parquet', union_by_name = true)
+        order by _kafka_offset""").fetchall()
+    from datetime import date
+    from decimal import Decimal
+    rows = [(*row[:3], json.loads(row[3]) if row[3] else None, row[4]) for row in rows]
+    assert rows == [
+        (1, Decimal("1.50"), date(2026, 3, 29), None, "c"),
+        (2, None, None, None, "c"),
+        (3, Decimal("99999999.99"), date(2026, 10, 25), {"a": "ü"}, "c"),
+        (1, Decimal("2.25"), date(2026, 3, 29), None, "u"),
+    ]
+
+
+def wait_for_offsets(settings, topic: str, count: int, timeout_s: float = 60) -> None:
+    import time
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(consumer_config(settings, **{"group.id": "wait"}))
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            metadata = consumer.list_topics(topic, timeout=5).topics[topic]
+            if metadata.error is None and metadata.partitions:
+                high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5, cached=False)[1]
+                if high >= count:
+                    return
+            time.sleep(0.5)
+    finally:
+        consumer.close()
+    raise AssertionError(f"{topic} did not reach {count} records in {timeout_s}s")
+
+
+def test_an_empty_topic_run_writes_nothing(shop_changes, lake_bucket, group_id):
+    topic = table_topic(shop_changes, "payments")
+    drain_once(shop_changes, lake_bucket, topic, group_id)
+    keys_before = lake_bucket.keys("")
+
+    result = drain_once(shop_changes, lake_bucket, topic, group_id)
+
+    assert (result.records, result.rows, result.files) == (0, 0, 0)
+    assert lake_bucket.keys("") == keys_before
