@@ -21,7 +21,7 @@ class MaildirHandler:
         self.maildir = maildir
         self.maildir.mkdir(parents=True, exist_ok=True)
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd hook name)
+    async def handle_DATA(self, server, session, envelope) -> str:
         name = f"{time.time_ns()}.eml"
         tmp = self.maildir / f".{name}.tmp"
         tmp.write_bytes(envelope.original_content or envelope.content)

@@ -14,6 +14,7 @@ import sys
 from io import BytesIO
 
 import pyarrow.parquet as pq
+
 from tidewater import drain
 from tidewater.config import Settings
 from tidewater.drain import drainer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import Counter
 from io import BytesIO
@@ -62,3 +63,55 @@ def kafka_records(settings, topic: str, ends: dict[int, int] | None = None) -> d
     finally:
         consumer.close()
     return records
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def read_events(settings, topic: str, since_ms: int, key_field: str, key_value: int, count: int,
+                timeout_s: float = 90) -> list[tuple[dict, dict | None]]:
+    """(key, value) of the first `count` records for one row key written since `since_ms`.
+
+    Tombstones come back as value None. Debezium creates a table's topic with its first change, so
+    this waits for the topic, then starts each partition at the first offset at or after `since_ms`.
+    """
+    consumer = Consumer(consumer_config(settings, **{"group.id": f"test-{uuid.uuid4()}"}))
+    deadline = time.monotonic() + timeout_s
+    found: list[tuple[dict, dict | None]] = []
+    try:
+        partitions: list[int] = []
+        while not partitions and time.monotonic() < deadline:
+            metadata = consumer.list_topics(topic, timeout=5).topics[topic]
+            partitions = list(metadata.partitions) if metadata.error is None else []
+            if not partitions:
+                time.sleep(0.5)
+        start = consumer.offsets_for_times([TopicPartition(topic, p, since_ms) for p in partitions], timeout=10)
+        consumer.assign(start)
+        while len(found) < count and time.monotonic() < deadline:
+            message = consumer.poll(1.0)
+            if message is None or message.error():
+                continue
+            key = json.loads(message.key())
+            if key["payload"][key_field] != key_value:
+                continue
+            found.append((key, json.loads(message.value()) if message.value() is not None else None))
+    finally:
+        consumer.close()
+    return found
+
+
+def wait_for_offsets(settings, topic: str, count: int, timeout_s: float = 60) -> None:
+    consumer = Consumer(consumer_config(settings, **{"group.id": "wait"}))
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            metadata = consumer.list_topics(topic, timeout=5).topics[topic]
+            if metadata.error is None and metadata.partitions:
+                high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5, cached=False)[1]
+                if high >= count:
+                    return
+            time.sleep(0.5)
+    finally:
+        consumer.close()
+    raise AssertionError(f"{topic} did not reach {count} records in {timeout_s}s")

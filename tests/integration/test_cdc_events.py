@@ -4,51 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from decimal import Decimal
 
 import psycopg
-from confluent_kafka import Consumer, TopicPartition
 
 from tidewater.cdc.connector import table_topic
-from tidewater.cdc.topics import consumer_config
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def read_events(settings, topic: str, since_ms: int, key_field: str, key_value: int, count: int,
-                timeout_s: float = 90) -> list[tuple[dict, dict | None]]:
-    """(key, value) of the first `count` records for one row key written since `since_ms`.
-
-    Tombstones come back as value None. Debezium creates a table's topic with its first change, so
-    this waits for the topic, then starts each partition at the first offset at or after `since_ms`.
-    """
-    consumer = Consumer(consumer_config(settings, **{"group.id": f"test-{uuid.uuid4()}"}))
-    deadline = time.monotonic() + timeout_s
-    found: list[tuple[dict, dict | None]] = []
-    try:
-        partitions: list[int] = []
-        while not partitions and time.monotonic() < deadline:
-            metadata = consumer.list_topics(topic, timeout=5).topics[topic]
-            partitions = list(metadata.partitions) if metadata.error is None else []
-            if not partitions:
-                time.sleep(0.5)
-        start = consumer.offsets_for_times([TopicPartition(topic, p, since_ms) for p in partitions], timeout=10)
-        consumer.assign(start)
-        while len(found) < count and time.monotonic() < deadline:
-            message = consumer.poll(1.0)
-            if message is None or message.error():
-                continue
-            key = json.loads(message.key())
-            if key["payload"][key_field] != key_value:
-                continue
-            found.append((key, json.loads(message.value()) if message.value() is not None else None))
-    finally:
-        consumer.close()
-    return found
+from .lake_checks import now_ms, read_events
 
 
 def test_insert_update_delete_arrive_as_exact_events_with_tombstone(cdc):

@@ -14,7 +14,7 @@ def test_packaged_migrations_are_numbered_without_gaps():
 def test_badly_named_migration_is_refused(tmp_path):
     (tmp_path / "1_init.sql").write_text("select 1")
 
-    with pytest.raises(migrate.MigrationError, match="NNNN_lowercase_name.sql"):
+    with pytest.raises(migrate.MigrationError, match=r"NNNN_lowercase_name\.sql"):
         migrate.discover(tmp_path)
 
 

@@ -405,7 +405,7 @@ def _finish(parsed: pa.Table, schema: RowSchema, records: list[Record], ingested
         return _rows(parsed, schema, records, ingested_at), quarantined
     except (pa.ArrowInvalid, pa.ArrowTypeError, binascii.Error, ValueError) as exc:
         if len(records) == 1:
-            return None, quarantined + [Quarantined(records[0], f"value cannot be converted: {exc}")]
+            return None, [*quarantined, Quarantined(records[0], f"value cannot be converted: {exc}")]
         # A value that parsed but does not convert (e.g. a bad timestamp text): isolate it.
         tables = []
         for index, record in enumerate(records):

@@ -142,9 +142,11 @@ class Shop:
         if product_id is None:
             return False
         factor = Decimal(self.rng.choice(["0.90", "0.95", "1.05", "1.10", "1.25"]))
-        # Only price and updated_at change: the TOASTed description is not rewritten.
+        # Only price and updated_at change: the TOASTed description is not rewritten. The cap is
+        # NUMERIC(12,2)'s largest value.
         self.conn.execute(
-            "UPDATE shop.products SET price = round(price * %s, 2), updated_at = now() WHERE product_id = %s",
+            "UPDATE shop.products SET price = least(round(price * %s, 2), 9999999999.99), updated_at = now() "
+            "WHERE product_id = %s",
             (factor, product_id),
         )
         return True

@@ -1,0 +1,86 @@
+"""`airflow dags test cdc_drain` on the real stack: shop changes land typed in MinIO, assets get events."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import psycopg
+
+from tidewater.cdc.connector import table_topic
+from tidewater.config import REPO_ROOT, get_connection
+from tidewater.duck import connect_lake
+
+from .lake_checks import now_ms, read_events
+
+
+def airflow_dags_test(dag_id: str, conf: dict | None = None) -> subprocess.CompletedProcess:
+    command = [str(REPO_ROOT / ".venv" / "bin" / "airflow"), "dags", "test", dag_id]
+    if conf:
+        command += ["-c", json.dumps(conf)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=os.environ.copy())
+
+
+def test_dags_test_cdc_drain_lands_shop_changes_with_exact_types(cdc):
+    since = now_ms()
+    started = datetime.now(UTC)
+    email = f"drain-{uuid.uuid4().hex[:8]}@example.com"
+    sku = f"DRAIN-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(cdc.shop_conninfo(), autocommit=True) as conn:
+        customer_id = conn.execute(
+            """INSERT INTO shop.customers (email, full_name, phone, birth_date, preferences, created_at)
+               VALUES (%s, 'Zoë Ünal', NULL, '1970-01-02', '{"tier": "gold", "n": [1, 2]}',
+                       '2026-03-29 00:59:59.123456+00') RETURNING customer_id""",
+            (email,),
+        ).fetchone()[0]
+        product_id = conn.execute(
+            # Inactive: the simulator never orders it (five of them would overflow an order total).
+            """INSERT INTO shop.products (sku, product_name, category, description, price, is_active)
+               VALUES (%s, 'Big Ticket', 'audio', 'd', 9999999999.99, false) RETURNING product_id""",
+            (sku,),
+        ).fetchone()[0]
+    assert read_events(cdc, table_topic(cdc, "customers"), since, "customer_id", customer_id, count=1)
+    assert read_events(cdc, table_topic(cdc, "products"), since, "product_id", product_id, count=1)
+
+    run = airflow_dags_test("cdc_drain")
+
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    con = connect_lake(get_connection(cdc.lake_conn_id))
+    bucket = cdc.lake_bucket
+    customer = con.execute(
+        f"""select full_name, phone, birth_date, preferences, created_at, _op, typeof(birth_date),
+                   typeof(created_at)
+            from read_parquet('s3://{bucket}/raw/customers/*/*.parquet', union_by_name = true)
+            where email = ?""", [email]).fetchall()
+    assert customer == [("Zoë Ünal", None, date(1970, 1, 2), '{"n": [1, 2], "tier": "gold"}',
+                         datetime(2026, 3, 29, 0, 59, 59, 123456, tzinfo=UTC), "c", "DATE",
+                         "TIMESTAMP WITH TIME ZONE")]
+    product = con.execute(
+        f"""select price, typeof(price)
+            from read_parquet('s3://{bucket}/raw/products/*/*.parquet', union_by_name = true)
+            where sku = ?""", [sku]).fetchall()
+    assert product == [(Decimal("9999999999.99"), "DECIMAL(12,2)")]
+    assert _asset_event_rows(f"s3://{bucket}/raw/customers", started) >= 1
+    assert _asset_event_rows(f"s3://{bucket}/raw", started) >= 1
+
+
+def _asset_event_rows(uri: str, since: datetime) -> int:
+    """Rows reported by the asset events of `uri` since `since` (from Airflow's metadata DB)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(
+            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == uri, AssetEvent.timestamp >= since)
+        ).all()
+        total = 0
+        for event in events:
+            rows = event.extra.get("rows", 0)
+            total += sum(rows.values()) if isinstance(rows, dict) else rows
+        return total
