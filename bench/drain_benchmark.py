@@ -35,6 +35,8 @@ from tidewater.config import Settings
 from tidewater.drain import drainer
 from tidewater.drain.lake import Lake
 
+BUCKET_PREFIX = "bench-"
+
 
 def _bootstrap(settings: Settings) -> str:
     return consumer_config(settings)["bootstrap.servers"]
@@ -99,7 +101,7 @@ def produce(settings: Settings, table: str, events: int) -> tuple[str, int]:
 # -- contenders (each runs in its own process) -----------------------------------------------------
 
 def run_drain(settings: Settings, topic: str, client) -> int:
-    bucket = f"bench-{uuid.uuid4().hex[:8]}"
+    bucket = f"{BUCKET_PREFIX}{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=bucket)
     consumer = drain.kafka_consumer(settings, group_id=f"bench-drain-{uuid.uuid4().hex[:6]}")
     result = drainer.drain_topic(consumer, Lake(client, bucket), topic,
@@ -111,7 +113,7 @@ def run_drain(settings: Settings, topic: str, client) -> int:
 def run_baseline(settings: Settings, topic: str, client) -> int:
     import pandas as pd
 
-    bucket = f"bench-{uuid.uuid4().hex[:8]}"
+    bucket = f"{BUCKET_PREFIX}{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=bucket)
     consumer = Consumer(consumer_config(settings, **{"group.id": f"bench-base-{uuid.uuid4().hex[:6]}",
                                                      "enable.auto.commit": False}))
@@ -162,6 +164,18 @@ def run_floor(settings: Settings, topic: str, client) -> int:
     return seen
 
 
+def _remove(settings: Settings, topic: str) -> None:
+    """Deletes the benchmark's topic and the buckets its contenders wrote."""
+    admin = AdminClient({"bootstrap.servers": _bootstrap(settings)})
+    admin.delete_topics([topic])[topic].result()
+    lake = drain.open_lake(settings)
+    for bucket in lake.client.list_buckets()["Buckets"]:
+        if bucket["Name"].startswith(BUCKET_PREFIX):
+            target = Lake(lake.client, bucket["Name"])
+            target.delete(target.keys(""))
+            lake.client.delete_bucket(Bucket=bucket["Name"])
+
+
 CONTENDERS = {"drain": run_drain, "baseline": run_baseline, "floor": run_floor}
 
 
@@ -182,6 +196,7 @@ def main() -> None:
     parser.add_argument("--topic", help="reuse a topic produced earlier instead of producing")
     parser.add_argument("--value-bytes", type=int, default=0, help="with --topic: its total value bytes")
     parser.add_argument("--contenders", default="floor,drain,baseline")
+    parser.add_argument("--keep", action="store_true", help="keep the produced topic (default: deleted)")
     parser.add_argument("--contender", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.contender:
@@ -210,6 +225,8 @@ def main() -> None:
         mb = value_bytes / 1e6 * r["events"] / max(args.events, 1) if value_bytes else float("nan")
         print(f"| {r['contender']} | {r['events']:,} | {r['seconds']:.1f} | {r['events'] / r['seconds']:,.0f} | "
               f"{mb / r['seconds']:,.1f} | {r['peak_rss_mib']:.0f} |")
+    if not args.keep and not args.topic:
+        _remove(settings, topic)
     by_name = {r["contender"]: r["events"] / r["seconds"] for r in results}
     if {"drain", "baseline", "floor"} <= by_name.keys():
         print(f"\ndrain / baseline = {by_name['drain'] / by_name['baseline']:.2f}x; "
