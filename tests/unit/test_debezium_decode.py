@@ -44,7 +44,7 @@ def fixture(topic_suffix: str, op: str | None) -> dict:
     raise LookupError((topic_suffix, op))
 
 
-def record(item: dict, offset: int | None = None, value: bytes | None | str = "same") -> FakeRecord:
+def record(item: dict, offset: int | None = None, value: bytes | str | None = "same") -> FakeRecord:
     raw = item["value"].encode() if item["value"] is not None else None
     return FakeRecord(item["topic"], item["offset"] if offset is None else offset,
                       item["key"].encode() if item["key"] else None, raw if value == "same" else value)
