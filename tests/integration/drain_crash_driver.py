@@ -11,9 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from io import BytesIO
-
-import pyarrow.parquet as pq
 
 from tidewater import drain
 from tidewater.config import Settings
@@ -53,14 +50,12 @@ def main(topic: str, group: str, bucket: str, mode: str, file_max_rows: str) -> 
     uploads = 0
     put_parquet = lake.put_parquet
 
-    def counting_put_parquet(key, table):
+    def counting_put_parquet(key, body):
         nonlocal uploads
         uploads += 1
         if mode == "mid_file" and uploads == 2:
-            buffer = BytesIO()
-            pq.write_table(table, buffer, compression="zstd")
-            lake.client.put_object(Bucket=bucket, Key=key, Body=DyingBody(buffer.getvalue()))
-        written = put_parquet(key, table)
+            lake.client.put_object(Bucket=bucket, Key=key, Body=DyingBody(body))
+        written = put_parquet(key, body)
         if mode == "after_first_upload" and uploads == 1:
             die()
         return written

@@ -243,6 +243,7 @@ class _Group:
     schema: RowSchema
     records: list[Record] = field(default_factory=list)
     payloads: list[bytes] = field(default_factory=list)
+    prefix: bytes = b""
 
 
 class SchemaCache:
@@ -276,6 +277,14 @@ class SchemaCache:
             row_schema = RowSchema.from_envelope(schema if isinstance(schema, dict) else None)
         return self._remember(prefix, row_schema), value[len(prefix):-1]
 
+    def schema_of_prefix(self, prefix: bytes) -> RowSchema:
+        """The RowSchema of a ``{"schema":…,"payload":`` prefix (as one_schema_group found it)."""
+        schema = self._by_prefix.get(prefix)
+        if schema is None:
+            text = prefix[len(_SCHEMA_START):-len(_PAYLOAD_KEY)].decode("utf-8")
+            schema = self._remember(prefix, RowSchema.from_envelope(json.loads(text)))
+        return schema
+
     def one_schema_group(self, records: list[Record], values: list[bytes]) -> _Group | None:
         """All records as one group when they share the schema of the first (the usual case), else None.
 
@@ -292,7 +301,7 @@ class SchemaCache:
                                                                                repeat(b"}"))):
             return None
         cut = len(prefix)
-        return _Group(schema, records, [value[cut:-1] for value in values])
+        return _Group(schema, records, [value[cut:-1] for value in values], prefix)
 
     def _remember(self, prefix: bytes, schema: RowSchema) -> RowSchema:
         self._by_prefix[prefix] = schema
@@ -316,12 +325,17 @@ _READ_OPTIONS = pa_json.ReadOptions(block_size=1 << 22)  # 4 MiB blocks parse in
 
 
 def _parse(payloads: Sequence[bytes], schema: RowSchema) -> pa.Table:
+    return _parse_buffer(b"\n".join(payloads), schema)
+
+
+def _parse_buffer(buffer: bytes, schema: RowSchema) -> pa.Table:
     options = pa_json.ParseOptions(explicit_schema=schema.parse_schema, unexpected_field_behavior="ignore") \
         if schema.parse_schema is not None else pa_json.ParseOptions()
-    return pa_json.read_json(BytesIO(b"\n".join(payloads)), parse_options=options, read_options=_READ_OPTIONS)
+    return pa_json.read_json(BytesIO(buffer), parse_options=options, read_options=_READ_OPTIONS)
 
 
-def _rows(parsed: pa.Table, schema: RowSchema, records: Sequence[Record], ingested_at: datetime) -> pa.Table:
+def _rows(parsed: pa.Table, schema: RowSchema, topic: str | None, partition: int, offsets: pa.Array,
+          ingested_at: datetime) -> pa.Table:
     op = parsed.column("op").combine_chunks()
     is_delete = pc.equal(op, "d")
     source = parsed.column("source").combine_chunks()
@@ -343,15 +357,14 @@ def _rows(parsed: pa.Table, schema: RowSchema, records: Sequence[Record], ingest
         for name, spec in schema.columns.items():
             columns[name] = _convert(pc.if_else(is_delete, before.field(name), after.field(name)), spec)
     count = len(parsed)
-    topic = records[0].topic() if records else None
     columns["_op"] = op
     columns["_source_ts"] = source.field("ts_ms").cast(pa.timestamp("ms", "UTC"))
     columns["_lsn"] = source.field("lsn")
     columns["_tx_id"] = source.field("txId")
     columns["_kafka_topic"] = pa.array([topic] * count, pa.string())
-    # One decode call reads one partition: the partition is a constant, offsets come from the records.
-    columns["_kafka_partition"] = pa.array(np.full(count, records[0].partition() if records else 0, np.int32))
-    columns["_kafka_offset"] = pa.array([r.offset() for r in records], pa.int64())
+    # One decode call reads one partition: the partition is a constant.
+    columns["_kafka_partition"] = pa.array(np.full(count, partition, np.int32))
+    columns["_kafka_offset"] = offsets
     columns["_ingested_at"] = pa.array([ingested_at] * count, pa.timestamp("us", "UTC"))
     return pa.table(columns)
 
@@ -411,6 +424,25 @@ def _decode_group(group: _Group, ingested_at: datetime) -> tuple[pa.Table | None
     return _finish(parsed, group.schema, records, ingested_at, [])
 
 
+def _position(records: Sequence[Record]) -> tuple[str | None, int, pa.Array]:
+    """(topic, partition, offsets) of consecutive records of one partition."""
+    first = records[0] if records else None
+    return (first.topic() if first else None, first.partition() if first else 0,
+            pa.array([r.offset() for r in records], pa.int64()))
+
+
+def decode_one_schema(schema: RowSchema, payloads: bytes, topic: str, partition: int, offsets: pa.Array,
+                      ingested_at: datetime) -> pa.Table | None:
+    """Newline-joined payloads of one schema → rows; None if any record is bad (decode them one by one)."""
+    try:
+        parsed = _parse_buffer(payloads, schema)
+        if len(parsed) != len(offsets) or _invalid_rows(parsed, schema):
+            return None
+        return _rows(parsed, schema, topic, partition, offsets, ingested_at)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, binascii.Error, ValueError):
+        return None
+
+
 def _finish(parsed: pa.Table, schema: RowSchema, records: list[Record], ingested_at: datetime,
             quarantined: list[Quarantined]) -> tuple[pa.Table | None, list[Quarantined]]:
     if "op" not in parsed.column_names or "source" not in parsed.column_names:
@@ -425,7 +457,7 @@ def _finish(parsed: pa.Table, schema: RowSchema, records: list[Record], ingested
         parsed = parsed.take(pa.array(keep, pa.int64()))
         records = [records[index] for index in keep]
     try:
-        return _rows(parsed, schema, records, ingested_at), quarantined
+        return _rows(parsed, schema, *_position(records), ingested_at), quarantined
     except (pa.ArrowInvalid, pa.ArrowTypeError, binascii.Error, ValueError) as exc:
         if len(records) == 1:
             return None, [*quarantined, Quarantined(records[0], f"value cannot be converted: {exc}")]
@@ -447,8 +479,9 @@ def decode(records: Iterable[Record], ingested_at: datetime, cache: SchemaCache 
     if values and None not in values:
         fast = cache.one_schema_group(records, values)
         if fast is not None:
-            table, quarantined = _decode_group(fast, ingested_at)
-            return DecodedBatch(table, quarantined, 0)
+            table = decode_one_schema(fast.schema, b"\n".join(fast.payloads), *_position(records), ingested_at)
+            if table is not None:
+                return DecodedBatch(table, [], 0)
     groups: list[_Group] = []
     quarantined = []
     tombstones = 0

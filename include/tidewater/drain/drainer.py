@@ -34,11 +34,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-import pyarrow.compute as pc
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 
 from tidewater.drain import lake as lake_layout
-from tidewater.drain.debezium import SchemaCache, decode
+from tidewater.drain.encoder import ChunkEncoder
 from tidewater.drain.lake import Lake
 
 log = logging.getLogger(__name__)
@@ -57,6 +56,7 @@ class DrainLimits:
     max_bad_share: float = 0.05
     poll_batch: int = 5_000
     stall_timeout_s: float = 60.0
+    worker_min_records: int = 100_000  # a slice this large is decoded in a worker process too
 
 
 @dataclass(frozen=True)
@@ -136,11 +136,10 @@ def _commit(consumer: Consumer, topic: str, offsets: dict[int, int]) -> None:
 class _PartitionWriter:
     """Writes one partition's slice: journals each new destination, then uploads."""
 
-    def __init__(self, lake: Lake, topic: str, progress: PartitionProgress, ingested_at: datetime) -> None:
-        self.lake, self.topic, self.progress, self.ingested_at = lake, topic, progress, ingested_at
+    def __init__(self, lake: Lake, topic: str, progress: PartitionProgress, encoder: ChunkEncoder) -> None:
+        self.lake, self.topic, self.progress, self.encoder = lake, topic, progress, encoder
         self.journal_key = lake_layout.inflight_key(topic, progress.partition)
         self.journal = {"start": progress.start, "dts": [], "quarantine": False}
-        self.schemas = SchemaCache()
         self.newest_source_ts: datetime | None = None
 
     def _journal(self, dt: str | None = None, quarantine: bool = False) -> None:
@@ -155,43 +154,29 @@ class _PartitionWriter:
             self.lake.put_json(self.journal_key, self.journal)
 
     def write(self, records: list) -> None:
-        batch = decode(records, self.ingested_at, self.schemas)
+        chunk = self.encoder.encode(records)
         progress = self.progress
-        progress.tombstones += batch.tombstones
-        if batch.quarantined:
+        progress.tombstones += chunk.tombstones
+        if chunk.quarantined:
             self._journal(quarantine=True)
-            offsets = [q.record.offset() for q in batch.quarantined]
+            offsets = [q.record.offset() for q in chunk.quarantined]
             self.lake.put_jsonl(
                 lake_layout.quarantine_key(self.topic, progress.partition, min(offsets), max(offsets)),
-                [q.as_json() for q in batch.quarantined],
+                [q.as_json() for q in chunk.quarantined],
             )
-            progress.quarantined += len(batch.quarantined)
-            for q in batch.quarantined[:3]:
+            progress.quarantined += len(chunk.quarantined)
+            for q in chunk.quarantined[:3]:
                 log.warning("quarantined %s[%s]@%s: %s", self.topic, progress.partition, q.record.offset(),
                             q.error)
-        table = batch.table
-        if table is None or table.num_rows == 0:
-            return
-        newest = pc.max(table["_source_ts"]).as_py()
-        if newest and (self.newest_source_ts is None or newest > self.newest_source_ts):
-            self.newest_source_ts = newest
-        dates = pc.strftime(table["_source_ts"], format="%Y-%m-%d")
-        unique_dates = pc.unique(dates).to_pylist()
-        for dt in unique_dates:
-            if len(unique_dates) == 1:
-                part = table
-            elif dt is None:
-                part = table.filter(pc.is_null(dates))
-            else:
-                part = table.filter(pc.equal(dates, dt))
-            dt = dt or self.ingested_at.strftime("%Y-%m-%d")  # no source timestamp: the drain's date
-            offsets = part["_kafka_offset"]
-            key = lake_layout.raw_key(self.topic, dt, progress.partition, pc.min(offsets).as_py(),
-                                      pc.max(offsets).as_py())
-            self._journal(dt=dt)
-            progress.bytes_written += self.lake.put_parquet(key, part)
+        for file in chunk.files:
+            self._journal(dt=file.dt)
+            key = lake_layout.raw_key(self.topic, file.dt, progress.partition, file.first_offset, file.last_offset)
+            progress.bytes_written += self.lake.put_parquet(key, file.body)
             progress.files += 1
-            progress.rows += part.num_rows
+            progress.rows += file.rows
+            if file.newest_source_ts and (self.newest_source_ts is None
+                                          or file.newest_source_ts > self.newest_source_ts):
+                self.newest_source_ts = file.newest_source_ts
 
 
 def _recover(lake: Lake, topic: str, partition: int, committed: int) -> None:
@@ -337,7 +322,6 @@ def drain_topic(consumer: Consumer, lake: Lake, topic: str, limits: DrainLimits 
         _rewind(lake, consumer, topic, _replay_targets(consumer, topic, partitions, replay))
     committed = _committed(consumer, topic, partitions)
     result = DrainResult(topic, quarantine_uri=lake.uri(lake_layout.quarantine_prefix(topic)))
-    writers: list[_PartitionWriter] = []
     for partition in partitions:
         low, high = _watermarks(consumer, topic, partition)
         start = committed[partition]
@@ -349,13 +333,18 @@ def drain_topic(consumer: Consumer, lake: Lake, topic: str, limits: DrainLimits 
                 f"they were drained. To accept the gap, trigger cdc_drain with replay_topic={topic} and "
                 f"replay_from_offsets={{\"{partition}\": {low}}}")
         _recover(lake, topic, partition, start)
-        progress = PartitionProgress(partition, start, min(high, start + limits.max_records_per_run))
-        result.partitions.append(progress)
-        if progress.end <= progress.start:
-            continue
-        writer = _PartitionWriter(lake, topic, progress, ingested_at)
-        writers.append(writer)
-        _consume_slice(consumer, topic, progress, limits, writer.write)
+        result.partitions.append(PartitionProgress(partition, start, min(high, start + limits.max_records_per_run)))
+    encoder = ChunkEncoder(ingested_at, use_worker=result.records >= limits.worker_min_records)
+    writers: list[_PartitionWriter] = []
+    try:
+        for progress in result.partitions:
+            if progress.end <= progress.start:
+                continue
+            writer = _PartitionWriter(lake, topic, progress, encoder)
+            writers.append(writer)
+            _consume_slice(consumer, topic, progress, limits, writer.write)
+    finally:
+        encoder.close()
     if any(p.end > p.start for p in result.partitions):
         _commit(consumer, topic, {p.partition: p.end for p in result.partitions if p.end > p.start})
         lake.delete([w.journal_key for w in writers if w.journal["dts"] or w.journal["quarantine"]])

@@ -12,11 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from io import BytesIO
 from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 RAW = "raw"
 QUARANTINE = "quarantine"
@@ -86,10 +82,7 @@ class Lake:
     def put(self, key: str, body: bytes, content_type: str) -> None:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
 
-    def put_parquet(self, key: str, table: pa.Table) -> int:
-        buffer = BytesIO()
-        pq.write_table(table, buffer, compression="zstd")
-        body = buffer.getvalue()
+    def put_parquet(self, key: str, body: bytes) -> int:
         self.put(key, body, "application/vnd.apache.parquet")
         return len(body)
 
