@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 
 from tidewater import drain
 from tidewater.cdc.connector import table_topic
@@ -95,6 +97,20 @@ def test_replay_from_an_offset_redrains_without_duplicates(shop_changes, lake_bu
     assert_exactly_once(shop_changes, lake_bucket, topic, replayed)
 
 
+def delete_topic(settings, topic: str) -> None:
+    admin = AdminClient({"bootstrap.servers": consumer_config(settings)["bootstrap.servers"]})
+    admin.delete_topics([topic])[topic].result()
+
+
+@pytest.fixture
+def scratch_topic(shop_changes):
+    """A topic name for this test only (not matched by cdc_drain's pattern); deleted afterwards."""
+    topic = f"scratch{uuid.uuid4().hex[:8]}.shop.order_items"
+    yield topic
+    with contextlib.suppress(Exception):  # never created if the test failed before producing
+        delete_topic(shop_changes, topic)
+
+
 def _produce(settings, topic, values: list[bytes | None]) -> None:
     producer = Producer({"bootstrap.servers": consumer_config(settings)["bootstrap.servers"]})
     for value in values:
@@ -108,8 +124,8 @@ def _real_events(settings, count: int) -> list[bytes]:
     return [value for value in records.values() if value is not None][:count]
 
 
-def test_poison_records_are_quarantined_and_the_rest_lands(shop_changes, lake_bucket, group_id):
-    topic = f"poison{uuid.uuid4().hex[:8]}.shop.order_items"
+def test_poison_records_are_quarantined_and_the_rest_lands(shop_changes, lake_bucket, group_id, scratch_topic):
+    topic = scratch_topic
     good = _real_events(shop_changes, 40)
     wrong_type = good[0].replace(b'"quantity":', b'"quantity":"many","was":', 1)
     assert wrong_type != good[0]
@@ -130,8 +146,9 @@ def test_poison_records_are_quarantined_and_the_rest_lands(shop_changes, lake_bu
     assert_exactly_once(shop_changes, lake_bucket, topic, result)
 
 
-def test_too_many_poison_records_fail_the_run_naming_the_quarantine(shop_changes, lake_bucket, group_id):
-    topic = f"poison{uuid.uuid4().hex[:8]}.shop.order_items"
+def test_too_many_poison_records_fail_the_run_naming_the_quarantine(shop_changes, lake_bucket, group_id,
+                                                                   scratch_topic):
+    topic = scratch_topic
     _produce(shop_changes, topic, [*_real_events(shop_changes, 10), b"garbage", b"more garbage"])
 
     with pytest.raises(drainer.DrainError, match=rf"2 of 12 records .* s3://{lake_bucket.bucket}/quarantine/"):
@@ -161,6 +178,7 @@ def test_a_column_added_mid_stream_reads_together_with_old_files(shop, lake_buck
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP TABLE shop.{table}")
+        delete_topic(shop, topic)  # or every later cdc_drain run would land the probe table
 
     assert (first.rows, second.rows) == (2, 2)
     from tidewater.config import get_connection
@@ -182,8 +200,8 @@ def test_a_column_added_mid_stream_reads_together_with_old_files(shop, lake_buck
     ]
 
 
-def test_an_empty_topic_run_writes_nothing(shop_changes, lake_bucket, group_id):
-    topic = f"quiet{uuid.uuid4().hex[:8]}.shop.order_items"
+def test_an_empty_topic_run_writes_nothing(shop_changes, lake_bucket, group_id, scratch_topic):
+    topic = scratch_topic
     _produce(shop_changes, topic, _real_events(shop_changes, 5))
     first = drain_once(shop_changes, lake_bucket, topic, group_id)
     keys_before = lake_bucket.keys("")

@@ -1,45 +1,35 @@
-"""Chunks encode to the same Parquet files in a worker process as in the task process."""
+"""Chunks become one Parquet file per change date, named by the offsets they hold."""
 
 from __future__ import annotations
 
+import json
 from io import BytesIO
 
 import pyarrow.parquet as pq
-import pytest
 
 from tidewater.drain.encoder import ChunkEncoder
 
 from .test_debezium_decode import NOW, fixture, record
 
 
-@pytest.fixture(scope="module")
-def worker():
-    encoder = ChunkEncoder(NOW, use_worker=True)
-    yield encoder
-    encoder.close()
-
-
-def _tables(chunk):
-    return [(f.dt, f.first_offset, f.last_offset, f.rows, pq.read_table(BytesIO(f.body))) for f in chunk.files]
-
-
-def test_worker_and_in_process_encoding_agree(worker):
-    created, deleted = fixture("order_items", "c"), fixture("order_items", "d")
-    records = [record(created, 10), record(deleted, 11), record(created, 12)]
-
-    in_worker = _tables(worker.encode(records))
-    in_process = _tables(ChunkEncoder(NOW).encode(records))
-
-    assert [t[:4] for t in in_worker] == [t[:4] for t in in_process]
-    assert all(a[4].equals(b[4]) for a, b in zip(in_worker, in_process, strict=True))
-    assert sum(t[3] for t in in_worker) == 3
-
-
-def test_a_bad_record_in_a_worker_chunk_is_still_quarantined(worker):
+def test_a_chunk_spanning_two_change_dates_becomes_two_files():
     created = fixture("order_items", "c")
-    bad = created["value"].replace('"quantity":', '"quantity":"lots","x":', 1).encode()
+    envelope = json.loads(created["value"])
+    envelope["payload"]["source"]["ts_ms"] = 1_774_742_400_000  # 2026-03-29T00:00:00Z
+    other_day = json.dumps(envelope, separators=(",", ":")).encode()
 
-    chunk = worker.encode([record(created, 1), record(created, 2, bad), record(created, 3)])
+    chunk = ChunkEncoder(NOW).encode([record(created, 7), record(created, 8, other_day), record(created, 9)])
 
-    assert [q.record.offset() for q in chunk.quarantined] == [2]
-    assert sum(f.rows for f in chunk.files) == 2
+    by_date = {f.dt: f for f in chunk.files}
+    assert sorted(by_date) == ["2026-03-29", created_date(created)]
+    assert (by_date["2026-03-29"].first_offset, by_date["2026-03-29"].last_offset) == (8, 8)
+    today = by_date[created_date(created)]
+    assert (today.first_offset, today.last_offset, today.rows) == (7, 9, 2)
+    assert pq.read_table(BytesIO(today.body)).column("_kafka_offset").to_pylist() == [7, 9]
+
+
+def created_date(item: dict) -> str:
+    from datetime import UTC, datetime
+
+    ts_ms = json.loads(item["value"])["payload"]["source"]["ts_ms"]
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d")

@@ -4,6 +4,7 @@
   tidewater-cdc status     connector and task states (exit 1 unless running)
   tidewater-cdc config     print the rendered connector config (password masked)
   tidewater-cdc peek       events per CDC topic and the newest change of each
+  tidewater-cdc lake       what cdc_drain has landed: rows, files and newest change per table, quarantine
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tidewater.config import ConfigError, Settings
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tidewater-cdc", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["register", "status", "config", "peek"])
+    parser.add_argument("command", choices=["register", "status", "config", "peek", "lake"])
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     try:
@@ -43,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
                     image = newest.get("after") or newest.get("before")
                     print(f"      newest: op={newest.get('op')} lsn={newest.get('source', {}).get('lsn')} "
                           f"row={json.dumps(image, ensure_ascii=False)[:160]}")
+        elif args.command == "lake":
+            from tidewater.drain.summary import lake_summary
+
+            for line in lake_summary(settings):
+                print(line)
         else:
             config = connector.render_config(settings)
             config["database.password"] = "********"

@@ -243,7 +243,6 @@ class _Group:
     schema: RowSchema
     records: list[Record] = field(default_factory=list)
     payloads: list[bytes] = field(default_factory=list)
-    prefix: bytes = b""
 
 
 class SchemaCache:
@@ -277,14 +276,6 @@ class SchemaCache:
             row_schema = RowSchema.from_envelope(schema if isinstance(schema, dict) else None)
         return self._remember(prefix, row_schema), value[len(prefix):-1]
 
-    def schema_of_prefix(self, prefix: bytes) -> RowSchema:
-        """The RowSchema of a ``{"schema":…,"payload":`` prefix (as one_schema_group found it)."""
-        schema = self._by_prefix.get(prefix)
-        if schema is None:
-            text = prefix[len(_SCHEMA_START):-len(_PAYLOAD_KEY)].decode("utf-8")
-            schema = self._remember(prefix, RowSchema.from_envelope(json.loads(text)))
-        return schema
-
     def one_schema_group(self, records: list[Record], values: list[bytes]) -> _Group | None:
         """All records as one group when they share the schema of the first (the usual case), else None.
 
@@ -301,7 +292,7 @@ class SchemaCache:
                                                                                repeat(b"}"))):
             return None
         cut = len(prefix)
-        return _Group(schema, records, [value[cut:-1] for value in values], prefix)
+        return _Group(schema, records, [value[cut:-1] for value in values])
 
     def _remember(self, prefix: bytes, schema: RowSchema) -> RowSchema:
         self._by_prefix[prefix] = schema

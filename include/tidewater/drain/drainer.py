@@ -56,7 +56,6 @@ class DrainLimits:
     max_bad_share: float = 0.05
     poll_batch: int = 5_000
     stall_timeout_s: float = 60.0
-    worker_min_records: int = 100_000  # a slice this large is decoded in a worker process too
 
 
 @dataclass(frozen=True)
@@ -334,17 +333,14 @@ def drain_topic(consumer: Consumer, lake: Lake, topic: str, limits: DrainLimits 
                 f"replay_from_offsets={{\"{partition}\": {low}}}")
         _recover(lake, topic, partition, start)
         result.partitions.append(PartitionProgress(partition, start, min(high, start + limits.max_records_per_run)))
-    encoder = ChunkEncoder(ingested_at, use_worker=result.records >= limits.worker_min_records)
+    encoder = ChunkEncoder(ingested_at)
     writers: list[_PartitionWriter] = []
-    try:
-        for progress in result.partitions:
-            if progress.end <= progress.start:
-                continue
-            writer = _PartitionWriter(lake, topic, progress, encoder)
-            writers.append(writer)
-            _consume_slice(consumer, topic, progress, limits, writer.write)
-    finally:
-        encoder.close()
+    for progress in result.partitions:
+        if progress.end <= progress.start:
+            continue
+        writer = _PartitionWriter(lake, topic, progress, encoder)
+        writers.append(writer)
+        _consume_slice(consumer, topic, progress, limits, writer.write)
     if any(p.end > p.start for p in result.partitions):
         _commit(consumer, topic, {p.partition: p.end for p in result.partitions if p.end > p.start})
         lake.delete([w.journal_key for w in writers if w.journal["dts"] or w.journal["quarantine"]])
