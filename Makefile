@@ -13,7 +13,7 @@ WITH_ENV := set -a && . ./.stack/env && set +a &&
 PYTEST_ARGS ?=
 
 .PHONY: help install lock lint stack-up stack-down stack-status airflow-up airflow-down airflow-status \
-        shop-migrate shop-seed shop-run cdc-register cdc-status cdc-peek test unit-test demo clean
+        shop-migrate shop-seed shop-run cdc-register cdc-status cdc-peek drain bench-drain test unit-test demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -77,9 +77,19 @@ test: stack-up ## every test (starts the native stack first)
 	$(WITH_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 demo: cdc-register ## run the pipeline on the native stack
+	$(STACK) airflow-migrate
 	$(WITH_ENV) $(BIN)/tidewater-shop seed
 	$(WITH_ENV) $(BIN)/tidewater-shop run --rate 10 --duration 15
 	$(WITH_ENV) $(BIN)/tidewater-cdc peek
+	$(MAKE) --no-print-directory drain
+
+bench-drain: ## drain vs baseline vs floor on 1M real-shaped events (results: docs/benchmarks.md)
+	$(WITH_ENV) $(BIN)/python bench/drain_benchmark.py --events $${EVENTS:-1000000}
+
+drain: ## one cdc_drain run in-process (airflow dags test), then what the lake holds
+	$(WITH_ENV) $(BIN)/airflow dags test cdc_drain >.stack/logs/dags-test-cdc_drain.log 2>&1 \
+	  || { tail -40 .stack/logs/dags-test-cdc_drain.log; exit 1; }
+	$(WITH_ENV) $(BIN)/tidewater-cdc lake
 
 clean: stack-down ## stop everything and delete .stack/ (all local data)
 	rm -rf .stack
