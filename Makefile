@@ -23,7 +23,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	@test -x $(BIN)/python || uv venv --quiet --python $(PYTHON) $(VENV)
 	uv pip sync --quiet --python $(BIN)/python requirements.txt
 	uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m tidewater.duck
 	@touch $@
+
+# The dbt manifest Cosmos renders the warehouse DAG from (LoadMode.DBT_MANIFEST).
+dbt/target/manifest.json: install $(shell find dbt/models dbt/macros -type f) dbt/dbt_project.yml dbt/profiles.yml
+	cd dbt && DBT_PROFILES_DIR=. ../$(BIN)/dbt parse --quiet
 
 install: $(VENV)/.installed ## create .venv from the pinned requirements.txt (uv; cache in ~/.cache/uv)
 
@@ -72,7 +77,7 @@ cdc-peek: ## events per CDC topic and the newest event of each
 unit-test: install ## tests that need no services
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
-test: stack-up ## every test (starts the native stack first)
+test: stack-up dbt/target/manifest.json ## every test (starts the native stack first)
 	$(STACK) airflow-migrate
 	$(WITH_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 

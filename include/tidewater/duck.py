@@ -56,3 +56,14 @@ def connect_lake(conn: Connection, database: str = ":memory:", read_only: bool =
     load_httpfs(con)
     con.execute(s3_secret_sql(conn))
     return con
+
+
+def main() -> None:
+    """Installs httpfs from the pinned package into DuckDB's extension directory (make install runs it)."""
+    con = duckdb.connect()
+    load_httpfs(con)
+    print(f"[duckdb] httpfs {duckdb.__version__} installed from {httpfs_extension_file()}")
+
+
+if __name__ == "__main__":
+    main()

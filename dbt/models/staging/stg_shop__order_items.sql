@@ -1,0 +1,24 @@
+with
+
+source as (
+    {{ deduplicated_changes(source('lake', 'order_items'), 'order_item_id') }}
+),
+
+renamed as (
+    select
+        -- ids
+        order_item_id,
+        order_id,
+        product_id,
+        -- numerics
+        quantity,
+        unit_price as unit_price_amount,
+        discount_amount,
+        -- timestamps
+        created_at,
+        -- change
+        {{ change_columns() }}
+    from source
+)
+
+select * from renamed
