@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -73,8 +74,8 @@ def shop_changes(cdc: Settings) -> Settings:
     return cdc
 
 
-@pytest.fixture
-def lake_bucket(settings: Settings) -> Iterator:
+@contextmanager
+def new_bucket(settings: Settings) -> Iterator:
     """A new, empty bucket on the stack's MinIO, as a Lake; removed afterwards."""
     from tidewater import drain
     from tidewater.drain.lake import Lake
@@ -88,6 +89,12 @@ def lake_bucket(settings: Settings) -> Iterator:
     finally:
         lake.delete(lake.keys(""))
         client.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture
+def lake_bucket(settings: Settings) -> Iterator:
+    with new_bucket(settings) as lake:
+        yield lake
 
 
 @pytest.fixture

@@ -1,0 +1,59 @@
+{#
+  Versions of one entity from its change log (a staging model): every change is a version, ordered by
+  LSN then Kafka offset, valid from its source commit time until the next version's. Built from the
+  changes themselves, not from snapshots, so no intermediate change is missed. Columns Debezium sent as
+  unchanged-TOAST placeholders carry the previous version's value forward. A delete is a version too
+  (is_deleted); truncates are not versions of any row.
+#}
+{% macro entity_versions(staging_model, key_column, toast_columns=[]) %}
+{%- set placeholder = "'__debezium_unavailable_value'" -%}
+with
+
+changes as (
+    select * from {{ ref(staging_model) }}
+    where _op <> 't'
+),
+
+ordered as (
+    select
+        *,
+        row_number() over (partition by {{ key_column }} order by _lsn, _kafka_offset) as version_number
+    from changes
+),
+
+{% if toast_columns %}
+toast_resolved as (
+    select
+        * replace (
+            {%- for column in toast_columns %}
+            coalesce(
+                nullif({{ column }}, {{ placeholder }}),
+                last_value(nullif({{ column }}, {{ placeholder }}) ignore nulls) over (
+                    partition by {{ key_column }} order by version_number
+                    rows between unbounded preceding and current row)
+            ) as {{ column }}{{ "," if not loop.last }}
+            {%- endfor %}
+        )
+    from ordered
+),
+{% endif %}
+
+versioned as (
+    select
+        *,
+        _source_ts as valid_from,
+        lead(_source_ts) over (partition by {{ key_column }} order by version_number) as valid_to,
+        _op = 'd' as is_deleted,
+        version_number = max(version_number) over (partition by {{ key_column }}) as is_current
+    from {{ 'toast_resolved' if toast_columns else 'ordered' }}
+)
+
+select * from versioned
+{% endmacro %}
+
+{# The latest version of every entity that still exists: the table as the source has it now. #}
+{% macro current_state(versions_model) %}
+select * exclude (version_number, valid_from, valid_to, is_current, is_deleted)
+from {{ ref(versions_model) }}
+where is_current and not is_deleted
+{% endmacro %}

@@ -1,0 +1,1 @@
+{{ entity_versions('stg_shop__customers', 'customer_id') }}

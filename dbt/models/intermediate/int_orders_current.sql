@@ -1,0 +1,1 @@
+{{ current_state('int_orders_versioned') }}
