@@ -66,6 +66,18 @@ def warehouse(shop_changes, tmp_path_factory):
             (f"TOAST-{uuid.uuid4().hex[:8]}",)).fetchone()[0]
         for price in ("11.00", "12.50"):
             conn.execute("UPDATE shop.products SET price = %s WHERE product_id = %s", (price, edge["product"]))
+        # An order placed before its product's price changes: the fact keeps the old product version.
+        edge["pit_product"] = conn.execute(
+            "INSERT INTO shop.products (sku, product_name, category, description, price, is_active) "
+            "VALUES (%s, 'Timely', 'toys', 'd', 5.00, false) RETURNING product_id",
+            (f"PIT-{uuid.uuid4().hex[:8]}",)).fetchone()[0]
+        customer = conn.execute("SELECT min(customer_id) FROM shop.orders").fetchone()[0]
+        order = conn.execute("INSERT INTO shop.orders (customer_id, status, total_amount) VALUES (%s, 'placed', 10) "
+                             "RETURNING order_id", (customer,)).fetchone()[0]
+        edge["pit_item"] = conn.execute(
+            "INSERT INTO shop.order_items (order_id, product_id, quantity, unit_price) VALUES (%s, %s, 2, 5.00) "
+            "RETURNING order_item_id", (order, edge["pit_product"])).fetchone()[0]
+        conn.execute("UPDATE shop.products SET price = 7.00 WHERE product_id = %s", (edge["pit_product"],))
     wait_for_cdc_catch_up(shop_changes)
     with new_bucket(shop_changes) as lake:
         group = f"test-warehouse-{uuid.uuid4().hex[:8]}"
@@ -121,3 +133,35 @@ def test_unchanged_toasted_values_carry_forward(warehouse):
         "from int_products_versioned where product_id = ? order by version_number", [edge["product"]]).fetchall()
 
     assert [(str(price), same) for price, same in rows] == [("10.00", True), ("11.00", True), ("12.50", True)]
+
+
+def test_facts_join_the_product_version_valid_when_the_order_was_placed(warehouse):
+    con, edge = warehouse
+    version, price_then, price_now = con.execute(
+        """select dim_product.version_number, dim_product.price_amount, current_product.price_amount
+           from fct_order_items
+           join dim_product using (product_key)
+           join dim_product as current_product
+             on current_product.product_id = fct_order_items.product_id and current_product.is_current
+           where order_item_id = ?""", [edge["pit_item"]]).fetchone()
+
+    assert (version, str(price_then), str(price_now)) == (1, "5.00", "7.00")
+
+
+def test_marts_equal_figures_computed_in_postgres(shop_changes, warehouse):
+    con, _ = warehouse
+    with psycopg.connect(shop_changes.shop_conninfo(admin=True)) as conn:
+        revenue_per_day = dict(conn.execute(
+            """SELECT o.placed_at::date, sum(i.quantity * i.unit_price - i.discount_amount)
+               FROM shop.order_items i JOIN shop.orders o USING (order_id) GROUP BY 1""").fetchall())
+        units_per_product = dict(conn.execute(
+            "SELECT product_id, sum(quantity) FROM shop.order_items GROUP BY 1").fetchall())
+        lifetime_value = dict(conn.execute(
+            "SELECT customer_id, sum(total_amount) FROM shop.orders WHERE status <> 'cancelled' GROUP BY 1").fetchall())
+
+    assert dict(con.execute("select sales_date, net_revenue_amount from mart_daily_sales "
+                            "where units_sold > 0").fetchall()) == revenue_per_day
+    assert dict(con.execute("select product_id, units_sold from mart_product_performance").fetchall()) == \
+        units_per_product
+    assert dict(con.execute("select customer_id, lifetime_value_amount from mart_customer_lifetime_value "
+                            "where order_count > 0").fetchall()) == lifetime_value
