@@ -324,6 +324,7 @@ write_env() {
     "$PY" -m tidewater.stackenv || die "could not derive the Airflow connections"
     cat <<EOF
 TIDEWATER_STACK_DIR='$STACK'
+TIDEWATER_WAREHOUSE_PATH='$STACK/warehouse/warehouse.duckdb'
 AIRFLOW_HOME='$STACK/airflow'
 AIRFLOW__CORE__DAGS_FOLDER='$ROOT/dags'
 AIRFLOW__CORE__PLUGINS_FOLDER='$ROOT/plugins'
@@ -358,6 +359,10 @@ airflow_migrate() {
     >"$AIRFLOW_HOME/passwords.json"
   "$AIRFLOW_BIN" db migrate >"$LOGS/airflow-migrate.log" 2>&1 \
     || die "airflow db migrate failed: see $LOGS/airflow-migrate.log"
+  # DuckDB allows one writer process: every task that writes the warehouse takes this pool's one slot.
+  "$AIRFLOW_BIN" pools set duckdb_warehouse 1 "DuckDB warehouse: one writer at a time" \
+    >>"$LOGS/airflow-migrate.log" 2>&1 || die "creating the duckdb_warehouse pool failed: see $LOGS/airflow-migrate.log"
+  mkdir -p "$STACK/warehouse"
 }
 
 airflow_up() {

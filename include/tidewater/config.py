@@ -170,6 +170,10 @@ class Settings:
     cdc_db_port: int = 55432
     shop_db: str = "shop"
     lake_bucket: str = "tidewater-lake"
+    # warehouse
+    dbt_project_dir: str = str(REPO_ROOT / "dbt")
+    warehouse_path: str = str(REPO_ROOT / ".stack" / "warehouse" / "warehouse.duckdb")
+    warehouse_pool: str = "duckdb_warehouse"
     # cdc_drain
     drain_interval_minutes: int = 5
     drain_topic_regex: str = ""  # empty: the shop's table topics (see topic_pattern)
@@ -210,6 +214,9 @@ class Settings:
             cdc_db_port=_int(env, "TIDEWATER_CDC_DB_PORT", _int(env, "TIDEWATER_PG_PORT", defaults.cdc_db_port)),
             shop_db=env.get("TIDEWATER_SHOP_DB", defaults.shop_db),
             lake_bucket=env.get("TIDEWATER_LAKE_BUCKET", defaults.lake_bucket),
+            dbt_project_dir=env.get("TIDEWATER_DBT_PROJECT_DIR", defaults.dbt_project_dir),
+            warehouse_path=env.get("TIDEWATER_WAREHOUSE_PATH", defaults.warehouse_path),
+            warehouse_pool=env.get("TIDEWATER_WAREHOUSE_POOL", defaults.warehouse_pool),
             drain_interval_minutes=_int(env, "TIDEWATER_DRAIN_INTERVAL_MINUTES", defaults.drain_interval_minutes),
             drain_topic_regex=env.get("TIDEWATER_DRAIN_TOPIC_REGEX", defaults.drain_topic_regex),
             drain_max_records_per_run=_int(env, "TIDEWATER_DRAIN_MAX_RECORDS_PER_RUN",
