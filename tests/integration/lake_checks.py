@@ -121,12 +121,16 @@ def wait_for_cdc_catch_up(settings, timeout_s: float = 120) -> None:
     """Waits until Debezium has every change committed so far in Kafka.
 
     Connect commits the slot's confirmed_flush_lsn only after the producer flushed the records before it,
-    so once it passes the WAL position taken now, every earlier change is in its topic.
+    so once it passes the WAL position taken now, every earlier change is in its topic. The slot only moves
+    when Debezium sees a change of the shop (other databases' WAL, like Airflow's, does not move it), so a
+    no-op update of one product after taking the position makes sure there is one.
     """
     import psycopg
 
     with psycopg.connect(settings.shop_conninfo(admin=True), autocommit=True) as conn:
         target = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        conn.execute("UPDATE shop.products SET updated_at = updated_at "
+                     "WHERE product_id = (SELECT min(product_id) FROM shop.products)")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             caught_up = conn.execute(
