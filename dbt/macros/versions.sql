@@ -57,3 +57,18 @@ select * exclude (version_number, valid_from, valid_to, is_current, is_deleted)
 from {{ ref(versions_model) }}
 where is_current and not is_deleted
 {% endmacro %}
+
+{#
+  The rows of `relation` with the key of the `dimension` version valid at `at_column`: the latest version
+  that began by then. A row older than the first version (its own transaction's start time can precede the
+  dimension's commit time) gets the first version.
+#}
+{% macro with_version_valid_at(relation, dimension, id_column, key_column, at_column) %}
+    select
+        {{ relation }}.*,
+        coalesce({{ dimension }}.{{ key_column }}, md5({{ relation }}.{{ id_column }} || ':1')) as {{ key_column }}
+    from {{ relation }}
+    asof left join {{ dimension }}
+        on {{ relation }}.{{ id_column }} = {{ dimension }}.{{ id_column }}
+        and {{ relation }}.{{ at_column }} >= {{ dimension }}.valid_from
+{% endmacro %}

@@ -26,21 +26,13 @@ items_with_orders as (
     inner join orders on order_items.order_id = orders.order_id
 ),
 
--- The dimension versions valid when the order was placed (the latest version that began by then).
+-- The dimension versions valid when the order was placed.
 with_product as (
-    select items_with_orders.*, products.product_key
-    from items_with_orders
-    asof left join products
-        on items_with_orders.product_id = products.product_id
-        and items_with_orders.placed_at >= products.valid_from
+    {{ with_version_valid_at('items_with_orders', 'products', 'product_id', 'product_key', 'placed_at') }}
 ),
 
 with_customer as (
-    select with_product.*, customers.customer_key
-    from with_product
-    asof left join customers
-        on with_product.customer_id = customers.customer_id
-        and with_product.placed_at >= customers.valid_from
+    {{ with_version_valid_at('with_product', 'customers', 'customer_id', 'customer_key', 'placed_at') }}
 ),
 
 final as (
@@ -50,8 +42,8 @@ final as (
         order_id,
         product_id,
         customer_id,
-        coalesce(product_key, md5(product_id || ':1')) as product_key,
-        coalesce(customer_key, md5(customer_id || ':1')) as customer_key,
+        product_key,
+        customer_key,
         cast(strftime(placed_at, '%Y%m%d') as integer) as order_date_key,
         -- strings
         order_status,

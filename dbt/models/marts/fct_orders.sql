@@ -36,11 +36,7 @@ item_totals as (
 ),
 
 with_customer as (
-    select orders.*, customers.customer_key
-    from orders
-    asof left join customers
-        on orders.customer_id = customers.customer_id
-        and orders.placed_at >= customers.valid_from
+    {{ with_version_valid_at('orders', 'customers', 'customer_id', 'customer_key', 'placed_at') }}
 ),
 
 final as (
@@ -48,7 +44,7 @@ final as (
         -- ids
         with_customer.order_id,
         with_customer.customer_id,
-        coalesce(with_customer.customer_key, md5(with_customer.customer_id || ':1')) as customer_key,
+        with_customer.customer_key,
         cast(strftime(placed_at, '%Y%m%d') as integer) as order_date_key,
         -- strings
         order_status,
