@@ -8,6 +8,8 @@ UV_VERSION := 0.13.9
 VENV := .venv
 BIN := $(VENV)/bin
 STACK := stack/stack.sh
+# uv from PATH, else where `pip install --user` puts it (not on PATH on a fresh machine).
+UV := $(shell command -v uv 2>/dev/null || echo "$$($(PYTHON) -m site --user-base)/bin/uv")
 # Sources the settings and Airflow connections the stack writes.
 WITH_ENV := set -a && . ./.stack/env && set +a &&
 PYTEST_ARGS ?=
@@ -19,10 +21,10 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt pyproject.toml
-	@command -v uv >/dev/null || $(PYTHON) -m pip install --quiet --user "uv==$(UV_VERSION)"
-	@test -x $(BIN)/python || uv venv --quiet --python $(PYTHON) $(VENV)
-	uv pip sync --quiet --python $(BIN)/python requirements.txt
-	uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@test -x "$(UV)" || $(PYTHON) -m pip install --quiet --user "uv==$(UV_VERSION)"
+	@test -x $(BIN)/python || "$(UV)" venv --quiet --python $(PYTHON) $(VENV)
+	"$(UV)" pip sync --quiet --python $(BIN)/python requirements.txt
+	"$(UV)" pip install --quiet --python $(BIN)/python --no-deps -e .
 	$(BIN)/python -m tidewater.duck
 	@touch $@
 
@@ -33,7 +35,7 @@ dbt/target/manifest.json: install $(shell find dbt/models dbt/macros -type f) db
 install: $(VENV)/.installed ## create .venv from the pinned requirements.txt (uv; cache in ~/.cache/uv)
 
 lock: ## re-resolve requirements.in into the fully pinned requirements.txt
-	uv pip compile requirements.in --python-version 3.11 --no-header -o requirements.txt
+	"$(UV)" pip compile requirements.in --python-version 3.11 --no-header -o requirements.txt
 
 lint: install ## ruff
 	$(BIN)/ruff check .
