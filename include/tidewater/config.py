@@ -174,6 +174,13 @@ class Settings:
     dbt_project_dir: str = str(REPO_ROOT / "dbt")
     warehouse_path: str = str(REPO_ROOT / ".stack" / "warehouse" / "warehouse.duckdb")
     warehouse_pool: str = "duckdb_warehouse"
+    # gate and publish
+    gx_context_dir: str = str(REPO_ROOT / "great_expectations")
+    marts_dir: str = str(REPO_ROOT / ".stack" / "marts")
+    marts_keep_publications: int = 5
+    gate_max_change_age_hours: float = 24.0
+    # Where the Airflow UI serves the data docs (plugins/tidewater_docs.py), for links in gate failures.
+    docs_url: str = "http://127.0.0.1:58080/tidewater-docs"
     # cdc_drain
     drain_interval_minutes: int = 5
     drain_topic_regex: str = ""  # empty: the shop's table topics (see topic_pattern)
@@ -217,6 +224,12 @@ class Settings:
             dbt_project_dir=env.get("TIDEWATER_DBT_PROJECT_DIR", defaults.dbt_project_dir),
             warehouse_path=env.get("TIDEWATER_WAREHOUSE_PATH", defaults.warehouse_path),
             warehouse_pool=env.get("TIDEWATER_WAREHOUSE_POOL", defaults.warehouse_pool),
+            gx_context_dir=env.get("TIDEWATER_GX_CONTEXT_DIR", defaults.gx_context_dir),
+            marts_dir=env.get("TIDEWATER_MARTS_DIR", defaults.marts_dir),
+            marts_keep_publications=_int(env, "TIDEWATER_MARTS_KEEP_PUBLICATIONS", defaults.marts_keep_publications),
+            gate_max_change_age_hours=_number(env, "TIDEWATER_GATE_MAX_CHANGE_AGE_HOURS",
+                                              defaults.gate_max_change_age_hours),
+            docs_url=env.get("TIDEWATER_DOCS_URL", defaults.docs_url).rstrip("/"),
             drain_interval_minutes=_int(env, "TIDEWATER_DRAIN_INTERVAL_MINUTES", defaults.drain_interval_minutes),
             drain_topic_regex=env.get("TIDEWATER_DRAIN_TOPIC_REGEX", defaults.drain_topic_regex),
             drain_max_records_per_run=_int(env, "TIDEWATER_DRAIN_MAX_RECORDS_PER_RUN",

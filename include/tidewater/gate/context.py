@@ -1,0 +1,118 @@
+"""Great Expectations glue: the file context in great_expectations/ and the gate's checkpoint runs.
+
+GX is imported inside these functions only: importing it takes seconds and logs a lot, and DAG files
+(parsed every few seconds) import this package.
+
+Engine: pandas. Each batch is a DataFrame read from the candidate with DuckDB and handed to a pandas
+dataframe asset at run time. GX's SQL engine would need the duckdb-engine dialect (a new dependency) and a
+patch of a private GX constant to keep its DuckDB connection open; the pandas path needs neither and costs
+a small share of the dbt build (docs/benchmarks.md, "Gate"). A dataframe is a per-run batch parameter that
+GX passes to every validation definition of a checkpoint, so each batch has its own checkpoint; one gate
+run (one publish) runs them all under one run name.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from tidewater.config import Settings
+from tidewater.gate.report import GateReport, summarise
+from tidewater.gate.suites import BATCHES, Batch
+
+DATASOURCE = "candidate"
+BATCH_DEFINITION = "whole"
+DOCS_SITE = "local_site"
+
+
+def checkpoint_name(batch: Batch) -> str:
+    return f"publish_{batch.name}"
+
+
+def open_context(settings: Settings):
+    """The committed file context (its root is settings.gx_context_dir, great_expectations/ by default)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no usage statistics leave this machine
+    import great_expectations as gx
+
+    root = Path(settings.gx_context_dir)
+    if not (root / "great_expectations.yml").exists():
+        raise FileNotFoundError(f"{root}/great_expectations.yml is missing (TIDEWATER_GX_CONTEXT_DIR): "
+                                "point the setting at the repository's great_expectations/ folder")
+    return gx.get_context(mode="file", context_root_dir=str(root))
+
+
+def sync(settings: Settings) -> None:
+    """Writes suites, validation definitions and checkpoints for every gate batch (the committed files)."""
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    import great_expectations as gx
+
+    context = open_context(settings)
+    for name in [c.name for c in context.checkpoints.all()]:
+        context.checkpoints.delete(name)
+    for name in [v.name for v in context.validation_definitions.all()]:
+        context.validation_definitions.delete(name)
+    for name in [s.name for s in context.suites.all()]:
+        context.suites.delete(name)
+    if DATASOURCE in context.data_sources.all():
+        context.data_sources.delete(DATASOURCE)
+    datasource = context.data_sources.add_pandas(DATASOURCE)
+    for batch in BATCHES:
+        definition = datasource.add_dataframe_asset(batch.name).add_batch_definition_whole_dataframe(BATCH_DEFINITION)
+        suite = ExpectationSuite(name=batch.name, meta={"sql": batch.sql})
+        for expectation in batch.expectations:
+            suite.add_expectation_configuration(ExpectationConfiguration(type=expectation.type,
+                                                                         kwargs=expectation.kwargs))
+        suite = context.suites.add(suite)
+        validation = context.validation_definitions.add(
+            gx.ValidationDefinition(name=batch.name, data=definition, suite=suite))
+        context.checkpoints.add(gx.Checkpoint(
+            name=checkpoint_name(batch), validation_definitions=[validation], result_format="SUMMARY",
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs", site_names=[DOCS_SITE])]))
+
+
+def expectation_parameters(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
+    today = (now or datetime.now(UTC)).date()
+    return {"max_date_key": int((today + timedelta(days=1)).strftime("%Y%m%d")),
+            "max_change_age_hours": settings.gate_max_change_age_hours}
+
+
+def read_batches(candidate: Path) -> dict[str, Any]:
+    """Every gate batch as a pandas DataFrame, read from the candidate file."""
+    with duckdb.connect(str(candidate), read_only=True) as con:
+        return {batch.name: con.execute(batch.sql).df() for batch in BATCHES}
+
+
+def docs_page(settings: Settings, context, identifier) -> str:
+    """Where a validation's data docs page is: in the Airflow UI (the docs plugin) and on disk."""
+    [site] = context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE)
+    path = site["site_url"].removeprefix("file://")
+    relative = os.path.relpath(path, docs_site_dir(settings))
+    return f"{settings.docs_url}/gx/{relative} (file {path})"
+
+
+def validate(settings: Settings, publication_id: str, candidate: Path) -> GateReport:
+    """Runs every batch's checkpoint on the candidate; builds its data docs pages; summarises."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    frames = read_batches(candidate)
+    context = open_context(settings)
+    run_id = RunIdentifier(run_name=f"publish-{publication_id}", run_time=datetime.now(UTC))
+    parameters = expectation_parameters(settings)
+    validations, pages = [], {}
+    for batch in BATCHES:
+        result = context.checkpoints.get(checkpoint_name(batch)).run(
+            batch_parameters={"dataframe": frames[batch.name]}, expectation_parameters=parameters, run_id=run_id)
+        for identifier, validation in result.run_results.items():
+            validations.append(validation.to_json_dict())
+            pages[batch.name] = docs_page(settings, context, identifier)
+    return summarise(publication_id, validations, pages)
+
+
+def docs_site_dir(settings: Settings) -> Path:
+    return Path(settings.gx_context_dir) / "uncommitted" / "data_docs" / DOCS_SITE

@@ -1,0 +1,31 @@
+"""The gate's steps as the warehouse DAG runs them: gate (stage + validate), publish, docs."""
+
+from __future__ import annotations
+
+from tidewater.config import Settings
+from tidewater.gate import context, publish, stage
+from tidewater.gate.report import GateFailed, GateReport
+
+
+def run_gate(settings: Settings, publication_id: str | None = None) -> GateReport:
+    """Stages a candidate from the warehouse and validates it; a failed candidate is discarded and raises.
+
+    Holds the warehouse only while copying the marts out (callers hold the warehouse pool's slot).
+    """
+    publication_id = publication_id or stage.new_publication_id()
+    candidate = stage.stage_candidate(settings, publication_id)
+    try:
+        report = context.validate(settings, publication_id, candidate)
+    except BaseException:
+        stage.discard_candidate(settings, publication_id)
+        raise
+    if not report.success:
+        stage.discard_candidate(settings, publication_id)
+        raise GateFailed(report.failure_message())
+    return report
+
+
+def publish_marts(settings: Settings, publication_id: str, lake=None) -> publish.Publication:
+    from tidewater import drain
+
+    return publish.publish(settings, publication_id, lake or drain.open_lake(settings))
