@@ -21,12 +21,13 @@ from typing import Any
 import duckdb
 
 from tidewater.config import Settings
+from tidewater.gate import docs
 from tidewater.gate.report import GateReport, summarise
 from tidewater.gate.suites import BATCHES, Batch
 
 DATASOURCE = "candidate"
 BATCH_DEFINITION = "whole"
-DOCS_SITE = "local_site"
+DOCS_SITE = docs.SITES["gx"]
 
 
 def checkpoint_name(batch: Batch) -> str:
@@ -92,7 +93,7 @@ def docs_page(settings: Settings, context, identifier) -> str:
     """Where a validation's data docs page is: in the Airflow UI (the docs plugin) and on disk."""
     [site] = context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE)
     path = site["site_url"].removeprefix("file://")
-    relative = os.path.relpath(path, docs_site_dir(settings))
+    relative = os.path.relpath(path, docs.site_dir(settings, "gx"))
     return f"{settings.docs_url}/gx/{relative} (file {path})"
 
 
@@ -112,7 +113,3 @@ def validate(settings: Settings, publication_id: str, candidate: Path) -> GateRe
             validations.append(validation.to_json_dict())
             pages[batch.name] = docs_page(settings, context, identifier)
     return summarise(publication_id, validations, pages)
-
-
-def docs_site_dir(settings: Settings) -> Path:
-    return Path(settings.gx_context_dir) / "uncommitted" / "data_docs" / DOCS_SITE

@@ -1,0 +1,70 @@
+"""Tidewater's documentation inside the Airflow UI: GX data docs and dbt docs, for logged-in users only.
+
+Airflow 3 mounts a plugin's FastAPI app as it is, without its own authentication, so every route here
+depends on `logged_in_user`: the same check the api-server's REST API applies (its `resolve_user_from_token`
+with the auth manager's JWT validation), on the bearer token of the Authorization header or, in the
+browser, the `_token` cookie the Airflow UI sets at login.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from tidewater.config import Settings
+from tidewater.gate import docs
+
+URL_PREFIX = "/tidewater-docs"
+bearer = HTTPBearer(auto_error=False)
+
+
+async def logged_in_user(request: Request,
+                         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]):
+    """The Airflow user of the request; 401 without a token, 401/403 for an expired or invalid one."""
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+    from airflow.api_fastapi.core_api.security import resolve_user_from_token
+
+    if credentials and credentials.scheme.lower() == "bearer":
+        return await resolve_user_from_token(credentials.credentials)
+    return await resolve_user_from_token(request.cookies.get(COOKIE_NAME_JWT_TOKEN))
+
+
+app = FastAPI(title="Tidewater docs", dependencies=[Depends(logged_in_user)])
+
+INDEX = """<!doctype html><html><head><meta charset="utf-8"><title>Tidewater docs</title>
+<style>body{{font-family:sans-serif;margin:2rem}} li{{margin:.5rem 0}}</style></head><body>
+<h1>Tidewater documentation</h1><ul>{items}</ul></body></html>"""
+TITLES = {"gx": "Data quality: the gate's Great Expectations data docs (every validation of the marts)",
+          "dbt": "Warehouse models: dbt docs (lineage, columns, tests)"}
+
+
+@app.get("/", response_class=HTMLResponse)
+def index() -> str:
+    settings = Settings.from_env()
+    items = []
+    for site, title in TITLES.items():
+        if docs.resolve_file(settings, site, "index.html"):
+            items.append(f'<li><a href="{URL_PREFIX}/{site}/index.html">{title}</a></li>')
+        else:
+            items.append(f"<li>{title}: not built yet (the warehouse DAG builds it)</li>")
+    return INDEX.format(items="".join(items))
+
+
+@app.get("/{site}/{path:path}")
+def site_file(site: str, path: str) -> FileResponse:
+    settings = Settings.from_env()
+    file = docs.resolve_file(settings, site, path) if site in docs.SITES else None
+    if file is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{site}/{path} is not in the docs")
+    return FileResponse(file)
+
+
+class TidewaterDocsPlugin(AirflowPlugin):
+    name = "tidewater_docs"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Tidewater docs"}]
+    external_views = [{"name": "Data docs", "href": f"{URL_PREFIX}/", "destination": "nav", "category": "browse",
+                       "url_route": "tidewater-docs"}]
