@@ -10,6 +10,13 @@ data marts), with each model's tests right after it.
 **One writer.** A DuckDB file has one writer process, and other processes, readers too, are refused
 its lock. Every dbt task therefore takes the one slot of the `duckdb_warehouse` pool, so they run one
 after another even with parallel workers.
+
+**Gate, publish, docs.** After the build, `gate` copies the marts into a candidate file and validates it
+with Great Expectations (suites in `include/tidewater/gate/suites.py`); only if every expectation passes
+does `publish` switch the published marts (`marts.duckdb`, Parquet under `s3://<bucket>/marts/`) to it.
+A failed gate publishes nothing and names the failed expectations and their data docs page. `docs`
+(off the critical path, also after a failed gate) generates dbt docs beside the GX data docs and copies
+both to the lake; the Airflow UI shows them under Browse → Data docs. See docs/gate.md.
 """
 
 from __future__ import annotations
@@ -17,12 +24,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import dag
+from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowFailException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, LoadMode, TestBehavior
 
 from tidewater import assets
 from tidewater.config import Settings
+from tidewater.gate import steps
+from tidewater.gate.report import GateFailed
 
 settings = Settings.from_env()
 dbt_project = Path(settings.dbt_project_dir)
@@ -38,7 +48,7 @@ dbt_project = Path(settings.dbt_project_dir)
     default_args={"owner": "tidewater", "retries": 1, "retry_delay": timedelta(seconds=30)},
 )
 def warehouse():
-    DbtTaskGroup(
+    build = DbtTaskGroup(
         group_id="dbt",
         project_config=ProjectConfig(dbt_project_path=dbt_project,
                                      manifest_path=dbt_project / "target" / "manifest.json"),
@@ -50,6 +60,26 @@ def warehouse():
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL),
         operator_args={"pool": settings.warehouse_pool, "install_deps": False},
     )
+
+    @task(pool=settings.warehouse_pool)
+    def gate() -> str:
+        try:
+            return steps.run_gate(settings).publication_id
+        except GateFailed as failed:
+            raise AirflowFailException(str(failed)) from failed  # a retry would fail the same way
+
+    @task(outlets=[assets.published_marts(settings)])
+    def publish(publication_id: str) -> dict:
+        return steps.publish_marts(settings, publication_id).summary()
+
+    @task(pool=settings.warehouse_pool, trigger_rule="all_done")
+    def docs() -> int:
+        return steps.build_docs(settings)
+
+    gated = gate()
+    build >> gated
+    publish(gated)
+    gated >> docs()
 
 
 warehouse()

@@ -18,3 +18,8 @@ def raw_table(settings: Settings, table: str) -> Asset:
 def raw_lake(settings: Settings) -> Asset:
     """One event per cdc_drain run that landed anything: what the warehouse is scheduled on."""
     return Asset(uri=f"s3://{settings.lake_bucket}/{RAW}", name="raw_lake")
+
+
+def published_marts(settings: Settings) -> Asset:
+    """One event per publication of the marts (the warehouse DAG's publish task, after the gate passed)."""
+    return Asset(uri=f"s3://{settings.lake_bucket}/marts", name="published_marts")

@@ -8,11 +8,11 @@ each build is also copied to ``s3://<bucket>/docs/``.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from tidewater.config import ConfigError, Settings
+from tidewater.config import Settings
 
 SITES = {"gx": "local_site", "dbt": "dbt"}
 LAKE_PREFIX = "docs"
@@ -39,20 +39,37 @@ def resolve_file(settings: Settings, site: str, relative: str) -> Path | None:
     return path if path.is_relative_to(root) and path.is_file() else None
 
 
-def generate_dbt_docs(settings: Settings) -> Path:
-    """Runs `dbt docs generate` into the dbt site (opens the warehouse: hold the warehouse pool's slot).
+@contextmanager
+def _dbt_environment(settings: Settings) -> Iterator[None]:
+    """The variables dbt/profiles.yml reads, from the settings, for one in-process dbt invocation."""
+    values = {"TIDEWATER_WAREHOUSE_PATH": settings.warehouse_path, "TIDEWATER_LAKE_BUCKET": settings.lake_bucket}
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
-    A separate process: dbt-duckdb keeps the DuckDB file open in the process that ran it.
+
+def generate_dbt_docs(settings: Settings) -> Path:
+    """Runs `dbt docs generate` into the dbt site (it opens the warehouse: hold the warehouse pool's slot).
+
+    In-process, as Cosmos runs dbt: where Cosmos already ran dbt in this process (`airflow dags test`),
+    dbt-duckdb reuses its open warehouse, which another process could not open.
     """
+    from dbt.cli.main import dbtRunner
+
     target = site_dir(settings, "dbt")
     project = Path(settings.dbt_project_dir)
-    env = {**os.environ, "DBT_PROFILES_DIR": str(project), "TIDEWATER_WAREHOUSE_PATH": settings.warehouse_path,
-           "TIDEWATER_LAKE_BUCKET": settings.lake_bucket}
-    dbt = Path(sys.executable).with_name("dbt")
-    run = subprocess.run([str(dbt), "docs", "generate", "--project-dir", str(project), "--target-path", str(target),
-                          "--quiet"], capture_output=True, text=True, env=env, cwd=project, timeout=900)
-    if run.returncode != 0:
-        raise ConfigError(f"dbt docs generate failed ({run.returncode}):\n{(run.stdout + run.stderr)[-3000:]}")
+    with _dbt_environment(settings):
+        result = dbtRunner().invoke(["docs", "generate", "--project-dir", str(project), "--profiles-dir", str(project),
+                                     "--target-path", str(target), "--quiet"])
+    if not result.success:
+        raise RuntimeError(f"dbt docs generate failed in {project}: {result.exception or 'see the log above'}")
     return target / "index.html"
 
 

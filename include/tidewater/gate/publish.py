@@ -40,6 +40,11 @@ class Publication:
     s3_uri: str
     rows: dict[str, int]
 
+    def summary(self) -> dict:
+        """What the publish task returns (XCom): JSON only."""
+        return {"publication_id": self.publication_id, "local_path": str(self.local_path), "s3_uri": self.s3_uri,
+                "rows": self.rows}
+
 
 def publications_dir(settings: Settings) -> Path:
     return Path(settings.marts_dir) / "publications"

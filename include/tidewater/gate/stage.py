@@ -1,8 +1,8 @@
 """A candidate publication: the marts copied out of the warehouse into their own DuckDB file.
 
 The gate validates the candidate, not the warehouse, and publish moves that very file into place, so what
-readers get is exactly what passed. The warehouse is opened once, read-only, for the copy (callers hold
-the warehouse pool's one slot: DuckDB refuses its lock to any second process). Beside the marts, the
+readers get is exactly what passed. The warehouse is opened once for the copy (callers hold the warehouse
+pool's one slot: DuckDB refuses its lock to any second process). Beside the marts, the
 candidate's ``gate`` schema keeps the warehouse figures the gate compares them with (reconciliation,
 freshness), so a publication also records what it was checked against.
 """
@@ -49,21 +49,23 @@ def stage_candidate(settings: Settings, publication_id: str) -> Path:
     if target.parent.exists():
         shutil.rmtree(target.parent)
     target.parent.mkdir(parents=True)
-    with duckdb.connect(str(target)) as con:
-        candidate = con.execute("select current_database()").fetchone()[0]
-        con.execute(f"attach {sql_string(warehouse)} as warehouse (read_only)")
+    # Read-write, with dbt-duckdb's (default) configuration: where Cosmos ran dbt in this same process
+    # (`airflow dags test`), DuckDB then hands out dbt's open database instead of refusing a second one.
+    with duckdb.connect(str(warehouse)) as con:
         missing = sorted(set(MARTS) - {row[0] for row in con.execute(
             "select table_name from information_schema.tables "
-            "where table_catalog = 'warehouse' and table_schema = 'main'").fetchall()})
+            "where table_catalog = current_database() and table_schema = 'main'").fetchall()})
         if missing:
             raise ConfigError(f"the warehouse {warehouse} lacks the marts {', '.join(missing)}: run the dbt build")
-        con.execute("create schema gate")
-        con.execute("use warehouse")  # the gate's SQL names warehouse models unqualified, as dbt does
-        for table in MARTS:
-            con.execute(f"create table {candidate}.main.{table} as select * from {table}")
-        con.execute(f"create table {candidate}.gate.source_state as {source_state_sql()}")
-        con.execute(f"use {candidate}")
-        con.execute("detach warehouse")
+        con.execute("detach database if exists candidate")
+        con.execute(f"attach {sql_string(target)} as candidate")
+        try:
+            for table in MARTS:
+                con.execute(f"create table candidate.main.{table} as select * from {table}")
+            con.execute("create schema candidate.gate")
+            con.execute(f"create table candidate.gate.source_state as {source_state_sql()}")
+        finally:
+            con.execute("detach candidate")
     return target
 
 

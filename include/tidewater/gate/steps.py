@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tidewater.config import Settings
-from tidewater.gate import context, publish, stage
+from tidewater.gate import context, docs, publish, stage
 from tidewater.gate.report import GateFailed, GateReport
 
 
@@ -13,8 +13,8 @@ def run_gate(settings: Settings, publication_id: str | None = None) -> GateRepor
     Holds the warehouse only while copying the marts out (callers hold the warehouse pool's slot).
     """
     publication_id = publication_id or stage.new_publication_id()
-    candidate = stage.stage_candidate(settings, publication_id)
     try:
+        candidate = stage.stage_candidate(settings, publication_id)
         report = context.validate(settings, publication_id, candidate)
     except BaseException:
         stage.discard_candidate(settings, publication_id)
@@ -29,3 +29,11 @@ def publish_marts(settings: Settings, publication_id: str, lake=None) -> publish
     from tidewater import drain
 
     return publish.publish(settings, publication_id, lake or drain.open_lake(settings))
+
+
+def build_docs(settings: Settings, lake=None) -> int:
+    """dbt docs beside the GX data docs (which every gate run updates), both copied to the lake."""
+    from tidewater import drain
+
+    docs.generate_dbt_docs(settings)
+    return docs.copy_to_lake(settings, lake or drain.open_lake(settings))

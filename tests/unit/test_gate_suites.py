@@ -1,0 +1,66 @@
+"""The gate's suites: complete, and the committed GX files are what the code defines (no drift)."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+from tidewater.config import REPO_ROOT
+from tidewater.gate import suites
+
+GX = REPO_ROOT / "great_expectations"
+
+
+def test_every_mart_has_a_suite_with_a_unique_not_null_key():
+    for mart in suites.MARTS:
+        types = [(e.type, e.kwargs.get("column")) for e in suites.batch(mart).expectations]
+        unique = [column for kind, column in types if kind == "expect_column_values_to_be_unique"]
+        assert unique, f"{mart} has no unique key"
+        assert ("expect_column_values_to_not_be_null", unique[0]) in types, mart
+
+
+@pytest.mark.parametrize("batch", suites.BATCHES, ids=lambda b: b.name)
+def test_committed_suite_equals_the_code(batch):
+    committed = json.loads((GX / "expectations" / f"{batch.name}.json").read_text())
+
+    as_committed = [(e["type"], _numbers_as_floats(e["kwargs"])) for e in committed["expectations"]]
+    assert as_committed == [(e.type, _numbers_as_floats(e.kwargs)) for e in batch.expectations]
+
+
+def _numbers_as_floats(value):
+    """GX stores every number as a float."""
+    if isinstance(value, dict):
+        return {key: _numbers_as_floats(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_numbers_as_floats(item) for item in value]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    return float(value)
+
+
+@pytest.mark.parametrize("batch", suites.BATCHES, ids=lambda b: b.name)
+def test_every_batch_has_a_validation_definition_and_a_checkpoint(batch):
+    validation = json.loads((GX / "validation_definitions" / f"{batch.name}.json").read_text())
+    checkpoint = json.loads((GX / "checkpoints" / f"publish_{batch.name}.json").read_text())
+
+    assert validation["suite"]["name"] == batch.name
+    assert [v["name"] for v in checkpoint["validation_definitions"]] == [batch.name]
+    assert [a["type"] for a in checkpoint["actions"]] == ["update_data_docs"]
+
+
+def test_reference_frame_resolves_present_keys_and_leaves_missing_ones_null():
+    con = duckdb.connect()
+    con.execute("create table dims as select * from (values (1), (2)) as v(dim_id)")
+    con.execute("create table facts as select * from (values (10, 1), (11, 3), (12, null)) as v(fact_id, dim_id)")
+
+    rows = con.execute(suites.references_sql("facts", "fact_id", {"dim_id": ("dims", "dim_id")}) +
+                       " order by fact_id").fetchall()
+
+    assert rows == [(10, 1, 1), (11, 3, None), (12, None, None)]
+
+
+def test_unknown_batch_is_named():
+    with pytest.raises(KeyError, match="no gate batch named 'nope'"):
+        suites.batch("nope")
