@@ -5,13 +5,25 @@
   unchanged-TOAST placeholders carry the previous version's value forward. A delete is a version too
   (is_deleted); truncates are not versions of any row.
 #}
+{#
+  Incremental: a run rebuilds every version of the keys whose changes arrived in lake files it has not seen
+  (delete + insert by key), from their whole history, so late or re-delivered changes land in order and a
+  full refresh gives the same table.
+#}
 {% macro entity_versions(staging_model, key_column, toast_columns=[]) %}
+{{ config(materialized='incremental', unique_key=key_column, incremental_strategy='delete+insert') }}
 {%- set placeholder = "'__debezium_unavailable_value'" -%}
 with
 
 changes as (
     select * from {{ ref(staging_model) }}
     where _op <> 't'
+    {%- if is_incremental() %}
+        and {{ key_column }} in (
+            select {{ key_column }} from {{ ref(staging_model) }}
+            where _lake_file not in (select distinct _lake_file from {{ this }})
+        )
+    {%- endif %}
 ),
 
 ordered as (
@@ -51,11 +63,16 @@ versioned as (
 select * from versioned
 {% endmacro %}
 
-{# The latest version of every entity that still exists: the table as the source has it now. #}
-{% macro current_state(versions_model) %}
+{#
+  The latest version of every entity that still exists: the table as the source has it now. A TRUNCATE in
+  the change log removes every row whose latest change came before it.
+#}
+{% macro current_state(versions_model, staging_model) %}
 select * exclude (version_number, valid_from, valid_to, is_current, is_deleted)
 from {{ ref(versions_model) }}
-where is_current and not is_deleted
+where is_current
+    and not is_deleted
+    and _lsn > coalesce((select max(_lsn) from {{ ref(staging_model) }} where _op = 't'), -1)
 {% endmacro %}
 
 {#

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from io import BytesIO
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -23,8 +24,9 @@ TABLES = ("customers", "addresses", "products", "orders", "order_items", "paymen
 
 
 def dbt(*args: str, bucket: str, warehouse: str) -> subprocess.CompletedProcess:
+    """dbt on the given bucket and warehouse file; its target folder (compiled SQL, run results) beside the file."""
     env = {**os.environ, "TIDEWATER_LAKE_BUCKET": bucket, "TIDEWATER_WAREHOUSE_PATH": warehouse,
-           "DBT_PROFILES_DIR": str(REPO_ROOT / "dbt")}
+           "DBT_PROFILES_DIR": str(REPO_ROOT / "dbt"), "DBT_TARGET_PATH": str(Path(warehouse).parent / "target")}
     return subprocess.run([str(REPO_ROOT / ".venv" / "bin" / "dbt"), *args, "--project-dir", str(REPO_ROOT / "dbt")],
                           capture_output=True, text=True, timeout=600, env=env, cwd=REPO_ROOT / "dbt")
 

@@ -38,7 +38,7 @@ def _normal(value):
     """One representation for both sides: JSON parsed, UUIDs as text, times in UTC."""
     if isinstance(value, dict | list):
         return value
-    if isinstance(value, str) and value[:1] in "{[":
+    if isinstance(value, str) and value.startswith(("{", "[")):
         return json.loads(value)
     if isinstance(value, uuid.UUID):
         return str(value)
@@ -47,55 +47,124 @@ def _normal(value):
     return value
 
 
+def _first_stage_changes(conn) -> dict:
+    edge = {}
+    # One customer changed three times, then deleted: 5 versions.
+    edge["customer"] = conn.execute(
+        "INSERT INTO shop.customers (email, full_name) VALUES (%s, 'Ünï Cødé') RETURNING customer_id",
+        (f"versions-{uuid.uuid4().hex[:8]}@example.com",)).fetchone()[0]
+    for phone in ("+1", "+2", None):
+        conn.execute("UPDATE shop.customers SET phone = %s WHERE customer_id = %s", (phone, edge["customer"]))
+    conn.execute("DELETE FROM shop.customers WHERE customer_id = %s", (edge["customer"],))
+    # A product whose long description is TOASTed, then two price changes that leave it unchanged.
+    edge["product"] = conn.execute(
+        "INSERT INTO shop.products (sku, product_name, category, description, price, is_active) "
+        "VALUES (%s, 'Toasty', 'books', repeat('ß long text ', 500), 10.00, false) RETURNING product_id",
+        (f"TOAST-{uuid.uuid4().hex[:8]}",)).fetchone()[0]
+    for price in ("11.00", "12.50"):
+        conn.execute("UPDATE shop.products SET price = %s WHERE product_id = %s", (price, edge["product"]))
+    # An order placed before its product's price changes: the fact keeps the old product version.
+    edge["pit_product"] = conn.execute(
+        "INSERT INTO shop.products (sku, product_name, category, description, price, is_active) "
+        "VALUES (%s, 'Timely', 'toys', 'd', 5.00, false) RETURNING product_id",
+        (f"PIT-{uuid.uuid4().hex[:8]}",)).fetchone()[0]
+    customer = conn.execute("SELECT min(customer_id) FROM shop.orders").fetchone()[0]
+    order = conn.execute("INSERT INTO shop.orders (customer_id, status, total_amount) VALUES (%s, 'placed', 10) "
+                         "RETURNING order_id", (customer,)).fetchone()[0]
+    edge["pit_item"] = conn.execute(
+        "INSERT INTO shop.order_items (order_id, product_id, quantity, unit_price) VALUES (%s, %s, 2, 5.00) "
+        "RETURNING order_item_id", (order, edge["pit_product"])).fetchone()[0]
+    # A customer the second stage deletes and inserts again under the same key.
+    edge["reinserted"] = conn.execute(
+        "INSERT INTO shop.customers (email, full_name) VALUES (%s, 'Once') RETURNING customer_id",
+        (f"reinsert-{uuid.uuid4().hex[:8]}@example.com",)).fetchone()[0]
+    # A customer whose primary key the second stage changes (Debezium: a delete and a create).
+    edge["rekeyed_from"] = conn.execute(
+        "INSERT INTO shop.customers (email, full_name) VALUES (%s, 'Rekeyed') RETURNING customer_id",
+        (f"rekey-{uuid.uuid4().hex[:8]}@example.com",)).fetchone()[0]
+    conn.execute("UPDATE shop.products SET price = 7.00 WHERE product_id = %s", (edge["pit_product"],))
+    return edge
+
+
+def _second_stage_changes(conn, edge: dict) -> None:
+    """Changes the incremental build must fold into the history the first build made."""
+    email = conn.execute("SELECT email FROM shop.customers WHERE customer_id = %s",
+                         (edge["reinserted"],)).fetchone()[0]
+    conn.execute("DELETE FROM shop.customers WHERE customer_id = %s", (edge["reinserted"],))
+    conn.execute("INSERT INTO shop.customers (customer_id, email, full_name) VALUES (%s, %s, 'Twice')",
+                 (edge["reinserted"], email))
+    edge["rekeyed_to"] = 9_000_000_000 + edge["rekeyed_from"]
+    conn.execute("UPDATE shop.customers SET customer_id = %s WHERE customer_id = %s",
+                 (edge["rekeyed_to"], edge["rekeyed_from"]))
+    # The same local wall-clock time twice on the night summer time ends in Europe: two different instants.
+    edge["dst"] = conn.execute(
+        "INSERT INTO shop.customers (email, full_name, created_at, updated_at) "
+        "VALUES (%s, 'Ōta 大輔', '2026-10-25 02:30:00+02', '2026-10-25 02:30:00+01') RETURNING customer_id",
+        (f"dst-{uuid.uuid4().hex[:8]}@example.com",)).fetchone()[0]
+    # The largest price numeric(12,2) holds.
+    edge["big_price"] = conn.execute(
+        "INSERT INTO shop.products (sku, product_name, category, description, price, is_active) "
+        "VALUES (%s, 'Dear', 'art', '', 9999999999.99, false) RETURNING product_id",
+        (f"BIG-{uuid.uuid4().hex[:8]}",)).fetchone()[0]
+    # Five changes to one row in one transaction: five versions, in order, with one commit time.
+    edge["one_tx"] = conn.execute(
+        "INSERT INTO shop.customers (email, full_name) VALUES (%s, 'Busy') RETURNING customer_id",
+        (f"busy-{uuid.uuid4().hex[:8]}@example.com",)).fetchone()[0]
+    with conn.transaction():
+        edge["one_tx_id"] = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]
+        for n in range(1, 6):
+            conn.execute("UPDATE shop.customers SET phone = %s WHERE customer_id = %s", (f"+{n}", edge["one_tx"]))
+
+
+def _built_warehouse(path, bucket: str, *args: str) -> None:
+    run = dbt("build", *args, bucket=bucket, warehouse=str(path))
+    assert run.returncode == 0, run.stdout[-4000:]
+
+
+def _open(settings, path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path), read_only=True)
+    load_httpfs(con)
+    con.execute(s3_secret_sql(get_connection(settings.lake_conn_id)))
+    return con
+
+
 @pytest.fixture(scope="module")
 def warehouse(shop_changes, tmp_path_factory):
-    """Edge cases made in the shop, everything drained into a fresh bucket, the warehouse built."""
-    edge = {}
-    with psycopg.connect(shop_changes.shop_conninfo(), autocommit=True) as conn:
-        # One customer changed three times, then deleted: 5 versions.
-        edge["customer"] = conn.execute(
-            "INSERT INTO shop.customers (email, full_name) VALUES (%s, 'Ünï Cødé') RETURNING customer_id",
-            (f"versions-{uuid.uuid4().hex[:8]}@example.com",)).fetchone()[0]
-        for phone in ("+1", "+2", None):
-            conn.execute("UPDATE shop.customers SET phone = %s WHERE customer_id = %s", (phone, edge["customer"]))
-        conn.execute("DELETE FROM shop.customers WHERE customer_id = %s", (edge["customer"],))
-        # A product whose long description is TOASTed, then two price changes that leave it unchanged.
-        edge["product"] = conn.execute(
-            "INSERT INTO shop.products (sku, product_name, category, description, price, is_active) "
-            "VALUES (%s, 'Toasty', 'books', repeat('ß long text ', 500), 10.00, false) RETURNING product_id",
-            (f"TOAST-{uuid.uuid4().hex[:8]}",)).fetchone()[0]
-        for price in ("11.00", "12.50"):
-            conn.execute("UPDATE shop.products SET price = %s WHERE product_id = %s", (price, edge["product"]))
-        # An order placed before its product's price changes: the fact keeps the old product version.
-        edge["pit_product"] = conn.execute(
-            "INSERT INTO shop.products (sku, product_name, category, description, price, is_active) "
-            "VALUES (%s, 'Timely', 'toys', 'd', 5.00, false) RETURNING product_id",
-            (f"PIT-{uuid.uuid4().hex[:8]}",)).fetchone()[0]
-        customer = conn.execute("SELECT min(customer_id) FROM shop.orders").fetchone()[0]
-        order = conn.execute("INSERT INTO shop.orders (customer_id, status, total_amount) VALUES (%s, 'placed', 10) "
-                             "RETURNING order_id", (customer,)).fetchone()[0]
-        edge["pit_item"] = conn.execute(
-            "INSERT INTO shop.order_items (order_id, product_id, quantity, unit_price) VALUES (%s, %s, 2, 5.00) "
-            "RETURNING order_item_id", (order, edge["pit_product"])).fetchone()[0]
-        conn.execute("UPDATE shop.products SET price = 7.00 WHERE product_id = %s", (edge["pit_product"],))
-    wait_for_cdc_catch_up(shop_changes)
+    """Edge cases made in the shop and drained into a fresh bucket in two stages: the warehouse built after the
+    first, then built incrementally after the second; beside it a full refresh over the same lake."""
+    from tidewater.shop import simulator
+
+    workdir = tmp_path_factory.mktemp("warehouse")
+    group = f"test-warehouse-{uuid.uuid4().hex[:8]}"
     with new_bucket(shop_changes) as lake:
-        group = f"test-warehouse-{uuid.uuid4().hex[:8]}"
-        for table in TABLES:
-            drain_once(shop_changes, lake, table_topic(shop_changes, table), group)
-        path = str(tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb")
-        run = dbt("build", bucket=lake.bucket, warehouse=path)
-        assert run.returncode == 0, run.stdout[-4000:]
-        con = duckdb.connect(path, read_only=True)
-        load_httpfs(con)
-        con.execute(s3_secret_sql(get_connection(shop_changes.lake_conn_id)))
-        yield con, edge
+        def drain_everything() -> None:
+            wait_for_cdc_catch_up(shop_changes)
+            for table in TABLES:
+                drain_once(shop_changes, lake, table_topic(shop_changes, table), group)
+
+        with psycopg.connect(shop_changes.shop_conninfo(), autocommit=True) as conn:
+            edge = _first_stage_changes(conn)
+        drain_everything()
+        _built_warehouse(workdir / "incremental.duckdb", lake.bucket)
+        first_files = set(lake.keys("raw/orders/"))
+        with psycopg.connect(shop_changes.shop_conninfo(), autocommit=True) as conn:
+            _second_stage_changes(conn, edge)
+        simulator.run_traffic(shop_changes.shop_conninfo(), seed=13, rate=2000, duration=0.2)
+        drain_everything()
+        _built_warehouse(workdir / "incremental.duckdb", lake.bucket)
+        compiled = (workdir / "target" / "compiled" / "tidewater" / "models" / "staging" / "stg_shop__orders.sql").read_text()
+        edge["incremental_read"] = {key for key in lake.keys("raw/orders/") if f"/{key}'" in compiled}
+        edge["second_files"] = set(lake.keys("raw/orders/")) - first_files
+        _built_warehouse(workdir / "full.duckdb", lake.bucket, "--full-refresh")
+        con, full = _open(shop_changes, workdir / "incremental.duckdb"), _open(shop_changes, workdir / "full.duckdb")
+        yield con, edge, full
         con.close()
+        full.close()
 
 
 @pytest.mark.parametrize("table", TABLES)
 def test_current_state_equals_postgres_row_for_row(shop_changes, warehouse, table):
-    con, _ = warehouse
+    con, *_ = warehouse
     key = KEYS[table]
     with psycopg.connect(shop_changes.shop_conninfo(admin=True)) as conn:
         cursor = conn.execute(f"SELECT * FROM shop.{table} ORDER BY {key}")
@@ -110,7 +179,7 @@ def test_current_state_equals_postgres_row_for_row(shop_changes, warehouse, tabl
 
 
 def test_every_change_is_a_version(warehouse):
-    con, edge = warehouse
+    con, edge, _ = warehouse
     versions = con.execute(
         "select version_number, _op, phone, is_deleted, is_current, valid_to is null "
         "from int_customers_versioned where customer_id = ? order by version_number", [edge["customer"]]).fetchall()
@@ -127,7 +196,7 @@ def test_every_change_is_a_version(warehouse):
 
 
 def test_unchanged_toasted_values_carry_forward(warehouse):
-    con, edge = warehouse
+    con, edge, _ = warehouse
     rows = con.execute(
         "select price_amount, product_description = repeat('ß long text ', 500) "
         "from int_products_versioned where product_id = ? order by version_number", [edge["product"]]).fetchall()
@@ -136,7 +205,7 @@ def test_unchanged_toasted_values_carry_forward(warehouse):
 
 
 def test_facts_join_the_product_version_valid_when_the_order_was_placed(warehouse):
-    con, edge = warehouse
+    con, edge, _ = warehouse
     version, price_then, price_now = con.execute(
         """select dim_product.version_number, dim_product.price_amount, current_product.price_amount
            from fct_order_items
@@ -149,7 +218,7 @@ def test_facts_join_the_product_version_valid_when_the_order_was_placed(warehous
 
 
 def test_marts_equal_figures_computed_in_postgres(shop_changes, warehouse):
-    con, _ = warehouse
+    con, *_ = warehouse
     with psycopg.connect(shop_changes.shop_conninfo(admin=True)) as conn:
         revenue_per_day = dict(conn.execute(
             """SELECT o.placed_at::date, sum(i.quantity * i.unit_price - i.discount_amount)
@@ -165,3 +234,62 @@ def test_marts_equal_figures_computed_in_postgres(shop_changes, warehouse):
         units_per_product
     assert dict(con.execute("select customer_id, lifetime_value_amount from mart_customer_lifetime_value "
                             "where order_count > 0").fetchall()) == lifetime_value
+
+
+def test_incremental_build_reads_only_new_lake_files(warehouse):
+    _, edge, _ = warehouse
+
+    assert edge["second_files"], "the second stage landed no orders"
+    assert edge["incremental_read"] == edge["second_files"]
+
+
+def test_incremental_build_equals_a_full_refresh(warehouse):
+    con, _, full = warehouse
+    models = [name for (name,) in con.execute(
+        "select table_name from information_schema.tables where table_type = 'BASE TABLE' order by 1").fetchall()]
+    assert {"stg_shop__orders", "int_orders_versioned", "fct_order_items", "mart_daily_sales"} <= set(models)
+
+    for model in models:
+        # _lake_file aside, every column; row order fixed by sorting on all of them.
+        query = f"select * exclude (_lake_file) from {model} order by all" if model.startswith("stg_") else \
+            f"select * from {model} order by all"
+        assert con.execute(query).fetchall() == full.execute(query).fetchall(), model
+
+
+def test_delete_then_reinsert_of_a_key_is_a_new_life(warehouse):
+    con, edge, _ = warehouse
+    versions = con.execute("select _op, full_name, is_deleted, is_current from int_customers_versioned "
+                           "where customer_id = ? order by version_number", [edge["reinserted"]]).fetchall()
+
+    assert versions == [("c", "Once", False, False), ("d", "Once", True, False), ("c", "Twice", False, True)]
+
+
+def test_primary_key_update_ends_the_old_key_and_starts_the_new(warehouse):
+    con, edge, _ = warehouse
+    old = con.execute("select _op, is_deleted, is_current from int_customers_versioned where customer_id = ? "
+                      "order by version_number", [edge["rekeyed_from"]]).fetchall()
+    new = con.execute("select _op, full_name from int_customers_current where customer_id = ?",
+                      [edge["rekeyed_to"]]).fetchall()
+
+    assert old == [("c", False, False), ("d", True, True)]
+    assert new == [("c", "Rekeyed")]
+
+
+def test_many_changes_in_one_transaction_are_ordered_versions(warehouse):
+    con, edge, _ = warehouse
+    versions = con.execute("select version_number, phone, valid_from from int_customers_versioned "
+                           "where customer_id = ? and _tx_id = ? order by version_number",
+                           [edge["one_tx"], edge["one_tx_id"]]).fetchall()
+
+    assert [phone for _, phone, _ in versions] == ["+1", "+2", "+3", "+4", "+5"]
+    assert [number for number, *_ in versions] == list(range(2, 7))
+    assert len({valid_from for *_, valid_from in versions}) == 1, "one commit, one time"
+
+
+def test_timestamps_across_the_end_of_summer_time_stay_distinct_instants(warehouse):
+    con, edge, _ = warehouse
+    created, updated = con.execute("select created_at, updated_at from int_customers_current where customer_id = ?",
+                                   [edge["dst"]]).fetchone()
+
+    assert (updated - created).total_seconds() == 3600
+    assert created.astimezone(UTC).isoformat() == "2026-10-25T00:30:00+00:00"

@@ -1,1 +1,1 @@
-{{ current_state('int_addresses_versioned') }}
+{{ current_state('int_addresses_versioned', 'stg_shop__addresses') }}

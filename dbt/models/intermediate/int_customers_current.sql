@@ -1,1 +1,1 @@
-{{ current_state('int_customers_versioned') }}
+{{ current_state('int_customers_versioned', 'stg_shop__customers') }}

@@ -1,1 +1,1 @@
-{{ current_state('int_order_items_versioned') }}
+{{ current_state('int_order_items_versioned', 'stg_shop__order_items') }}

@@ -1,1 +1,1 @@
-{{ current_state('int_orders_versioned') }}
+{{ current_state('int_orders_versioned', 'stg_shop__orders') }}

@@ -1,1 +1,1 @@
-{{ current_state('int_payments_versioned') }}
+{{ current_state('int_payments_versioned', 'stg_shop__payments') }}

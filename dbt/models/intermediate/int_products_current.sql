@@ -1,1 +1,1 @@
-{{ current_state('int_products_versioned') }}
+{{ current_state('int_products_versioned', 'stg_shop__products') }}

@@ -1,3 +1,5 @@
+{{ fact_config() }}
+
 with
 
 order_items as (
@@ -56,6 +58,7 @@ final as (
         -- timestamps
         placed_at
     from with_customer
+    where {{ in_rebuild_interval('placed_at') }}
 )
 
 select * from final

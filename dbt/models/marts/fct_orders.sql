@@ -1,4 +1,6 @@
 -- An accumulating snapshot: one row per order, its milestones filled in as the order moves on.
+{{ fact_config() }}
+
 with
 
 orders as (
@@ -64,6 +66,7 @@ final as (
     from with_customer
     left join milestones on with_customer.order_id = milestones.order_id
     left join item_totals on with_customer.order_id = item_totals.order_id
+    where {{ in_rebuild_interval('with_customer.placed_at') }}
 )
 
 select * from final
