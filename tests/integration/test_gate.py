@@ -14,7 +14,7 @@ import pytest
 from tidewater.cdc.connector import table_topic
 from tidewater.config import REPO_ROOT, Settings, get_connection
 from tidewater.duck import load_httpfs, s3_secret_sql
-from tidewater.gate import publish, stage, steps
+from tidewater.gate import context, publish, stage, steps
 from tidewater.gate.report import GateFailed
 from tidewater.gate.suites import MARTS
 
@@ -113,6 +113,7 @@ def test_bad_rows_fail_the_gate_and_leave_the_publication_intact(built, tmp_path
     assert "reconciliation: expect_column_pair_values_to_be_equal(fact_item_count, source_item_count)" in message
     assert published_state(settings, lake) == before
     assert list(stage.candidates_dir(settings).iterdir()) == []
+    context.update_data_docs(bad)
     pages = [line.split(" (file ")[1].rstrip(")") for line in message.splitlines() if line.startswith("Data docs: ")]
     quantity_page = next(Path(page).read_text() for page in pages if "/fct_order_items/" in page)
     assert "quantity" in quantity_page and "-3" in quantity_page

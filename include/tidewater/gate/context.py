@@ -8,11 +8,13 @@ dataframe asset at run time. GX's SQL engine would need the duckdb-engine dialec
 patch of a private GX constant to keep its DuckDB connection open; the pandas path needs neither and costs
 a small share of the dbt build (docs/benchmarks.md, "Gate"). A dataframe is a per-run batch parameter that
 GX passes to every validation definition of a checkpoint, so each batch has its own checkpoint; one gate
-run (one publish) runs them all under one run name.
+run (one publish) runs them all under one run name. Their data docs pages are rendered afterwards, off the
+critical path (`update_data_docs`, run by the DAG's docs task): rendering costs four times the validations.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +39,8 @@ def checkpoint_name(batch: Batch) -> str:
 def open_context(settings: Settings):
     """The committed file context (its root is settings.gx_context_dir, great_expectations/ by default)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no usage statistics leave this machine
+    # GX logs each configuration step at INFO: hundreds of lines per run in the task log.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
 
     root = Path(settings.gx_context_dir)
@@ -73,8 +77,7 @@ def sync(settings: Settings) -> None:
         validation = context.validation_definitions.add(
             gx.ValidationDefinition(name=batch.name, data=definition, suite=suite))
         context.checkpoints.add(gx.Checkpoint(
-            name=checkpoint_name(batch), validation_definitions=[validation], result_format="SUMMARY",
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs", site_names=[DOCS_SITE])]))
+            name=checkpoint_name(batch), validation_definitions=[validation], result_format="SUMMARY", actions=[]))
 
 
 def expectation_parameters(settings: Settings, now: datetime | None = None) -> dict[str, Any]:
@@ -91,14 +94,14 @@ def read_batches(candidate: Path) -> dict[str, Any]:
 
 def docs_page(settings: Settings, context, identifier) -> str:
     """Where a validation's data docs page is: in the Airflow UI (the docs plugin) and on disk."""
-    [site] = context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE)
+    [site] = context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE, only_if_exists=False)
     path = site["site_url"].removeprefix("file://")
     relative = os.path.relpath(path, docs.site_dir(settings, "gx"))
     return f"{settings.docs_url}/gx/{relative} (file {path})"
 
 
 def validate(settings: Settings, publication_id: str, candidate: Path) -> GateReport:
-    """Runs every batch's checkpoint on the candidate; builds its data docs pages; summarises."""
+    """Runs every batch's checkpoint on the candidate and summarises (data docs: `update_data_docs`)."""
     from great_expectations.core.run_identifier import RunIdentifier
 
     frames = read_batches(candidate)
@@ -113,3 +116,21 @@ def validate(settings: Settings, publication_id: str, candidate: Path) -> GateRe
             validations.append(validation.to_json_dict())
             pages[batch.name] = docs_page(settings, context, identifier)
     return summarise(publication_id, validations, pages)
+
+
+def update_data_docs(settings: Settings) -> int:
+    """Renders the validation results that have no data docs page yet, and the index; returns how many.
+
+    Rendering costs four times the validations themselves, so the gate leaves it to the DAG's docs task.
+    """
+    context = open_context(settings)
+    missing = []
+    for key in context.validation_results_store.list_keys():
+        [site] = context.get_docs_sites_urls(resource_identifier=key, site_name=DOCS_SITE, only_if_exists=False)
+        if not Path(site["site_url"].removeprefix("file://")).exists():
+            missing.append(key)
+    if not (docs.site_dir(settings, "gx") / "index.html").exists():
+        context.build_data_docs(site_names=[DOCS_SITE])
+    elif missing:
+        context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=missing)
+    return len(missing)

@@ -32,8 +32,9 @@ def publish_marts(settings: Settings, publication_id: str, lake=None) -> publish
 
 
 def build_docs(settings: Settings, lake=None) -> int:
-    """dbt docs beside the GX data docs (which every gate run updates), both copied to the lake."""
+    """The GX pages of the latest gate run, dbt docs beside them, both sites copied to the lake."""
     from tidewater import drain
 
+    context.update_data_docs(settings)
     docs.generate_dbt_docs(settings)
     return docs.copy_to_lake(settings, lake or drain.open_lake(settings))
