@@ -53,3 +53,15 @@ def test_success_lists_every_page():
 
     assert report.success
     assert sorted(report.docs_pages) == sorted(PAGES.values())
+
+
+def test_errors_reported_per_metric_are_found():
+    report = summarise("p4", [validation("fct_orders_references", {
+        "success": False,
+        "expectation_config": {"type": "expect_column_pair_values_to_be_equal",
+                               "kwargs": {"column_A": "customer_key", "column_B": "resolved_customer_key"}},
+        "result": {},
+        "exception_info": {"MetricConfigurationID(...)": {"raised_exception": True,
+                                                          "exception_message": "ambiguous"}}})], {})
+
+    assert report.failures[0].observed == "error: ambiguous"

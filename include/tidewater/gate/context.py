@@ -89,7 +89,22 @@ def expectation_parameters(settings: Settings, now: datetime | None = None) -> d
 def read_batches(candidate: Path) -> dict[str, Any]:
     """Every gate batch as a pandas DataFrame, read from the candidate file."""
     with duckdb.connect(str(candidate), read_only=True) as con:
-        return {batch.name: con.execute(batch.sql).df() for batch in BATCHES}
+        return {batch.name: without_pandas_na(con.execute(batch.sql).df()) for batch in BATCHES}
+
+
+def without_pandas_na(frame):
+    """Nullable pandas columns (DuckDB's choice for integers with nulls) as objects holding None.
+
+    GX's pair expectations compare values with `==`, and `pd.NA == 1` is neither true nor false: the
+    metric would raise instead of counting the row as unexpected.
+    """
+    import pandas as pd
+
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.api.extensions.ExtensionDtype) and frame[column].hasnans:
+            values = frame[column].astype(object)
+            frame[column] = values.where(values.notna(), None)
+    return frame
 
 
 def docs_page(settings: Settings, context, identifier) -> str:

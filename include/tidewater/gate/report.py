@@ -42,11 +42,28 @@ class GateReport:
         return "\n".join(lines)
 
 
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python values, so samples read as `[1000000001, None]`, not `[np.int32(…), None]`."""
+    if isinstance(value, tuple | list):
+        return type(value)(_plain(item) for item in value)
+    return value.item() if hasattr(value, "item") and callable(value.item) else value
+
+
+def _raised(exception: dict[str, Any] | None) -> str | None:
+    """The error of an expectation that could not be computed: GX reports it at the top, or per metric."""
+    if not exception:
+        return None
+    if exception.get("raised_exception"):
+        return str(exception.get("exception_message"))
+    per_metric = [info for info in exception.values() if isinstance(info, dict) and info.get("raised_exception")]
+    return str(per_metric[0].get("exception_message")) if per_metric else None
+
+
 def _observed(result: dict[str, Any], exception: dict[str, Any] | None) -> str:
-    if exception and exception.get("raised_exception"):
-        return f"error: {exception.get('exception_message')}"
+    if (error := _raised(exception)) is not None:
+        return f"error: {error}"
     if "unexpected_count" in result:
-        sample = result.get("partial_unexpected_list") or []
+        sample = [_plain(value) for value in result.get("partial_unexpected_list") or []]
         shown = f", e.g. {sample[:5]}" if sample else ""
         return f"{result['unexpected_count']} unexpected of {result.get('element_count')}{shown}"
     if "observed_value" in result:
