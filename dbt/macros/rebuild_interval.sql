@@ -11,7 +11,8 @@
 {% endmacro %}
 
 {% macro rebuild_interval() %}
-    {%- set start, end = var('interval_start', none), var('interval_end', none) %}
+    {#- An empty var is unset: the warehouse DAG always passes both, empty outside interval runs. #}
+    {%- set start, end = var('interval_start', none) or none, var('interval_end', none) or none %}
     {%- if (start is none) != (end is none) %}
         {{ exceptions.raise_compiler_error(
             "the rebuild interval needs both vars, interval_start and interval_end (got interval_start="

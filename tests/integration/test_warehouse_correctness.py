@@ -152,7 +152,8 @@ def warehouse(shop_changes, tmp_path_factory):
         simulator.run_traffic(shop_changes.shop_conninfo(), seed=13, rate=2000, duration=0.2)
         drain_everything()
         _built_warehouse(workdir / "incremental.duckdb", lake.bucket)
-        compiled = (workdir / "target" / "compiled" / "tidewater" / "models" / "staging" / "stg_shop__orders.sql").read_text()
+        compiled_staging = workdir / "target" / "compiled" / "tidewater" / "models" / "staging"
+        compiled = (compiled_staging / "stg_shop__orders.sql").read_text()
         edge["incremental_read"] = {key for key in lake.keys("raw/orders/") if f"/{key}'" in compiled}
         edge["second_files"] = set(lake.keys("raw/orders/")) - first_files
         _built_warehouse(workdir / "full.duckdb", lake.bucket, "--full-refresh")
