@@ -1,11 +1,36 @@
-# Airflow 3 image for docker-compose: the pinned requirements plus the tidewater package.
-FROM apache/airflow:3.3.2-python3.11
+# Images for docker compose (docker/services.yaml): `airflow` runs Airflow 3 and the Tidewater commands,
+# `jupyter` adds JupyterLab to it for the optional jupyter profile. Both install the pinned requirements.txt
+# exactly as `make install` does (a complete, resolved set: no dependency resolution here).
+FROM apache/airflow:3.3.2-python3.11 AS airflow
 USER root
-RUN apt-get update && apt-get install -y --no-install-recommends curl && rm -rf /var/lib/apt/lists/*
+RUN install -d -o airflow -g root /opt/tidewater
 USER airflow
-COPY --chown=airflow:root requirements.txt pyproject.toml /opt/tidewater/
-COPY --chown=airflow:root include /opt/tidewater/include
-RUN pip install --no-cache-dir -r /opt/tidewater/requirements.txt \
- && pip install --no-cache-dir --no-deps -e /opt/tidewater
-COPY --chown=airflow:root docker/airflow-entrypoint.sh /opt/tidewater/airflow-entrypoint.sh
-ENTRYPOINT ["/usr/bin/dumb-init", "--", "/opt/tidewater/airflow-entrypoint.sh"]
+WORKDIR /opt/tidewater
+COPY --chown=airflow:root requirements.txt pyproject.toml ./
+RUN pip install --no-cache-dir --no-deps -r requirements.txt
+COPY --chown=airflow:root include ./include
+# The httpfs DuckDB extension from its pinned package (DuckDB downloads nothing at run time).
+RUN pip install --no-cache-dir --no-deps -e . && python -m tidewater.duck
+COPY --chown=airflow:root dbt ./dbt
+# The manifest Cosmos renders the warehouse DAG from (LoadMode.DBT_MANIFEST), as `make install` builds it.
+RUN cd dbt && DBT_PROFILES_DIR=. dbt parse --quiet && rm -rf logs
+COPY --chown=airflow:root great_expectations ./great_expectations
+COPY --chown=airflow:root dags ./dags
+COPY --chown=airflow:root plugins ./plugins
+COPY --chown=airflow:root docker/airflow-entrypoint.sh docker/airflow-init.sh ./docker/
+# Mount points of the named volumes, owned by the airflow user so the volumes are too.
+RUN mkdir -p /opt/tidewater/data/warehouse /opt/tidewater/data/marts \
+      /opt/tidewater/great_expectations/uncommitted/data_docs
+ENV AIRFLOW__CORE__DAGS_FOLDER=/opt/tidewater/dags \
+    AIRFLOW__CORE__PLUGINS_FOLDER=/opt/tidewater/plugins \
+    AIRFLOW__COSMOS__CACHE_DIR=/opt/airflow/cosmos \
+    GX_ANALYTICS_ENABLED=false
+ENTRYPOINT ["/usr/bin/dumb-init", "--", "/opt/tidewater/docker/airflow-entrypoint.sh"]
+
+FROM airflow AS jupyter
+COPY --chown=airflow:root docker/jupyter/requirements.txt ./docker/jupyter/requirements.txt
+RUN pip install --no-cache-dir --no-deps -r docker/jupyter/requirements.txt
+COPY --chown=airflow:root docker/jupyter/open_marts.py /home/airflow/.ipython/profile_default/startup/00-open-marts.py
+WORKDIR /home/airflow
+ENTRYPOINT ["/usr/bin/dumb-init", "--"]
+CMD ["bash", "-c", "exec jupyter lab --ip=0.0.0.0 --port=8888 --no-browser --IdentityProvider.token=\"$TIDEWATER_JUPYTER_TOKEN\""]

@@ -57,7 +57,9 @@ def airflow_connections(env: Mapping[str, str]) -> dict[str, str]:
             "extra": {"disable_tls": True, "disable_ssl": True,
                       "from_email": _need(env, "TIDEWATER_ALERT_EMAIL_FROM")},
         }),
-        "TIDEWATER_CONNECT_URL": f"http://{_need(env, 'TIDEWATER_KAFKA_HOST')}:{_need(env, 'TIDEWATER_CONNECT_PORT')}",
+        # Kafka Connect runs beside Kafka natively; docker compose names its own host (TIDEWATER_CONNECT_HOST).
+        "TIDEWATER_CONNECT_URL": f"http://{env.get('TIDEWATER_CONNECT_HOST') or _need(env, 'TIDEWATER_KAFKA_HOST')}"
+                                 f":{_need(env, 'TIDEWATER_CONNECT_PORT')}",
     }
 
 

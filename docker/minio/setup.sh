@@ -1,0 +1,32 @@
+#!/bin/sh
+# One-shot MinIO setup (the minio-setup service of docker compose), safe to run again:
+#   - the lake bucket TIDEWATER_LAKE_BUCKET (the native stack creates the same one in stack/stack.sh);
+#   - TIDEWATER_S3_PIPELINE_ACCESS_KEY: Airflow's user, read/write in the lake bucket only (policy
+#     tidewater-pipeline.json): no other bucket, no bucket creation or deletion, no administration;
+#   - TIDEWATER_S3_MARTS_READER_ACCESS_KEY: lists and reads marts/ only (policy tidewater-marts-reader.json).
+# Runs as MinIO's root user (TIDEWATER_S3_ACCESS_KEY), which no other service is given.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+policies=$(mktemp -d)
+trap 'rm -rf "$policies"' EXIT
+
+mc alias set lake "http://$TIDEWATER_S3_HOST:$TIDEWATER_S3_PORT" "$TIDEWATER_S3_ACCESS_KEY" "$TIDEWATER_S3_SECRET_KEY" \
+  >/dev/null
+mc mb --ignore-existing "lake/$TIDEWATER_LAKE_BUCKET"
+
+# Creates (or updates) a policy from its template and a user with it.
+user_with_policy() {
+  policy=$1 access_key=$2 secret_key=$3
+  sed "s/\${bucket}/$TIDEWATER_LAKE_BUCKET/g" "$here/$policy.json" >"$policies/$policy.json"
+  mc admin policy create lake "$policy" "$policies/$policy.json" >/dev/null
+  mc admin user add lake "$access_key" "$secret_key" >/dev/null
+  # Attaching a policy that is already attached is refused: only attach what is missing.
+  if ! mc admin user info lake "$access_key" --json | grep -Eq "\"policyName\": *\"([^\"]*,)?$policy[,\"]"; then
+    mc admin policy attach lake "$policy" --user "$access_key" >/dev/null
+  fi
+  echo "[minio-setup] user $access_key has policy $policy"
+}
+
+user_with_policy tidewater-pipeline "$TIDEWATER_S3_PIPELINE_ACCESS_KEY" "$TIDEWATER_S3_PIPELINE_SECRET_KEY"
+user_with_policy tidewater-marts-reader "$TIDEWATER_S3_MARTS_READER_ACCESS_KEY" "$TIDEWATER_S3_MARTS_READER_SECRET_KEY"
+echo "[minio-setup] bucket $TIDEWATER_LAKE_BUCKET ready"

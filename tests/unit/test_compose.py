@@ -1,0 +1,408 @@
+"""docker-compose.yaml against the native stack: one configuration, two ways to run it.
+
+Reads the compose files with PyYAML and interpolates them the way docker compose does (shell < .env <
+stack/defaults.env, here with the defaults only), then checks that every file they name exists, every variable
+is documented and known, the services are wired with healthchecks and conditions, and the ports, names and
+versions equal the native stack's (stack/stack.sh, stack/defaults.env, stack/maven). When the docker compose
+plugin is installed, `docker compose config` (which needs no engine) must accept the files too.
+
+Intentionally different from the native stack, and so not compared: container ports (every service listens on
+its image's usual port inside the network), the host names (service names), Airflow's separate PostgreSQL,
+MinIO's users (root only for minio and minio-setup), Mailpit instead of the SMTP sink.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tidewater.cdc import connector
+from tidewater.config import REPO_ROOT, Settings, parse_connection, read_env_file
+from tidewater.stackenv import airflow_connections
+
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
+DEFAULTS = read_env_file(REPO_ROOT / "stack" / "defaults.env")
+STACK_SH = (REPO_ROOT / "stack" / "stack.sh").read_text()
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
+# Where Tidewater's code reads settings: a variable must be known to one of them (or to stack/defaults.env).
+SETTINGS_READERS = [REPO_ROOT / "include" / "tidewater" / name for name in ("config.py", "stackenv.py")]
+
+# Host port of each published container port: the native stack's setting of the same service, or a docker-only
+# setting (Mailpit's UI, the Kafka UI, Jupyter). The container ports are the images' own.
+PUBLISHED = {
+    "shop-db": {5432: "TIDEWATER_PG_PORT"},
+    "kafka": {19092: "TIDEWATER_KAFKA_PORT"},
+    "connect": {8083: "TIDEWATER_CONNECT_PORT"},
+    "minio": {9000: "TIDEWATER_S3_PORT", 9001: "TIDEWATER_S3_CONSOLE_PORT"},
+    "mailpit": {1025: "TIDEWATER_SMTP_PORT", 8025: "TIDEWATER_MAIL_UI_PORT"},
+    "airflow-api-server": {8080: "TIDEWATER_AIRFLOW_PORT"},
+    "kafka-ui": {8080: "TIDEWATER_KAFKA_UI_PORT"},
+    "jupyter": {8888: "TIDEWATER_JUPYTER_PORT"},
+}
+NATIVE_SERVICES = {"postgres": "shop-db", "kafka": "kafka", "connect": "connect", "minio": "minio", "smtp": "mailpit"}
+
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>(?:[^{}]|\{[^{}]*\})*))?\}")
+
+
+# ------------------------------------------------------------------ reading the compose files
+
+
+def interpolate(value, env: dict[str, str]):
+    """Compose's interpolation of ${NAME}, ${NAME:-default}, ${NAME:?error}, $$ (a literal $), recursively."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, env) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match) -> str:
+        name, op, arg = match["name"], match["op"], match["arg"]
+        present = env.get(name) if op is None or not op.startswith(":") else (env.get(name) or None)
+        if op in (":-", "-"):
+            return present if present is not None else interpolate(arg, env)
+        if op in (":?", "?") and present is None:
+            raise AssertionError(f"${{{name}}} is required: {arg}")
+        if present is None:
+            raise AssertionError(f"${{{name}}} has no value: set it in stack/defaults.env (and document it in "
+                                 ".env.example) or give it a default")
+        return present
+
+    parts = value.split("$$")
+    return "$".join(_VARIABLE.sub(replace, part) for part in parts)
+
+
+def variables_in(value) -> set[str]:
+    """Every ${NAME} the compose file interpolates, and every $$NAME a container's shell expands."""
+    text = json.dumps(value)
+    names = {match["name"] for match in _VARIABLE.finditer(text.replace("$$", "\0"))}
+    names |= set(re.findall(r"\$\$\{?(TIDEWATER_[A-Z0-9_]+)", text))
+    return names
+
+
+def load_compose() -> tuple[dict, dict, Path]:
+    """(top-level file, included services file as written, the project directory)."""
+    top = yaml.safe_load(COMPOSE_FILE.read_text())
+    (include,) = top["include"]
+    project = (REPO_ROOT / include.get("project_directory", ".")).resolve()
+    assert project == REPO_ROOT, "docker-compose.yaml must include its services with project_directory: ."
+    assert include["env_file"] == "stack/defaults.env", (
+        "the included services must read their defaults from stack/defaults.env, the native stack's settings")
+    services_file = yaml.safe_load((REPO_ROOT / include["path"]).read_text())
+    return top, services_file, project
+
+
+TOP, RAW, PROJECT = load_compose()
+RESOLVED = interpolate({key: value for key, value in RAW.items() if not key.startswith("x-")}, DEFAULTS)
+SERVICES: dict[str, dict] = RESOLVED["services"]
+
+
+def is_one_shot(service: dict) -> bool:
+    return service.get("restart") == "no"
+
+
+def container_env(name: str) -> dict[str, str]:
+    """A service's environment as docker compose builds it (env_file, then environment), without a .env."""
+    service = SERVICES[name]
+    env: dict[str, str] = {}
+    for entry in service.get("env_file", []):
+        entry = entry if isinstance(entry, dict) else {"path": entry}
+        path = PROJECT / entry["path"]
+        if path.exists() and path.name != ".env":
+            env |= read_env_file(path)
+    env |= {key: str(value) for key, value in (service.get("environment") or {}).items()}
+    return env
+
+
+def documented_settings() -> dict[str, str]:
+    """KEY -> default for each `# KEY=value` line of .env.example that has a comment line above it."""
+    settings, previous = {}, ""
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        match = re.fullmatch(r"#?\s*(TIDEWATER_[A-Z0-9_]+)=(.*)", line.strip())
+        if match:
+            assert previous.startswith("#"), f".env.example: {match[1]} has no description above it"
+            settings[match[1]] = match[2]
+        previous = line.strip()
+    return settings
+
+
+def known_to_code() -> set[str]:
+    return set().union(*(re.findall(r"TIDEWATER_[A-Z0-9_]+", path.read_text()) for path in SETTINGS_READERS))
+
+
+def heredoc(marker: str) -> dict[str, str]:
+    """key=value lines of the heredoc stack/stack.sh writes to a file named `marker`."""
+    body = re.search(rf'cat >"\$dir/{re.escape(marker)}" <<EOF\n(.*?)\nEOF', STACK_SH, re.S)
+    assert body, f"stack/stack.sh no longer writes {marker}"
+    return dict(line.split("=", 1) for line in body[1].splitlines() if "=" in line)
+
+
+# ------------------------------------------------------------------ files
+
+
+def _referenced_paths() -> list[str]:
+    paths = [TOP["include"][0]["path"]]
+    for service in SERVICES.values():
+        build = service.get("build")
+        if build:
+            paths += [build["context"], str(Path(build["context"]) / build.get("dockerfile", "Dockerfile"))]
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                paths.append(source)
+        for entry in service.get("env_file", []):
+            if isinstance(entry, str) or entry.get("required", True):
+                paths.append(entry if isinstance(entry, str) else entry["path"])
+    return paths
+
+
+def test_every_file_the_compose_files_name_exists():
+    paths = _referenced_paths()
+    assert "Dockerfile" in [Path(path).name for path in paths]
+    missing = [path for path in paths if not (PROJECT / path).exists()]
+    assert not missing, f"docker compose names files that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "docker/minio.Dockerfile"])
+def test_every_file_the_images_copy_exists_and_is_not_ignored(dockerfile):
+    ignored = [line for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+               if line and not line.startswith("#")]
+    sources = []
+    for line in (REPO_ROOT / dockerfile).read_text().splitlines():
+        if line.startswith("COPY") and "--from=" not in line:
+            sources += [word for word in line.split()[1:-1] if not word.startswith("--")]
+    missing = [source for source in sources if not (REPO_ROOT / source).exists()]
+    assert not missing, f"{dockerfile} copies files that do not exist: {missing}"
+    hidden = [source for source in sources if any(source == pattern or source.startswith(pattern + "/")
+                                                  for pattern in ignored)]
+    assert not hidden, f"{dockerfile} copies files that .dockerignore keeps out of the build: {hidden}"
+
+
+def test_one_source_for_the_connector_and_the_migrations():
+    """The jobs run the same Python entry points as make; docker/ holds no copy of the connector or SQL."""
+    commands = {name: " ".join(SERVICES[name]["command"]) for name in ("shop-migrate", "cdc-register", "simulator")}
+    assert commands["shop-migrate"] == "python -m tidewater.shop.cli migrate"
+    assert commands["cdc-register"] == "python -m tidewater.cdc.cli register"
+    assert "python -m tidewater.shop.cli run" in commands["simulator"]
+    for module in re.findall(r"python -m ([\w.]+)", " ".join(commands.values()) + (
+            REPO_ROOT / "docker" / "airflow-init.sh").read_text() + (REPO_ROOT / "Dockerfile").read_text()):
+        assert importlib.util.find_spec(module) is not None, f"docker runs python -m {module}, which does not exist"
+    copies = [path.relative_to(REPO_ROOT).as_posix() for path in (REPO_ROOT / "docker").rglob("*")
+              if path.suffix == ".sql" or (path.suffix == ".json" and path.parent.name != "minio")]
+    assert not copies, f"docker/ must not copy the connector or migrations: {copies}"
+
+
+def test_airflow_init_does_every_step_of_the_native_airflow_migrate():
+    native = re.search(r"^airflow_migrate\(\) \{\n(.*?)^\}", STACK_SH, re.S | re.M)[1]
+    steps = [f"airflow {words}" for words in re.findall(r'"\$AIRFLOW_BIN" (\w+ \w+)', native)]
+    steps += [f"python -m {module}" for module in re.findall(r'"\$PY" -m ([\w.]+)', native)]
+    init = (REPO_ROOT / "docker" / "airflow-init.sh").read_text()
+    assert "airflow db migrate" in steps
+    missing = [step for step in steps if step not in init]
+    assert not missing, f"stack/stack.sh airflow-migrate does {missing}; docker/airflow-init.sh must do it too"
+    assert SERVICES["airflow-init"]["command"] == ["bash", "/opt/tidewater/docker/airflow-init.sh"]
+
+
+# ------------------------------------------------------------------ settings
+
+
+def test_every_variable_is_documented_and_known():
+    used = variables_in({key: value for key, value in RAW.items()})
+    assert "TIDEWATER_PG_PORT" in used
+    documented = documented_settings()
+    undocumented = sorted(used - documented.keys())
+    assert not undocumented, f"document these in .env.example: {undocumented}"
+    unknown = sorted(name for name in used if name not in DEFAULTS and name not in known_to_code())
+    assert not unknown, f"not a Tidewater setting (stack/defaults.env, tidewater.config, tidewater.stackenv): {unknown}"
+
+
+def test_env_example_documents_every_setting_with_the_native_default():
+    documented = documented_settings()
+    settings_read = set(re.findall(r'"(TIDEWATER_[A-Z0-9_]+)"', SETTINGS_READERS[0].read_text()))
+    missing = sorted((DEFAULTS.keys() | settings_read) - documented.keys() - {"TIDEWATER_CONNECT_URL"})
+    assert not missing, f".env.example does not document: {missing}"
+    stale = {key: (value, DEFAULTS[key]) for key, value in documented.items()
+             if key in DEFAULTS and value != DEFAULTS[key]}
+    assert not stale, f".env.example shows defaults that stack/defaults.env does not have (shown, real): {stale}"
+    strangers = sorted(documented.keys() - DEFAULTS.keys() - known_to_code())
+    assert not strangers, f".env.example documents settings nothing reads: {strangers}"
+
+
+def test_containers_reach_every_service_by_its_compose_name():
+    """The connections tidewater.stackenv derives in the Airflow containers point at the compose services."""
+    env = container_env("airflow-scheduler")
+    connections = airflow_connections(env)
+    shop = parse_connection("shop_postgres", connections["AIRFLOW_CONN_SHOP_POSTGRES"])
+    kafka = parse_connection("kafka_default", connections["AIRFLOW_CONN_KAFKA_DEFAULT"])
+    lake = parse_connection("lake_s3", connections["AIRFLOW_CONN_LAKE_S3"])
+    smtp = parse_connection("smtp_default", connections["AIRFLOW_CONN_SMTP_DEFAULT"])
+    assert (shop.host, shop.port, shop.login, shop.schema) == ("shop-db", 5432, DEFAULTS["TIDEWATER_SHOP_USER"],
+                                                               DEFAULTS["TIDEWATER_SHOP_DB"])
+    assert kafka.extra["bootstrap.servers"] == "kafka:9092"
+    assert lake.extra["endpoint_url"] == "http://minio:9000"
+    assert (lake.login, lake.password) == (DEFAULTS["TIDEWATER_S3_PIPELINE_ACCESS_KEY"],
+                                           DEFAULTS["TIDEWATER_S3_PIPELINE_SECRET_KEY"]), "Airflow must not get root"
+    assert (smtp.host, smtp.port) == ("mailpit", 1025)
+    assert connections["TIDEWATER_CONNECT_URL"] == "http://connect:8083"
+    rendered = connector.render_config(Settings.from_env(env | connections))
+    assert (rendered["database.hostname"], rendered["database.port"]) == ("shop-db", "5432")
+    assert rendered["topic.prefix"] == DEFAULTS["TIDEWATER_CDC_TOPIC_PREFIX"]
+    assert Settings.from_env(env).lake_bucket == DEFAULTS["TIDEWATER_LAKE_BUCKET"]
+
+
+def test_native_connect_url_is_still_beside_kafka():
+    assert airflow_connections(DEFAULTS)["TIDEWATER_CONNECT_URL"] == (
+        f"http://{DEFAULTS['TIDEWATER_KAFKA_HOST']}:{DEFAULTS['TIDEWATER_CONNECT_PORT']}")
+
+
+def test_only_minio_and_its_setup_get_the_root_credentials():
+    root_secret = DEFAULTS["TIDEWATER_S3_SECRET_KEY"]
+    holders = sorted(name for name in SERVICES if root_secret in container_env(name).values())
+    assert holders == ["minio", "minio-setup"]
+    assert container_env("minio")["MINIO_ROOT_USER"] == DEFAULTS["TIDEWATER_S3_ACCESS_KEY"]
+    jupyter = container_env("jupyter")
+    assert jupyter["TIDEWATER_S3_ACCESS_KEY"] == DEFAULTS["TIDEWATER_S3_MARTS_READER_ACCESS_KEY"]
+    assert not any(value in jupyter.values() for value in (DEFAULTS["TIDEWATER_PG_SUPERUSER_PASSWORD"],
+                                                           DEFAULTS["TIDEWATER_S3_PIPELINE_SECRET_KEY"]))
+    assert "data:/opt/tidewater/data:ro" in SERVICES["jupyter"]["volumes"], "Jupyter opens the marts read-only"
+
+
+def test_minio_policies_give_the_pipeline_the_lake_and_readers_only_the_marts():
+    from tidewater.gate.publish import PREFIX as MARTS_PREFIX
+
+    policies = {path.stem: json.loads(path.read_text()) for path in (REPO_ROOT / "docker" / "minio").glob("*.json")}
+    assert set(policies) == {"tidewater-pipeline", "tidewater-marts-reader"}
+    pipeline = {resource for statement in policies["tidewater-pipeline"]["Statement"]
+                for resource in statement["Resource"]}
+    assert pipeline == {"arn:aws:s3:::${bucket}", "arn:aws:s3:::${bucket}/*"}
+    reader = policies["tidewater-marts-reader"]["Statement"]
+    actions = {action for statement in reader for action in statement["Action"]}
+    assert actions == {"s3:ListBucket", "s3:GetObject"}
+    assert {resource for statement in reader for resource in statement["Resource"]} == {
+        "arn:aws:s3:::${bucket}", f"arn:aws:s3:::${{bucket}}/{MARTS_PREFIX}/*"}
+    setup = (REPO_ROOT / "docker" / "minio" / "setup.sh").read_text()
+    assert all(f"user_with_policy {name} " in setup for name in policies)
+
+
+# ------------------------------------------------------------------ wiring
+
+
+def test_long_running_services_have_healthchecks_and_restart():
+    for name, service in SERVICES.items():
+        if is_one_shot(service):
+            assert "healthcheck" not in service and "ports" not in service, f"{name} is a one-shot job"
+        else:
+            assert service.get("healthcheck", {}).get("test"), f"{name} runs for good: give it a healthcheck"
+            assert service.get("restart") == "unless-stopped", f"{name}: restart: unless-stopped"
+
+
+def test_depends_on_waits_for_health_or_completion():
+    for name, service in SERVICES.items():
+        for dependency, spec in (service.get("depends_on") or {}).items():
+            assert dependency in SERVICES, f"{name} depends on an unknown service {dependency}"
+            target = SERVICES[dependency]
+            expected = "service_completed_successfully" if is_one_shot(target) else "service_healthy"
+            assert spec.get("condition") == expected, f"{name} -> {dependency}: condition {expected}"
+            assert not target.get("profiles") or service.get("profiles"), (
+                f"{name} depends on {dependency}, which only starts with a profile")
+
+
+def test_published_ports_equal_the_native_ports_on_the_bind_address():
+    bind = DEFAULTS["TIDEWATER_BIND_ADDRESS"]
+    for name, service in SERVICES.items():
+        published = {}
+        for port in service.get("ports", []):
+            host_ip, host_port, container_port = port.split(":")
+            assert host_ip == bind, f"{name} publishes {port} beyond TIDEWATER_BIND_ADDRESS"
+            published[int(container_port)] = host_port
+        expected = {port: DEFAULTS[setting] for port, setting in PUBLISHED.get(name, {}).items()}
+        assert published == expected, f"{name} publishes {published}, expected {expected}"
+    assert "ports" not in SERVICES["airflow-db"], "Airflow's database stays inside the network"
+    for native, service in NATIVE_SERVICES.items():
+        assert f"health_{native}()" in STACK_SH and service in SERVICES
+    kafka = SERVICES["kafka"]["environment"]
+    assert f"HOST://127.0.0.1:{DEFAULTS['TIDEWATER_KAFKA_PORT']}" in kafka["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_images_are_pinned_to_the_native_versions():
+    images = {name: service["image"] for name, service in SERVICES.items()}
+    for name, image in images.items():
+        assert re.fullmatch(r"[\w./-]+:[\w.-]+", image) and not image.endswith(":latest"), f"{name}: pin {image}"
+    dockerfiles = [(REPO_ROOT / "Dockerfile").read_text(), (REPO_ROOT / "docker" / "minio.Dockerfile").read_text()]
+    bases = [line.split()[1] for text in dockerfiles for line in text.splitlines() if line.startswith("FROM ")]
+    for base in bases:
+        assert base == "airflow" or (":" in base and not base.endswith(":latest")), f"pin the base image {base}"
+    kafka_pom = (REPO_ROOT / "stack" / "maven" / "kafka" / "pom.xml").read_text()
+    debezium_pom = (REPO_ROOT / "stack" / "maven" / "debezium" / "pom.xml").read_text()
+    assert images["kafka"] == "apache/kafka:" + re.search(r"<kafka.version>(.+?)<", kafka_pom)[1]
+    assert images["connect"] == "quay.io/debezium/connect:" + re.search(
+        r"debezium-connector-postgres</artifactId><version>(.+?)<", debezium_pom)[1]
+    native_pg = re.search(r"PG_BIN=/usr/lib/postgresql/(\d+)/bin", STACK_SH)[1]
+    assert images["shop-db"].split(":")[1].split(".")[0] == native_pg == images["airflow-db"].split(":")[1][:2]
+    airflow = re.search(r"^apache-airflow==(.+)$", (REPO_ROOT / "requirements.txt").read_text(), re.M)[1]
+    assert f"apache/airflow:{airflow}-python3.11" in bases
+    native_minio = re.search(r"^MINIO_VERSION=(\S+)", STACK_SH, re.M)[1]
+    assert f"ARG MINIO_VERSION={native_minio}" in dockerfiles[1]
+
+
+def test_kafka_and_connect_are_configured_like_the_native_stack():
+    server = heredoc("server.properties")
+    kafka = SERVICES["kafka"]["environment"]
+    node_specific = {"controller.quorum.bootstrap.servers", "listeners", "advertised.listeners",
+                     "listener.security.protocol.map", "log.dirs"}
+    for key, value in server.items():
+        if key not in node_specific:
+            assert kafka.get("KAFKA_" + key.upper().replace(".", "_")) == value, f"Kafka {key}={value} natively"
+    worker = heredoc("worker.properties")
+    named = {"bootstrap.servers": "BOOTSTRAP_SERVERS", "group.id": "GROUP_ID", "key.converter": "KEY_CONVERTER",
+             "value.converter": "VALUE_CONVERTER", "config.storage.topic": "CONFIG_STORAGE_TOPIC",
+             "offset.storage.topic": "OFFSET_STORAGE_TOPIC", "status.storage.topic": "STATUS_STORAGE_TOPIC"}
+    connect = SERVICES["connect"]["environment"]
+    node_specific = {"bootstrap.servers", "listeners", "rest.advertised.host.name", "rest.advertised.port",
+                     "plugin.path"}
+    for key, value in worker.items():
+        if key not in node_specific:
+            variable = named.get(key, "CONNECT_" + key.upper().replace(".", "_"))
+            assert connect.get(variable) == value, f"Kafka Connect {key}={value} natively ({variable})"
+    assert connect["BOOTSTRAP_SERVERS"] == "kafka:9092"
+
+
+# ------------------------------------------------------------------ docker compose itself
+
+
+def _compose_plugin() -> list[str] | None:
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    return None
+
+
+def test_docker_compose_config_accepts_the_files():
+    command = _compose_plugin()
+    if command is None:
+        pytest.skip("the docker compose plugin is not installed (docker compose config needs no engine, only it)")
+    # --env-file: interpolate from the defaults alone, whatever a developer's .env says.
+    result = subprocess.run(
+        [*command, "--project-directory", str(REPO_ROOT), "-f", str(COMPOSE_FILE), "--env-file",
+         str(REPO_ROOT / "stack" / "defaults.env"), "--profile", "jupyter", "config", "--format", "json"],
+        capture_output=True, text=True, cwd=REPO_ROOT,
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(Path.home())},
+    )
+    assert result.returncode == 0, result.stderr
+    model = json.loads(result.stdout)
+    assert model["name"] == "tidewater"
+    assert set(model["services"]) == set(SERVICES)
+    for name, service in model["services"].items():
+        published = sorted((int(port["target"]), port["published"]) for port in service.get("ports", []))
+        assert published == sorted((int(p.split(":")[2]), p.split(":")[1]) for p in SERVICES[name].get("ports", []))
+        assert service["image"] == SERVICES[name]["image"]
+        assert bool(service.get("healthcheck")) == bool(SERVICES[name].get("healthcheck"))
+    scheduler = model["services"]["airflow-scheduler"]["environment"]
+    assert {key: scheduler[key] for key in container_env("airflow-scheduler")} == container_env("airflow-scheduler")
