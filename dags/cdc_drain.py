@@ -14,6 +14,11 @@ quarantined, offsets before/after, remaining lag, newest source time); `lake_upd
 
 **Replay** (recovery): trigger with `replay_topic` and either `replay_from_timestamp` or
 `replay_from_offsets`; the files from there on are replaced by a fresh drain.
+
+**Alerts** (docs/alerts.md): a failed task mails its error and log link; a run not finished
+`TIDEWATER_DRAIN_DEADLINE_MINUTES` (20) after it was queued mails one Deadline Alert (the live value is the
+Airflow Variable `tidewater_deadline_seconds_cdc_drain`). `airflow dags test` parses this DAG without the
+deadline (Airflow 3.3 cannot finish a test run of a DAG that has one); the scheduler always has it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from airflow.exceptions import AirflowSkipException
 from airflow.sdk import Param, dag, task
 
 from tidewater import assets
+from tidewater.alerts import deadlines
+from tidewater.alerts.notify import on_task_failure
 from tidewater.config import Settings
 
 settings = Settings.from_env()
@@ -36,7 +43,9 @@ settings = Settings.from_env()
     max_active_runs=1,
     doc_md=__doc__,
     tags=["tidewater", "cdc", "lake"],
-    default_args={"owner": "tidewater", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={"owner": "tidewater", "retries": 2, "retry_delay": timedelta(seconds=30),
+                  "on_failure_callback": on_task_failure},
+    deadline=deadlines.deadline_alerts(settings, "cdc_drain"),
     params={
         "replay_topic": Param(None, type=["null", "string"], description="topic to replay, e.g. shop.shop.orders"),
         "replay_from_timestamp": Param(None, type=["null", "string"],

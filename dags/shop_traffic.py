@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
+from tidewater.alerts.notify import on_task_failure
+
 
 @dag(
     schedule=None,
@@ -20,7 +22,8 @@ from airflow.sdk import Param, dag, task
     catchup=False,
     doc_md=__doc__,
     tags=["tidewater", "shop", "demo"],
-    default_args={"owner": "tidewater", "retries": 1, "retry_delay": timedelta(seconds=30)},
+    default_args={"owner": "tidewater", "retries": 1, "retry_delay": timedelta(seconds=30),
+                  "on_failure_callback": on_task_failure},
     params={
         "rate": Param(5.0, type="number", minimum=0.1, description="operations per second"),
         "duration_s": Param(60, type="integer", minimum=1, maximum=3600, description="how long to run"),

@@ -17,6 +17,12 @@ does `publish` switch the published marts (`marts.duckdb`, Parquet under `s3://<
 A failed gate publishes nothing and names the failed expectations and their data docs page. `docs`
 (off the critical path, also after a failed gate) generates dbt docs beside the GX data docs and copies
 both to the lake; the Airflow UI shows them under Browse → Data docs. See docs/gate.md.
+
+**Alerts** (docs/alerts.md): a failed task mails its error and log link (a failed gate: every failed
+expectation and the data docs links); a run not finished `TIDEWATER_WAREHOUSE_DEADLINE_MINUTES` (60) after
+it was queued mails one Deadline Alert (live value: Airflow Variable `tidewater_deadline_seconds_warehouse`).
+`airflow dags test` parses this DAG without the deadline (Airflow 3.3 cannot finish a test run of a DAG
+that has one); the scheduler always has it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import ExecutionMode, LoadMode, TestBehavior
 
 from tidewater import assets
+from tidewater.alerts import deadlines
+from tidewater.alerts.notify import on_task_failure
 from tidewater.config import Settings
 from tidewater.gate import steps
 from tidewater.gate.report import GateFailed
@@ -45,7 +53,9 @@ dbt_project = Path(settings.dbt_project_dir)
     max_active_runs=1,
     doc_md=__doc__,
     tags=["tidewater", "warehouse", "dbt"],
-    default_args={"owner": "tidewater", "retries": 1, "retry_delay": timedelta(seconds=30)},
+    default_args={"owner": "tidewater", "retries": 1, "retry_delay": timedelta(seconds=30),
+                  "on_failure_callback": on_task_failure},
+    deadline=deadlines.deadline_alerts(settings, "warehouse"),
 )
 def warehouse():
     build = DbtTaskGroup(

@@ -188,6 +188,24 @@ class Settings:
     drain_file_max_rows: int = 200_000
     drain_file_max_bytes: int = 64 * 1024 * 1024
     drain_max_bad_share: float = 0.05
+    # alerts (docs/alerts.md): recipients, links, deadlines, freshness limits
+    alert_email_to: str = "data-team@tidewater.invalid"  # comma-separated; never a real domain by default
+    airflow_url: str = "http://127.0.0.1:58080"  # the UI that alert emails link to
+    alert_error_max_lines: int = 20
+    drain_deadline_minutes: int = 20  # a cdc_drain run not finished this long after being queued is late
+    warehouse_deadline_minutes: int = 60
+    freshness_interval_minutes: int = 5
+    freshness_max_mart_age_minutes: int = 360
+    freshness_max_change_age_minutes: int = 360
+    freshness_max_topic_lag: int = 100_000  # records not yet drained, per topic
+
+    @property
+    def alert_recipients(self) -> list[str]:
+        recipients = [address.strip() for address in self.alert_email_to.split(",") if address.strip()]
+        if not recipients or any("@" not in address for address in recipients):
+            raise ConfigError(f"TIDEWATER_ALERT_EMAIL_TO={self.alert_email_to!r}: expected comma-separated email "
+                              "addresses, e.g. data-team@example.com")
+        return recipients
 
     @property
     def topic_pattern(self) -> re.Pattern[str]:
@@ -237,6 +255,21 @@ class Settings:
             drain_file_max_rows=_int(env, "TIDEWATER_DRAIN_FILE_MAX_ROWS", defaults.drain_file_max_rows),
             drain_file_max_bytes=_int(env, "TIDEWATER_DRAIN_FILE_MAX_BYTES", defaults.drain_file_max_bytes),
             drain_max_bad_share=_number(env, "TIDEWATER_DRAIN_MAX_BAD_SHARE", defaults.drain_max_bad_share),
+            alert_email_to=env.get("TIDEWATER_ALERT_EMAIL_TO", defaults.alert_email_to),
+            # Links go where the api-server says it is, unless told otherwise.
+            airflow_url=env.get("TIDEWATER_AIRFLOW_URL",
+                                env.get("AIRFLOW__API__BASE_URL", defaults.airflow_url)).rstrip("/"),
+            alert_error_max_lines=_int(env, "TIDEWATER_ALERT_ERROR_MAX_LINES", defaults.alert_error_max_lines),
+            drain_deadline_minutes=_int(env, "TIDEWATER_DRAIN_DEADLINE_MINUTES", defaults.drain_deadline_minutes),
+            warehouse_deadline_minutes=_int(env, "TIDEWATER_WAREHOUSE_DEADLINE_MINUTES",
+                                            defaults.warehouse_deadline_minutes),
+            freshness_interval_minutes=_int(env, "TIDEWATER_FRESHNESS_INTERVAL_MINUTES",
+                                            defaults.freshness_interval_minutes),
+            freshness_max_mart_age_minutes=_int(env, "TIDEWATER_FRESHNESS_MAX_MART_AGE_MINUTES",
+                                                defaults.freshness_max_mart_age_minutes),
+            freshness_max_change_age_minutes=_int(env, "TIDEWATER_FRESHNESS_MAX_CHANGE_AGE_MINUTES",
+                                                  defaults.freshness_max_change_age_minutes),
+            freshness_max_topic_lag=_int(env, "TIDEWATER_FRESHNESS_MAX_TOPIC_LAG", defaults.freshness_max_topic_lag),
         )
 
     def migration_settings(self) -> dict[str, str]:

@@ -1,0 +1,57 @@
+"""
+### freshness_monitor: the data-freshness SLA, checked every few minutes
+
+Every `TIDEWATER_FRESHNESS_INTERVAL_MINUTES` (default 5) this DAG measures
+
+- the age of the published marts (`marts/_current.json` in the lake: `published_at`),
+  limit `TIDEWATER_FRESHNESS_MAX_MART_AGE_MINUTES`;
+- per table, the age of its newest landed change (the newest `_source_ts` under `raw/<table>/`),
+  limit `TIDEWATER_FRESHNESS_MAX_CHANGE_AGE_MINUTES`;
+- per drained topic, its lag: the high watermark minus the drain consumer group's committed offset,
+  limit `TIDEWATER_FRESHNESS_MAX_TOPIC_LAG` records.
+
+A measurement that goes over its limit sends **one** email; later checks that find it still over send
+nothing; the check that finds it back within the limit sends one "recovered" email. Which measurements
+are in breach is kept in the lake (`_alerts/freshness_state.json`), so restarts do not re-send.
+Logic: `include/tidewater/alerts/freshness.py`; what is sent when: docs/alerts.md.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from tidewater.alerts.notify import on_task_failure
+from tidewater.config import ConfigError, Settings
+
+settings = Settings.from_env()
+
+
+@dag(
+    schedule=timedelta(minutes=settings.freshness_interval_minutes),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,  # two checks at once could both mail the same breach
+    doc_md=__doc__,
+    tags=["tidewater", "alerts", "sla"],
+    default_args={"owner": "tidewater", "retries": 1, "retry_delay": timedelta(seconds=30),
+                  "on_failure_callback": on_task_failure},
+)
+def freshness_monitor():
+    @task
+    def check_freshness() -> list[dict]:
+        from tidewater.alerts import sources
+
+        try:
+            transitions = sources.check_freshness(settings, datetime.now(UTC))
+        except ConfigError as exc:
+            raise AirflowFailException(str(exc)) from exc  # a retry would fail the same way
+        return [{"kind": t.kind, "key": t.measurement.key, "measured": t.measurement.measured(), "since": t.since}
+                for t in transitions]
+
+    check_freshness()
+
+
+freshness_monitor()

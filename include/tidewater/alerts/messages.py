@@ -1,0 +1,88 @@
+"""The text of every alert email: pure functions of what happened, so tests can read them exactly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+from urllib.parse import quote
+
+SUBJECT_PREFIX = "[tidewater]"
+
+
+@dataclass(frozen=True)
+class Email:
+    subject: str
+    html: str
+
+
+def run_url(airflow_url: str, dag_id: str, run_id: str) -> str:
+    """The run's page in the Airflow UI (run ids hold ':' and '+', so they are quoted)."""
+    return f"{airflow_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
+def first_lines(text: str, max_lines: int | None) -> str:
+    """The first `max_lines` (None: all) non-empty lines of an error, saying how many were left out."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if max_lines is None or len(lines) <= max_lines:
+        return "\n".join(lines)
+    return "\n".join([*lines[:max_lines], f"… ({len(lines) - max_lines} more lines in the log)"])
+
+
+def _page(*parts: str) -> str:
+    return "<html><body>" + "".join(parts) + "</body></html>"
+
+
+def _link(url: str, label: str) -> str:
+    return f'<p><a href="{escape(url)}">{escape(label)}</a>: {escape(url)}</p>'
+
+
+def task_failure_email(*, dag_id: str, run_id: str, task_id: str, map_index: int | None, try_number: int | None,
+                       error: str, log_url: str, max_lines: int | None) -> Email:
+    """`max_lines` None keeps the whole error: for failures whose message is written for people (the gate's
+    names every failed expectation and ends with the data docs links)."""
+    task = task_id if map_index is None or map_index < 0 else f"{task_id}[{map_index}]"
+    headline = next((line.strip() for line in error.splitlines() if line.strip()), "no error message")
+    return Email(
+        subject=f"{SUBJECT_PREFIX} FAILED {dag_id}.{task}: {headline[:150]}",
+        html=_page(
+            f"<p>Task <b>{escape(task)}</b> of DAG <b>{escape(dag_id)}</b> failed "
+            f"(run <code>{escape(run_id)}</code>, try {try_number if try_number is not None else '?'}).</p>",
+            f"<pre>{escape(first_lines(error, max_lines))}</pre>",
+            _link(log_url, "Task log"),
+        ),
+    )
+
+
+def deadline_email_templates(*, dag_id: str, airflow_url: str) -> Email:
+    """Jinja templates for SmtpNotifier, rendered by the triggerer when a Deadline Alert fires.
+
+    A deadline callback's context holds only ``dag_run`` (the REST API's JSON of the run) and ``deadline``
+    (``id``, ``deadline_time``), so everything else is filled in here.
+    """
+    base = f"{airflow_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/"
+    url = base + "{{ dag_run.dag_run_id | urlencode }}"  # not HTML-escaped: it is a template
+    return Email(
+        subject=f"{SUBJECT_PREFIX} DEADLINE missed: {dag_id} run {{{{ dag_run.dag_run_id }}}}",
+        html=_page(
+            f"<p>DAG <b>{escape(dag_id)}</b> run <code>{{{{ dag_run.dag_run_id }}}}</code> had not finished by its "
+            "deadline <b>{{ deadline.deadline_time }}</b> (it was queued at {{ dag_run.queued_at }}). "
+            "State when the deadline passed: {{ dag_run.state }}.</p>",
+            f'<p><a href="{url}">The run in Airflow</a>: {url}</p>',
+        ),
+    )
+
+
+def freshness_email(*, recovered: bool, subject: str, measured: str, limit: str, detail: str, since: str) -> Email:
+    """A freshness breach (STALE) or its end (RECOVERED); `since` is when the breach started."""
+    if recovered:
+        word, status = "RECOVERED", f"is within its freshness limit again (breached since {since})"
+    else:
+        word, status = "STALE", f"breaches its freshness limit since {since}"
+    return Email(
+        subject=f"{SUBJECT_PREFIX} {word} {subject}: {measured} (limit {limit})",
+        html=_page(
+            f"<p><b>{escape(subject)}</b> {escape(status)}: {escape(measured)}, limit {escape(limit)}.</p>",
+            f"<p>{escape(detail)}</p>" if detail else "",
+            "" if recovered else "<p>One email is sent per breach; another follows when it recovers.</p>",
+        ),
+    )

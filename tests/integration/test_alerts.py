@@ -1,0 +1,186 @@
+"""Alert emails end to end, received by real SMTP servers (docs/alerts.md).
+
+- freshness and failure emails: `airflow dags test freshness_monitor` against MinIO and Kafka, mailing an
+  aiosmtpd server this test starts on a free port (so every message it receives is counted exactly);
+- the deadline email: the running scheduler and triggerer (the `airflow_api` fixture), mailing the stack's
+  SMTP sink (.stack/mail), for a cdc_drain run held queued (the DAG paused) past a 5-second deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tidewater.alerts import deadlines
+from tidewater.alerts.sources import MARTS_POINTER_KEY, STATE_KEY
+from tidewater.config import REPO_ROOT
+from tidewater.mailsink import MaildirHandler, read_messages
+
+from .conftest import new_bucket
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server(tmp_path) -> Iterator[tuple[int, Path]]:
+    """A real SMTP server on a free port keeping what it receives in a maildir: (port, maildir)."""
+    port, maildir = _free_port(), tmp_path / "mail"
+    controller = Controller(MaildirHandler(maildir), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, maildir
+    finally:
+        controller.stop()
+
+
+def _dags_test(dag_id: str, smtp_port: int, **settings: str) -> subprocess.CompletedProcess:
+    """`airflow dags test` with the smtp_default connection pointed at `smtp_port` and extra TIDEWATER_* env."""
+    env = os.environ.copy() | settings
+    smtp = json.loads(env["AIRFLOW_CONN_SMTP_DEFAULT"])
+    env["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps(smtp | {"port": smtp_port})
+    return subprocess.run([str(REPO_ROOT / ".venv" / "bin" / "airflow"), "dags", "test", dag_id],
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+def _html(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None, f"no HTML body in {message['Subject']!r}"
+    return part.get_content()
+
+
+def _publish_pointer(lake, published_at: datetime) -> None:
+    lake.put_json(MARTS_POINTER_KEY, {"publication_id": f"pub-{published_at:%Y%m%dT%H%M%S}",
+                                      "published_at": published_at.isoformat()})
+
+
+def test_stale_marts_mail_once_then_once_when_they_recover(settings, smtp_server):
+    port, maildir = smtp_server
+    with new_bucket(settings) as lake:
+        monitor = {
+            "TIDEWATER_LAKE_BUCKET": lake.bucket,  # no raw/ here: only the marts are measured ...
+            "TIDEWATER_DRAIN_TOPIC_REGEX": r"^tidewater-alerts-test-no-topic$",  # ... and no topic lag
+            "TIDEWATER_FRESHNESS_MAX_MART_AGE_MINUTES": "60",
+        }
+        _publish_pointer(lake, datetime.now(UTC) - timedelta(hours=3))
+
+        runs = [_dags_test("freshness_monitor", port, **monitor) for _ in range(3)]
+
+        for run in runs:
+            assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        [breach] = read_messages(maildir)
+        assert re.fullmatch(r"\[tidewater\] STALE published marts: 18\d minutes old \(limit 60 minutes\)",
+                            breach["Subject"]), breach["Subject"]
+        assert breach["To"] == settings.alert_email_to
+        assert set(lake.get_json(STATE_KEY)) == {"marts"}
+
+        _publish_pointer(lake, datetime.now(UTC))
+        recovered_run = _dags_test("freshness_monitor", port, **monitor)
+        again = _dags_test("freshness_monitor", port, **monitor)
+
+        assert recovered_run.returncode == 0 and again.returncode == 0, recovered_run.stderr[-3000:]
+        messages = read_messages(maildir)
+        assert [m["Subject"].split(":")[0] for m in messages] == ["[tidewater] STALE published marts",
+                                                                  "[tidewater] RECOVERED published marts"]
+        assert "0 minutes old" in messages[1]["Subject"]
+        assert lake.get_json(STATE_KEY) == {}
+
+
+def test_a_failed_task_mails_its_error_and_log_link(settings, smtp_server):
+    port, maildir = smtp_server
+    bucket = f"no-such-bucket-{uuid.uuid4().hex[:8]}"
+
+    run = _dags_test("freshness_monitor", port, TIDEWATER_LAKE_BUCKET=bucket)
+
+    assert run.returncode != 0, "the check should fail on a bucket that does not exist"
+    [failure] = read_messages(maildir)
+    assert failure["Subject"].startswith("[tidewater] FAILED freshness_monitor.check_freshness: ")
+    body = _html(failure)
+    assert f"lake bucket &#x27;{bucket}&#x27; is not reachable" in body
+    assert "check TIDEWATER_LAKE_BUCKET" in body
+    base = os.environ["AIRFLOW__API__BASE_URL"].rstrip("/")
+    assert f'href="{base}/dags/freshness_monitor/runs/manual__' in body
+    assert "/tasks/check_freshness?try_number=1" in body
+
+
+# --- Deadline Alerts under the real scheduler -------------------------------------------------------------
+
+STACK_MAIL = Path(os.environ.get("TIDEWATER_STACK_DIR", REPO_ROOT / ".stack")) / "mail"
+
+
+def _wait(what: str, probe, timeout: float = 180, every: float = 2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := probe():
+            return result
+        time.sleep(every)
+    pytest.fail(f"gave up after {timeout:.0f} s waiting for {what}")
+
+
+def _ui(api, path: str) -> dict:
+    import requests
+
+    response = requests.get(f"{api.base_url}/ui/{path.lstrip('/')}",
+                            headers={"Authorization": f"Bearer {api.token()}"}, timeout=60)
+    response.raise_for_status()
+    return response.json()
+
+
+def _mails_about(run_id: str) -> list[EmailMessage]:
+    return [m for m in read_messages(STACK_MAIL) if run_id in str(m["Subject"])]
+
+
+def test_a_drain_run_held_past_its_deadline_mails_exactly_once(airflow_api):
+    dag_id, key = "cdc_drain", deadlines.variable_key("cdc_drain")
+    _wait("the scheduler's cdc_drain to carry its Deadline Alert (if this fails, the running dag-processor has "
+          "older code: restart Airflow with `make airflow-down && make airflow-up`)",
+          lambda: _ui(airflow_api, f"dags/{dag_id}/deadlineAlerts")["total_entries"] == 1, timeout=120)
+    was_paused = airflow_api.request("GET", f"dags/{dag_id}")["is_paused"]
+    old_seconds = airflow_api.request("GET", f"variables/{key}")["value"]
+    run_id, created = f"alerts_test_{uuid.uuid4().hex[:10]}", False
+    # Held honestly: a paused DAG's queued run never starts, so it cannot finish before its deadline.
+    airflow_api.request("PATCH", f"dags/{dag_id}", json={"is_paused": True})
+    try:
+        airflow_api.request("PATCH", f"variables/{key}", json={"key": key, "value": "5"})
+        try:
+            run = airflow_api.request("POST", f"dags/{dag_id}/dagRuns", json={"dag_run_id": run_id,
+                                                                               "logical_date": None})
+            created = True
+        finally:  # the deadline is computed when the run is created: later runs get the usual one again
+            airflow_api.request("PATCH", f"variables/{key}", json={"key": key, "value": old_seconds})
+        [deadline] = _ui(airflow_api, f"dags/{dag_id}/dagRuns/{run_id}/deadlines")["deadlines"]
+
+        [mail] = _wait(f"the deadline email of run {run_id} in {STACK_MAIL}", lambda: _mails_about(run_id))
+        # One deadline, missed once: the triggerer sends its callback once. Give a duplicate time to show up.
+        time.sleep(10)
+
+        assert len(_mails_about(run_id)) == 1
+        assert _ui(airflow_api, f"dags/{dag_id}/dagRuns/{run_id}/deadlines")["deadlines"][0]["missed"] is True
+        assert airflow_api.request("GET", f"dags/{dag_id}/dagRuns/{run_id}")["state"] == "queued"
+        assert mail["Subject"] == f"[tidewater] DEADLINE missed: cdc_drain run {run_id}"
+        body = _html(mail)
+        assert f"run <code>{run_id}</code>" in body
+        queued = datetime.fromisoformat(run["queued_at"])
+        assert datetime.fromisoformat(deadline["deadline_time"]) == queued + timedelta(seconds=5)
+        assert f"deadline <b>{deadline['deadline_time'][:19].replace('T', ' ')}" in body
+        assert f'href="{airflow_api.base_url}/dags/cdc_drain/runs/{quote(run_id)}"' in body
+    finally:
+        if created:  # it never ran: nothing else to clean up
+            airflow_api.request("DELETE", f"dags/{dag_id}/dagRuns/{run_id}")
+        airflow_api.request("PATCH", f"dags/{dag_id}", json={"is_paused": was_paused})
