@@ -102,6 +102,48 @@ def test_stale_marts_mail_once_then_once_when_they_recover(settings, smtp_server
         assert lake.get_json(STATE_KEY) == {}
 
 
+def test_an_old_landed_change_and_a_lagging_topic_each_mail_once(settings, smtp_server):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient
+
+    from tidewater.cdc.topics import consumer_config
+
+    port, maildir = smtp_server
+    topic = f"alerts{uuid.uuid4().hex[:8]}.shop.orders"
+    servers = consumer_config(settings)["bootstrap.servers"]
+    producer = Producer({"bootstrap.servers": servers})
+    for number in range(5):
+        producer.produce(topic, value=b"{}", key=str(number).encode())
+    assert producer.flush(30) == 0
+    kafka = json.loads(os.environ["AIRFLOW_CONN_KAFKA_DEFAULT"])
+    kafka["extra"]["group.id"] = f"alerts-test-{uuid.uuid4().hex[:8]}"  # never committed: lag is all 5 records
+    try:
+        with new_bucket(settings) as lake:
+            changes = pa.table({"_source_ts": pa.array([datetime(2026, 1, 1, tzinfo=UTC)], pa.timestamp("us", "UTC"))})
+            sink = pa.BufferOutputStream()
+            pq.write_table(changes, sink)
+            lake.put_parquet("raw/orders/dt=2026-01-01/old.parquet", sink.getvalue().to_pybytes())
+            monitor = {"TIDEWATER_LAKE_BUCKET": lake.bucket, "TIDEWATER_DRAIN_TOPIC_REGEX": f"^{re.escape(topic)}$",
+                       "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(kafka), "TIDEWATER_FRESHNESS_MAX_TOPIC_LAG": "3",
+                       "TIDEWATER_FRESHNESS_MAX_CHANGE_AGE_MINUTES": "60"}
+
+            runs = [_dags_test("freshness_monitor", port, **monitor) for _ in range(2)]
+
+            for run in runs:
+                assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+            subjects = sorted(str(m["Subject"]) for m in read_messages(maildir))
+            assert len(subjects) == 2, subjects
+            assert subjects[0] == f"[tidewater] STALE lag of topic {topic}: 5 records behind (limit 3 records)"
+            assert subjects[1].startswith("[tidewater] STALE newest landed change of table orders: ")
+            assert subjects[1].endswith(" minutes old (limit 60 minutes)")
+            assert set(lake.get_json(STATE_KEY)) == {f"lag:{topic}", "change:orders"}
+    finally:
+        admin = AdminClient({"bootstrap.servers": servers})  # kept alive until its future resolves
+        admin.delete_topics([topic])[topic].result()
+
+
 def test_a_failed_task_mails_its_error_and_log_link(settings, smtp_server):
     port, maildir = smtp_server
     bucket = f"no-such-bucket-{uuid.uuid4().hex[:8]}"
