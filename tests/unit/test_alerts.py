@@ -115,7 +115,8 @@ def test_a_gate_failure_email_carries_the_whole_message_other_errors_their_first
     settings = Settings(alert_error_max_lines=2)
     gate = "gate failed: 3 of 40 expectations failed\n  - a\n  - b\n  - c\nData docs: http://ui/docs/x.html"
     whole = notify.failure_email(settings, _context(AirflowFailException(gate)))
-    assert "Data docs: http://ui/docs/x.html" in whole.html and "more lines" not in whole.html
+    assert 'Data docs: <a href="http://ui/docs/x.html">http://ui/docs/x.html</a>' in whole.html
+    assert "more lines" not in whole.html
     assert whole.subject == "[tidewater] FAILED warehouse.gate: AirflowFailException: gate failed: 3 of 40 " \
                             "expectations failed"
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
 
 SUBJECT_PREFIX = "[tidewater]"
+_URL = re.compile(r"https?://[^\s<>\"']+")
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,11 @@ def _page(*parts: str) -> str:
     return "<html><body>" + "".join(parts) + "</body></html>"
 
 
+def _linked(text: str) -> str:
+    """Escaped text whose URLs (e.g. the gate's data docs pages) are links."""
+    return _URL.sub(lambda match: f'<a href="{match[0]}">{match[0]}</a>', escape(text))
+
+
 def _link(url: str, label: str) -> str:
     return f'<p><a href="{escape(url)}">{escape(label)}</a>: {escape(url)}</p>'
 
@@ -47,7 +54,7 @@ def task_failure_email(*, dag_id: str, run_id: str, task_id: str, map_index: int
         html=_page(
             f"<p>Task <b>{escape(task)}</b> of DAG <b>{escape(dag_id)}</b> failed "
             f"(run <code>{escape(run_id)}</code>, try {try_number if try_number is not None else '?'}).</p>",
-            f"<pre>{escape(first_lines(error, max_lines))}</pre>",
+            f"<pre>{_linked(first_lines(error, max_lines))}</pre>",
             _link(log_url, "Task log"),
         ),
     )
