@@ -2,10 +2,18 @@
 ### warehouse: the DuckDB star schema, rebuilt from the CDC lake by dbt (rendered by Cosmos)
 
 Runs after every `cdc_drain` run that landed new rows (scheduled on the `s3://<bucket>/raw` asset, one
-event per drain run, so not once per table), and on demand. Cosmos renders the dbt project in `dbt/`
+event per drain run, so not once per table), once a day, and on demand. Cosmos renders the dbt project in `dbt/`
 from its manifest (`dbt parse`, run by `make install`): staging (each change once), intermediate
 (versions and current state per entity, built from the change log), marts (SCD2 dimensions, facts,
-data marts), with each model's tests right after it.
+data marts); each model is one task that builds it and runs its tests (`dbt build`), so
+a model that fails its tests stops what depends on it.
+
+**Incremental, date-bounded.** History (staging, versions) is incremental: a run reads only lake files it
+has not loaded. Facts are rebuilt from the current state, or, in an interval run, only for orders placed
+in that interval: the daily run and each backfill run rebuild their data interval (one day), and a manual
+run can pass `interval_start` / `interval_end` (YYYY-MM-DD, end exclusive). `full_refresh` rebuilds every
+model from the whole lake (needed after adding a column to a model). Backfill from the UI or
+`airflow backfill create --dag-id warehouse --from-date 2026-01-05 --to-date 2026-01-07`.
 
 **One writer.** A DuckDB file has one writer process, and other processes, readers too, are refused
 its lock. Every dbt task therefore takes the one slot of the `duckdb_warehouse` pool, so they run one
@@ -30,12 +38,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, LoadMode, TestBehavior
 
-from tidewater import assets
+from tidewater import assets, rebuild
 from tidewater.alerts import deadlines
 from tidewater.alerts.notify import on_task_failure
 from tidewater.config import Settings
@@ -46,8 +54,15 @@ settings = Settings.from_env()
 dbt_project = Path(settings.dbt_project_dir)
 
 
+# The dbt vars of the interval a run rebuilds (empty outside interval runs); see tidewater.rebuild.
+INTERVAL = "rebuild_interval(params, dag_run.run_type, data_interval_start, data_interval_end)"
+
+
 @dag(
-    schedule=[assets.raw_lake(settings)],
+    # New lake data, and once a day a rebuild of the previous day (a periodic schedule is what lets
+    # `airflow backfill create` rebuild past days).
+    schedule=AssetOrTimeSchedule(timetable=CronDataIntervalTimetable("@daily", timezone="UTC"),
+                                 assets=[assets.raw_lake(settings)]),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -56,6 +71,14 @@ dbt_project = Path(settings.dbt_project_dir)
     default_args={"owner": "tidewater", "retries": 1, "retry_delay": timedelta(seconds=30),
                   "on_failure_callback": on_task_failure},
     deadline=deadlines.deadline_alerts(settings, "warehouse"),
+    params={
+        "full_refresh": Param(False, type="boolean", description="Rebuild every model from the whole lake."),
+        "interval_start": Param(None, type=["null", "string"], format="date",
+                                description="Rebuild the facts of orders placed from this day (YYYY-MM-DD) ..."),
+        "interval_end": Param(None, type=["null", "string"], format="date",
+                              description="... until this day (exclusive). Both or neither."),
+    },
+    user_defined_macros={"rebuild_interval": rebuild.rebuild_interval},
 )
 def warehouse():
     build = DbtTaskGroup(
@@ -65,10 +88,15 @@ def warehouse():
         profile_config=ProfileConfig(profile_name="tidewater", target_name="local",
                                      profiles_yml_filepath=dbt_project / "profiles.yml"),
         # Relationship tests (fact → dimension) run in their own tasks, once every parent model is built.
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_EACH,
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD,
                                    should_detach_multiple_parents_tests=True),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL),
-        operator_args={"pool": settings.warehouse_pool, "install_deps": False},
+        operator_args={
+            "pool": settings.warehouse_pool,
+            "install_deps": False,
+            "full_refresh": "{{ params.full_refresh }}",
+            "vars": {"interval_start": "{{ " + INTERVAL + "[0] }}", "interval_end": "{{ " + INTERVAL + "[1] }}"},
+        },
     )
 
     @task(pool=settings.warehouse_pool)

@@ -15,9 +15,6 @@ from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from tidewater.config import Settings
-from tidewater.gate import docs
-
 URL_PREFIX = "/tidewater-docs"
 bearer = HTTPBearer(auto_error=False)
 
@@ -42,12 +39,21 @@ TITLES = {"gx": "Data quality: the gate's Great Expectations data docs (every va
           "dbt": "Warehouse models: dbt docs (lineage, columns, tests)"}
 
 
+def _docs_file(site: str, path: str):
+    """The docs file, or None. Tidewater's modules are imported here, not at the top: Airflow loads plugins
+    into its long-running processes (the dag-processor too), which would otherwise keep a stale
+    tidewater.config after a code change."""
+    from tidewater.config import Settings
+    from tidewater.gate import docs
+
+    return docs.resolve_file(Settings.from_env(), site, path) if site in docs.SITES else None
+
+
 @app.get("/", response_class=HTMLResponse)
 def index() -> str:
-    settings = Settings.from_env()
     items = []
     for site, title in TITLES.items():
-        if docs.resolve_file(settings, site, "index.html"):
+        if _docs_file(site, "index.html"):
             items.append(f'<li><a href="{URL_PREFIX}/{site}/index.html">{title}</a></li>')
         else:
             items.append(f"<li>{title}: not built yet (the warehouse DAG builds it)</li>")
@@ -56,8 +62,7 @@ def index() -> str:
 
 @app.get("/{site}/{path:path}")
 def site_file(site: str, path: str) -> FileResponse:
-    settings = Settings.from_env()
-    file = docs.resolve_file(settings, site, path) if site in docs.SITES else None
+    file = _docs_file(site, path)
     if file is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"{site}/{path} is not in the docs")
     return FileResponse(file)

@@ -198,6 +198,9 @@ class Settings:
     freshness_max_mart_age_minutes: int = 360
     freshness_max_change_age_minutes: int = 360
     freshness_max_topic_lag: int = 100_000  # records not yet drained, per topic
+    # where a person finds things (the demo's summary)
+    s3_console_url: str = "http://127.0.0.1:59001"
+    mail_dir: str = str(REPO_ROOT / ".stack" / "mail")
 
     @property
     def alert_recipients(self) -> list[str]:
@@ -270,6 +273,10 @@ class Settings:
             freshness_max_change_age_minutes=_int(env, "TIDEWATER_FRESHNESS_MAX_CHANGE_AGE_MINUTES",
                                                   defaults.freshness_max_change_age_minutes),
             freshness_max_topic_lag=_int(env, "TIDEWATER_FRESHNESS_MAX_TOPIC_LAG", defaults.freshness_max_topic_lag),
+            s3_console_url=env.get("TIDEWATER_S3_CONSOLE_URL") or (
+                f"http://{env['TIDEWATER_S3_HOST']}:{env['TIDEWATER_S3_CONSOLE_PORT']}"
+                if env.get("TIDEWATER_S3_HOST") and env.get("TIDEWATER_S3_CONSOLE_PORT") else defaults.s3_console_url),
+            mail_dir=env.get("TIDEWATER_MAIL_DIR", defaults.mail_dir),
         )
 
     def migration_settings(self) -> dict[str, str]:

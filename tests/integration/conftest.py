@@ -131,6 +131,21 @@ class AirflowApi:
         response.raise_for_status()
         return response.json() if response.content else None
 
+    def wait_for_dag(self, dag_id: str, timeout_s: float = 180) -> dict:
+        """The DAG once the dag-processor has parsed it (a freshly started Airflow knows no DAG yet)."""
+        import time
+
+        import requests
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.request("GET", f"dags/{dag_id}")
+            except requests.HTTPError as error:
+                if error.response.status_code != 404 or time.monotonic() > deadline:
+                    raise
+            time.sleep(3)
+
 
 @pytest.fixture(scope="session")
 def airflow_api(settings: Settings) -> AirflowApi:

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, TopicPartition
 
+from tidewater.cdc.connector import wait_for_catch_up as wait_for_cdc_catch_up  # noqa: F401 (tests import it here)
 from tidewater.cdc.topics import consumer_config
 from tidewater.drain import lake as layout
 from tidewater.drain.lake import Lake
@@ -115,28 +116,3 @@ def wait_for_offsets(settings, topic: str, count: int, timeout_s: float = 60) ->
     finally:
         consumer.close()
     raise AssertionError(f"{topic} did not reach {count} records in {timeout_s}s")
-
-
-def wait_for_cdc_catch_up(settings, timeout_s: float = 120) -> None:
-    """Waits until Debezium has every change committed so far in Kafka.
-
-    Connect commits the slot's confirmed_flush_lsn only after the producer flushed the records before it,
-    so once it passes the WAL position taken now, every earlier change is in its topic. The slot only moves
-    when Debezium sees a change of the shop (other databases' WAL, like Airflow's, does not move it), so a
-    no-op update of one product after taking the position makes sure there is one.
-    """
-    import psycopg
-
-    with psycopg.connect(settings.shop_conninfo(admin=True), autocommit=True) as conn:
-        target = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
-        conn.execute("UPDATE shop.products SET updated_at = updated_at "
-                     "WHERE product_id = (SELECT min(product_id) FROM shop.products)")
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            caught_up = conn.execute(
-                "SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = 'tidewater_shop'",
-                (target,)).fetchone()
-            if caught_up and caught_up[0]:
-                return
-            time.sleep(1)
-    raise AssertionError(f"Debezium did not confirm WAL position {target} within {timeout_s}s")

@@ -116,3 +116,29 @@ def delete(settings: Settings) -> None:
     response = _request("DELETE", f"{settings.connect_url}/connectors/{settings.cdc_connector}")
     if response.status_code not in (204, 404):
         raise ConnectError(f"deleting {settings.cdc_connector} failed: HTTP {response.status_code}")
+
+
+def wait_for_catch_up(settings: Settings, timeout_s: float = 120) -> None:
+    """Waits until Debezium has every shop change committed so far in Kafka.
+
+    Connect confirms a WAL position to the replication slot only after the records before it are flushed
+    to Kafka, so once the slot's confirmed_flush_lsn passes the position taken now, every earlier change is
+    in its topic. The slot only moves when Debezium sees a change of the shop (other databases' WAL, like
+    Airflow's, does not move it), so a no-op update of one product after taking the position makes one.
+    """
+    import psycopg
+
+    slot = render_config(settings)["slot.name"]
+    with psycopg.connect(settings.shop_conninfo(admin=True), autocommit=True) as conn:
+        target = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        conn.execute("UPDATE shop.products SET updated_at = updated_at "
+                     "WHERE product_id = (SELECT min(product_id) FROM shop.products)")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            caught_up = conn.execute("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "
+                                     "WHERE slot_name = %s", (target, slot)).fetchone()
+            if caught_up and caught_up[0]:
+                return
+            time.sleep(1)
+    raise ConnectError(f"Debezium did not confirm WAL position {target} on slot {slot} within {timeout_s:.0f} s: "
+                       "check the connector with `make cdc-status` and .stack/logs/connect.log")

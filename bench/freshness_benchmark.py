@@ -1,0 +1,129 @@
+"""Freshness: from a change's commit in PostgreSQL to its appearance in the published marts (docs/benchmarks.md).
+
+With Airflow running (`make airflow-up`): unpauses `cdc_drain` and `warehouse`, triggers `cdc_drain` every
+minute through the REST API (what a one-minute schedule does), lets `warehouse` run on the drain's
+Assets, and runs the shop simulator steadily. Every 2 s it looks at the published marts; the first time a
+publication holds an order's placement (or its payment, or its shipping), that change's latency is the
+time seen minus the commit time the shop recorded (`placed_at`, `paid_at`, `shipped_at` are set by the
+transaction that makes the change). After the window it waits for the last changes to be published,
+prints p50 / p95 / max and the runs' durations (what dominates), and pauses both DAGs again.
+
+    .venv/bin/python bench/freshness_benchmark.py [--minutes 10] [--rate 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import threading
+import time
+from datetime import UTC, datetime
+
+import duckdb
+import requests
+
+from tidewater.config import Settings
+from tidewater.gate import publish
+from tidewater.shop import simulator
+
+MILESTONES = ("placed_at", "paid_at", "shipped_at")
+
+
+class Airflow:
+    def __init__(self) -> None:
+        self.base = os.environ["AIRFLOW__API__BASE_URL"].rstrip("/")
+        login = {"username": os.environ["TIDEWATER_AIRFLOW_ADMIN_USER"],
+                 "password": os.environ["TIDEWATER_AIRFLOW_ADMIN_PASSWORD"]}
+        token = requests.post(f"{self.base}/auth/token", json=login, timeout=30).json()["access_token"]
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def call(self, method: str, path: str, **kwargs):
+        response = requests.request(method, f"{self.base}/api/v2/{path}", headers=self.headers, timeout=60, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+
+def published_milestones(settings: Settings) -> set[tuple[int, str, datetime]]:
+    """(order id, milestone, commit time) of every milestone in the current publication."""
+    with duckdb.connect(str(publish.published_path(settings)), read_only=True) as con:
+        rows = con.execute(f"select order_id, {', '.join(MILESTONES)} from fct_orders").fetchall()
+    return {(order, name, at) for order, *times in rows for name, at in zip(MILESTONES, times, strict=True) if at}
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def run_durations(airflow: Airflow, dag_id: str, since: datetime) -> list[float]:
+    runs = airflow.call("GET", f"dags/{dag_id}/dagRuns",
+                        params={"limit": 200, "start_date_gte": since.isoformat(), "state": ["success"]})["dag_runs"]
+    return [(datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])).total_seconds()
+            for run in runs]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--rate", type=float, default=2, help="shop operations per second")
+    parser.add_argument("--grace-minutes", type=float, default=8, help="wait this long for the last changes")
+    args = parser.parse_args()
+    settings = Settings.from_env()
+    airflow = Airflow()
+    started = datetime.now(UTC)
+    seen = published_milestones(settings) if publish.current_publication(settings) else set()
+    latencies: list[float] = []
+    for dag_id in ("cdc_drain", "warehouse"):
+        airflow.call("PATCH", f"dags/{dag_id}", json={"is_paused": False})
+    traffic = threading.Thread(target=simulator.run_traffic, daemon=True,
+                               kwargs={"conninfo": settings.shop_conninfo(), "seed": int(time.time()),
+                                       "rate": args.rate, "duration": args.minutes * 60})
+    traffic.start()
+    window_end = time.monotonic() + args.minutes * 60
+    give_up = window_end + args.grace_minutes * 60
+    next_trigger = time.monotonic()
+    publication = publish.current_publication(settings)
+    try:
+        while time.monotonic() < give_up:
+            if time.monotonic() >= next_trigger and time.monotonic() < window_end + 120:
+                airflow.call("POST", "dags/cdc_drain/dagRuns", json={"logical_date": None})
+                next_trigger += 60
+            current = publish.current_publication(settings)
+            if current != publication:
+                now = datetime.now(UTC)
+                fresh = published_milestones(settings) - seen
+                latencies += [(now - at).total_seconds() for _, _, at in fresh if at >= started]
+                seen |= fresh
+                publication = current
+                print(f"[{now:%H:%M:%S}] publication {current}: {len(fresh)} new milestones, "
+                      f"{len(latencies)} measured", flush=True)
+            if time.monotonic() > window_end and not traffic.is_alive() and publication_covers_all(settings, seen):
+                break
+            time.sleep(2)
+    finally:
+        for dag_id in ("cdc_drain", "warehouse"):
+            airflow.call("PATCH", f"dags/{dag_id}", json={"is_paused": True})
+    if not latencies:
+        raise SystemExit("no change reached the published marts: is the warehouse DAG's gate passing?")
+    drains, builds = run_durations(airflow, "cdc_drain", started), run_durations(airflow, "warehouse", started)
+    print(f"\n{len(latencies)} changes over {args.minutes:g} min at {args.rate:g} ops/s: "
+          f"p50 {percentile(latencies, 0.5):.0f} s, p95 {percentile(latencies, 0.95):.0f} s, "
+          f"max {max(latencies):.0f} s")
+    for name, durations in (("cdc_drain", drains), ("warehouse", builds)):
+        if durations:
+            print(f"{name} runs: {len(durations)}, median {statistics.median(durations):.0f} s, "
+                  f"max {max(durations):.0f} s")
+
+
+def publication_covers_all(settings: Settings, seen: set) -> bool:
+    """Every milestone the shop has is in the marts already."""
+    import psycopg
+
+    with psycopg.connect(settings.shop_conninfo()) as conn:
+        counts = conn.execute("SELECT count(placed_at) + count(paid_at) + count(shipped_at) FROM shop.orders")
+        return counts.fetchone()[0] <= len(seen)
+
+
+if __name__ == "__main__":
+    main()
