@@ -1,6 +1,16 @@
 # Images for docker compose (docker/services.yaml): `airflow` runs Airflow 3 and the Tidewater commands,
 # `jupyter` adds JupyterLab to it for the optional jupyter profile. Both install the pinned requirements.txt
 # exactly as `make install` does (a complete, resolved set: no dependency resolution here).
+
+# The drain's compiled decoder (native/tidewater_decode) as a CPython 3.11 abi3 wheel, built with the pinned
+# maturin and the crate's Cargo.lock (Rust >= 1.85). Bookworm's glibc, so the wheel runs on the Airflow image.
+FROM rust:1.95-slim-bookworm AS native
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv && rm -rf /var/lib/apt/lists/*
+RUN python3 -m venv /opt/maturin && /opt/maturin/bin/pip install --no-cache-dir maturin==1.16.0
+COPY native/tidewater_decode /src/tidewater_decode
+RUN /opt/maturin/bin/maturin build --release --locked -m /src/tidewater_decode/Cargo.toml \
+      --interpreter python3 -o /wheels
+
 FROM apache/airflow:3.3.2-python3.11 AS airflow
 USER root
 RUN install -d -o airflow -g root /opt/tidewater
@@ -8,6 +18,8 @@ USER airflow
 WORKDIR /opt/tidewater
 COPY --chown=airflow:root requirements.txt pyproject.toml ./
 RUN pip install --no-cache-dir --no-deps -r requirements.txt
+COPY --from=native --chown=airflow:root /wheels ./wheels
+RUN pip install --no-cache-dir --no-deps wheels/tidewater_decode-*.whl
 COPY --chown=airflow:root include ./include
 # The httpfs DuckDB extension from its pinned package (DuckDB downloads nothing at run time).
 RUN pip install --no-cache-dir --no-deps -e . && python -m tidewater.duck

@@ -32,7 +32,19 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 dbt/target/manifest.json: install $(shell find dbt/models dbt/macros -type f) dbt/dbt_project.yml dbt/profiles.yml
 	cd dbt && DBT_PROFILES_DIR=. ../$(BIN)/dbt parse --quiet
 
-install: $(VENV)/.installed ## create .venv from the pinned requirements.txt (uv; cache in ~/.cache/uv)
+# The drain's compiled decoder (Rust, pyo3): cargo's build cache and the wheel live outside the repo so every
+# clone and CI reuse them; crates come from ~/.cargo/registry at the versions in Cargo.lock.
+NATIVE := native/tidewater_decode
+NATIVE_CACHE := $(HOME)/.cache/tidewater
+$(VENV)/.native: $(VENV)/.installed $(NATIVE)/Cargo.toml $(NATIVE)/Cargo.lock $(NATIVE)/pyproject.toml $(wildcard $(NATIVE)/src/*.rs)
+	@command -v cargo >/dev/null || { echo "cargo not found: $(NATIVE) needs Rust >= 1.85 (rustup, or the rust image)"; exit 1; }
+	rm -f $(NATIVE_CACHE)/native-wheels/tidewater_decode-*.whl
+	CARGO_TARGET_DIR=$(NATIVE_CACHE)/cargo-target nice $(BIN)/maturin build --quiet --release --locked \
+	  -m $(NATIVE)/Cargo.toml --interpreter $(BIN)/python -o $(NATIVE_CACHE)/native-wheels
+	"$(UV)" pip install --quiet --python $(BIN)/python --no-deps --reinstall $(NATIVE_CACHE)/native-wheels/tidewater_decode-*.whl
+	@touch $@
+
+install: $(VENV)/.installed $(VENV)/.native ## create .venv from the pinned requirements.txt (uv; cache in ~/.cache/uv), build native/
 
 lock: ## re-resolve requirements.in into the fully pinned requirements.txt
 	"$(UV)" pip compile requirements.in --python-version 3.11 --no-header -o requirements.txt

@@ -8,7 +8,8 @@
    - drain:    tidewater.drain.drainer.drain_topic into a fresh bucket (what cdc_drain runs);
    - baseline: the common CDC writer: poll one message at a time, json.loads, rows into a pandas
                DataFrame, to_parquet (snappy), upload, commit, per 100k-record batch;
-   - floor:    a consume(num_messages=…) loop that only reads.
+   - floor:    a consume(num_messages=…) loop that only reads, with librdkafka's defaults;
+   - floor-tuned: the same loop with the drain's consumer tuning (drain.FETCH_TUNING): what reading costs.
 3. Prints events/s, MB/s (of record values) and peak RSS for each, as a Markdown table.
 Needs `make stack-up` and `set -a; . .stack/env; set +a`.
 """
@@ -149,9 +150,9 @@ def run_baseline(settings: Settings, topic: str, client) -> int:
     return landed
 
 
-def run_floor(settings: Settings, topic: str, client) -> int:
+def run_floor(settings: Settings, topic: str, client, **tuning) -> int:
     consumer = Consumer(consumer_config(settings, **{"group.id": f"bench-floor-{uuid.uuid4().hex[:6]}",
-                                                     "enable.auto.commit": False}))
+                                                     "enable.auto.commit": False}, **tuning))
     _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
     consumer.assign([TopicPartition(topic, 0, 0)])
     seen, last = 0, -1
@@ -162,6 +163,10 @@ def run_floor(settings: Settings, topic: str, client) -> int:
                 seen += message.value() is not None
     consumer.close()
     return seen
+
+
+def run_floor_tuned(settings: Settings, topic: str, client) -> int:
+    return run_floor(settings, topic, client, **drain.FETCH_TUNING)
 
 
 def _remove(settings: Settings, topic: str) -> None:
@@ -176,7 +181,7 @@ def _remove(settings: Settings, topic: str) -> None:
             lake.client.delete_bucket(Bucket=bucket["Name"])
 
 
-CONTENDERS = {"drain": run_drain, "baseline": run_baseline, "floor": run_floor}
+CONTENDERS = {"drain": run_drain, "baseline": run_baseline, "floor": run_floor, "floor-tuned": run_floor_tuned}
 
 
 def contender_main(name: str, topic: str) -> None:
@@ -195,7 +200,7 @@ def main() -> None:
     parser.add_argument("--table", default="order_items", choices=["order_items", "orders"])
     parser.add_argument("--topic", help="reuse a topic produced earlier instead of producing")
     parser.add_argument("--value-bytes", type=int, default=0, help="with --topic: its total value bytes")
-    parser.add_argument("--contenders", default="floor,drain,baseline")
+    parser.add_argument("--contenders", default="floor,floor-tuned,drain,baseline")
     parser.add_argument("--keep", action="store_true", help="keep the produced topic (default: deleted)")
     parser.add_argument("--contender", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -231,6 +236,8 @@ def main() -> None:
     if {"drain", "baseline", "floor"} <= by_name.keys():
         print(f"\ndrain / baseline = {by_name['drain'] / by_name['baseline']:.2f}x; "
               f"drain / floor = {by_name['drain'] / by_name['floor']:.0%}")
+    if {"drain", "floor-tuned"} <= by_name.keys():
+        print(f"drain / floor-tuned = {by_name['drain'] / by_name['floor-tuned']:.0%}")
 
 
 if __name__ == "__main__":

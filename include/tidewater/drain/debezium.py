@@ -8,6 +8,11 @@ call, with an explicit schema derived from the Connect schema (exact types, no i
 whose schema text differs starts a new group (schema evolution). A group that fails to parse is parsed
 record by record, so one bad record is quarantined and the rest still land.
 
+Faster still, a chunk whose records all share one schema goes first to the compiled decoder
+(``tidewater_decode``, built from native/tidewater_decode by ``make install``): it slices, parses and
+converts every payload in one pass without the GIL and hands back Arrow column buffers. It declines
+(None) any chunk it cannot convert exactly as the code below would; those chunks take the Arrow path.
+
 Row layout: the row image (``after``, or ``before`` for deletes), converted to the Connect types
 (Decimal → decimal128(p,s), Date → date32, MicroTimestamp → timestamp[us], ZonedTimestamp →
 timestamp[us, UTC], …), plus ``_op, _source_ts, _lsn, _tx_id, _kafka_topic, _kafka_partition,
@@ -31,6 +36,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
+
+try:
+    import tidewater_decode as _native
+except ImportError:  # not built: decoding stays exact, only slower (see ChunkEncoder's warning)
+    _native = None
 
 OPERATIONS = ("c", "u", "d", "r", "t")
 META_COLUMNS = ("_op", "_source_ts", "_lsn", "_tx_id", "_kafka_topic", "_kafka_partition", "_kafka_offset",
@@ -66,6 +76,7 @@ class ColumnType:
     json_type: pa.DataType  # how the JSON value is parsed
     arrow_type: pa.DataType  # what the column holds in Parquet
     convert: Converter | None = None  # json_type array → arrow_type array; None: a plain cast
+    native: str | None = None  # the compiled decoder's name for this conversion; None: it has none
 
 
 def _cast_to(arrow_type: pa.DataType) -> Converter:
@@ -119,6 +130,10 @@ _PRIMITIVES: dict[str, tuple[pa.DataType, pa.DataType]] = {
     "string": (pa.string(), pa.string()),
 }
 
+# The compiled decoder's conversions of the primitives (float32 has none: it stays on the Arrow path).
+_NATIVE_PRIMITIVES = {"int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64", "float64": "float64",
+                      "boolean": "boolean", "string": "string"}
+
 # Logical types Debezium and Connect put in a field's "name".
 _LOGICAL: dict[str, tuple[pa.DataType, pa.DataType]] = {
     "io.debezium.time.Date": (pa.int64(), pa.date32()),
@@ -144,20 +159,22 @@ def column_type(field_schema: dict[str, Any]) -> ColumnType:
         scale = int(params.get("scale", 0))
         precision = int(params.get("connect.decimal.precision", 38))
         arrow_type, convert = _decimal_converter(max(precision, scale, 1), scale)
-        return ColumnType(pa.string(), arrow_type, convert)
+        return ColumnType(pa.string(), arrow_type, convert,
+                          "decimal_base64" if pa.types.is_decimal128(arrow_type) else None)
     if name == "io.debezium.data.VariableScaleDecimal":
         return ColumnType(pa.struct([("scale", pa.int64()), ("value", pa.string())]), pa.string(),
                           _variable_scale_decimal)
     if name in _LOGICAL:
         json_type, arrow_type = _LOGICAL[name]
         if pa.types.is_date32(arrow_type) or pa.types.is_time32(arrow_type):
-            return ColumnType(json_type, arrow_type, lambda a, t=arrow_type: a.cast(pa.int32()).cast(t))
-        return ColumnType(json_type, arrow_type, None)
+            return ColumnType(json_type, arrow_type, lambda a, t=arrow_type: a.cast(pa.int32()).cast(t), "int32")
+        return ColumnType(json_type, arrow_type, None,
+                          "zoned_timestamp_us" if pa.types.is_string(json_type) else "int64")
     if kind in _PRIMITIVES:
         json_type, arrow_type = _PRIMITIVES[kind]
-        return ColumnType(json_type, arrow_type, None)
+        return ColumnType(json_type, arrow_type, None, _NATIVE_PRIMITIVES.get(kind))
     if kind == "bytes":
-        return ColumnType(pa.string(), pa.binary(), _binary)
+        return ColumnType(pa.string(), pa.binary(), _binary, "binary_base64")
     if kind == "array":
         item = column_type(field_schema["items"])
         if item.convert is not None:
@@ -185,6 +202,13 @@ class RowSchema:
 
     columns: dict[str, ColumnType]
     parse_schema: pa.Schema | None  # None: records without a Connect schema, types inferred
+
+    @property
+    def native_columns(self) -> list[tuple[str, str]] | None:
+        """(name, conversion) of every column for the compiled decoder; None if one has no conversion."""
+        if self.parse_schema is None or any(spec.native is None for spec in self.columns.values()):
+            return None
+        return [(name, spec.native) for name, spec in self.columns.items()]  # type: ignore[misc]
 
     @classmethod
     def from_envelope(cls, envelope_schema: dict[str, Any] | None) -> RowSchema:
@@ -276,6 +300,16 @@ class SchemaCache:
             row_schema = RowSchema.from_envelope(schema if isinstance(schema, dict) else None)
         return self._remember(prefix, row_schema), value[len(prefix):-1]
 
+    def envelope_prefix(self, value: bytes) -> tuple[RowSchema, bytes] | None:
+        """(schema, the bytes before the payload) of a Connect JSON envelope; None for anything else."""
+        try:
+            schema, _ = self.split(value)
+        except DecodeError:
+            return None
+        if not self._last_prefix or self._last_schema is not schema:
+            return None
+        return schema, self._last_prefix
+
     def one_schema_group(self, records: list[Record], values: list[bytes]) -> _Group | None:
         """All records as one group when they share the schema of the first (the usual case), else None.
 
@@ -347,17 +381,68 @@ def _rows(parsed: pa.Table, schema: RowSchema, topic: str | None, partition: int
         before, after = parsed.column("before").combine_chunks(), parsed.column("after").combine_chunks()
         for name, spec in schema.columns.items():
             columns[name] = _convert(pc.if_else(is_delete, before.field(name), after.field(name)), spec)
-    count = len(parsed)
     columns["_op"] = op
     columns["_source_ts"] = source.field("ts_ms").cast(pa.timestamp("ms", "UTC"))
     columns["_lsn"] = source.field("lsn")
     columns["_tx_id"] = source.field("txId")
+    return _with_position(columns, topic, partition, offsets, ingested_at)
+
+
+def _with_position(columns: dict[str, pa.Array], topic: str | None, partition: int, offsets: pa.Array,
+                   ingested_at: datetime) -> pa.Table:
+    """The table of `columns` plus where each row was read and when."""
+    count = len(offsets)
     columns["_kafka_topic"] = pa.array([topic] * count, pa.string())
     # One decode call reads one partition: the partition is a constant.
     columns["_kafka_partition"] = pa.array(np.full(count, partition, np.int32))
     columns["_kafka_offset"] = offsets
     columns["_ingested_at"] = pa.array([ingested_at] * count, pa.timestamp("us", "UTC"))
     return pa.table(columns)
+
+
+def has_native_decoder() -> bool:
+    """Whether the compiled decoder (native/tidewater_decode, built by `make install`) is installed."""
+    return _native is not None
+
+
+def _from_buffers(arrow_type: pa.DataType, count: int, column: tuple) -> pa.Array:
+    """An array over the compiled decoder's (null_count, validity, values, offsets) of one column."""
+    null_count, validity, values, value_offsets = column
+    buffers = [None if validity is None else pa.py_buffer(validity)]
+    if value_offsets is not None:
+        buffers.append(pa.py_buffer(value_offsets))
+    buffers.append(pa.py_buffer(values))
+    return pa.Array.from_buffers(arrow_type, count, buffers, null_count=null_count)
+
+
+def _decode_native(records: Sequence[Record], values: list[bytes | None], cache: SchemaCache,
+                   ingested_at: datetime) -> DecodedBatch | None:
+    """The whole chunk through the compiled decoder, or None when it declines (the Arrow path decides)."""
+    first = next((value for value in values if value is not None), None)
+    if _native is None or first is None:
+        return None
+    found = cache.envelope_prefix(first)
+    if found is None:
+        return None
+    schema, prefix = found
+    native_columns = schema.native_columns
+    if native_columns is None:
+        return None
+    decoded = _native.decode_envelopes(values, [record.offset() for record in records], prefix, native_columns)
+    if decoded is None:
+        return None
+    count, tombstones, offsets, image, op, source_ts, lsn, tx_id = decoded
+    if count == 0:
+        return DecodedBatch(None, [], tombstones)
+    columns = {name: _from_buffers(spec.arrow_type, count, column)
+               for (name, spec), column in zip(schema.columns.items(), image, strict=True)}
+    columns["_op"] = _from_buffers(pa.string(), count, op)
+    columns["_source_ts"] = _from_buffers(pa.timestamp("ms", "UTC"), count, source_ts)
+    columns["_lsn"] = _from_buffers(pa.int64(), count, lsn)
+    columns["_tx_id"] = _from_buffers(pa.int64(), count, tx_id)
+    table = _with_position(columns, records[0].topic(), records[0].partition(),
+                           _from_buffers(pa.int64(), count, (0, None, offsets, None)), ingested_at)
+    return DecodedBatch(table, [], tombstones)
 
 
 def _pick(is_delete: pa.Array, before: pa.Array | None, after: pa.Array | None, count: int) -> pa.Array:
@@ -467,6 +552,9 @@ def decode(records: Iterable[Record], ingested_at: datetime, cache: SchemaCache 
     cache = cache or SchemaCache()
     records = list(records)
     values = [record.value() for record in records]
+    native = _decode_native(records, values, cache, ingested_at)
+    if native is not None:
+        return native
     if values and None not in values:
         fast = cache.one_schema_group(records, values)
         if fast is not None:
