@@ -14,7 +14,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$$($(PYTHON) -m site --user-bas
 WITH_ENV := set -a && . ./.stack/env && set +a &&
 PYTEST_ARGS ?=
 
-.PHONY: help install lock lint stack-up stack-down stack-status airflow-up airflow-down airflow-status \
+.PHONY: help install lock lint stack-up stack-down stack-status airflow-up airflow-down airflow-status demo-break demo-repair \
         shop-migrate shop-seed shop-run cdc-register cdc-status cdc-peek drain bench-drain test unit-test demo clean
 
 help: ## list the targets
@@ -95,12 +95,15 @@ test: stack-up dbt/target/manifest.json ## every test (starts the native stack f
 	$(STACK) airflow-migrate
 	$(WITH_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
-demo: cdc-register ## run the pipeline on the native stack
-	$(STACK) airflow-migrate
-	$(WITH_ENV) $(BIN)/tidewater-shop seed
-	$(WITH_ENV) $(BIN)/tidewater-shop run --rate 10 --duration 15
-	$(WITH_ENV) $(BIN)/tidewater-cdc peek
-	$(MAKE) --no-print-directory drain
+demo: cdc-register dbt/target/manifest.json ## the whole pipeline on the native stack, then a summary (again: more traffic, another run)
+	$(STACK) airflow-up
+	$(WITH_ENV) $(BIN)/python -m tidewater.demo
+
+demo-break: ## make one shop order item bad: the next `make demo` stops at the gate and publishes nothing
+	$(WITH_ENV) $(BIN)/python -m tidewater.demo break
+
+demo-repair: ## put the demo's bad order item right (the next `make demo` publishes again)
+	$(WITH_ENV) $(BIN)/python -m tidewater.demo repair
 
 bench-drain: ## drain vs baseline vs floor on 1M real-shaped events (results: docs/benchmarks.md)
 	$(WITH_ENV) $(BIN)/python bench/drain_benchmark.py --events $${EVENTS:-1000000}

@@ -12,6 +12,7 @@ the DAG runs' logs go to .stack/logs/demo-<dag>.log. Running it again adds more 
 from __future__ import annotations
 
 import argparse
+import logging
 import subprocess
 import sys
 import time
@@ -81,7 +82,10 @@ def dags_test(dag_id: str) -> str:
         lines = log.read_text(errors="replace").splitlines()
         # A gate failure says best what went wrong; otherwise the end of the log.
         gate = next((index for index, line in enumerate(lines) if GATE_FAILED in line), None)
-        shown = lines[gate:gate + 12] if gate is not None else lines[-40:]
+        shown = lines[-40:]
+        if gate is not None:
+            end = next((index for index in range(gate, len(lines)) if not lines[index].strip()), len(lines))
+            shown = lines[gate:end]
         raise DemoError(f"airflow dags test {dag_id} failed (exit {run.returncode}); from {log}:\n" + "\n".join(shown))
     return f"log in {log.relative_to(REPO_ROOT)}"
 
@@ -175,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", nargs="?", default="run", choices=["run", "summary", "break", "repair"])
     args = parser.parse_args(argv)
+    logging.getLogger("airflow").setLevel(logging.WARNING)  # the summary's S3 client is chatty at INFO
     settings = Settings.from_env()
     try:
         if args.command == "run":
