@@ -16,8 +16,8 @@ quarantined, offsets before/after, remaining lag, newest source time); `lake_upd
 `replay_from_offsets`; the files from there on are replaced by a fresh drain.
 
 **Alerts** (docs/alerts.md): a failed task mails its error and log link; a run not finished
-`TIDEWATER_DRAIN_DEADLINE_MINUTES` (20) after it was queued mails one Deadline Alert (the live value is the
-Airflow Variable `tidewater_deadline_seconds_cdc_drain`). `airflow dags test` parses this DAG without the
+`TIDEWATER_DRAIN_DEADLINE_MINUTES` (20) after it was queued mails one Deadline Alert. `airflow dags test`
+parses this DAG without the
 deadline (Airflow 3.3 cannot finish a test run of a DAG that has one); the scheduler always has it.
 """
 

@@ -28,9 +28,8 @@ both to the lake; the Airflow UI shows them under Browse → Data docs. See docs
 
 **Alerts** (docs/alerts.md): a failed task mails its error and log link (a failed gate: every failed
 expectation and the data docs links); a run not finished `TIDEWATER_WAREHOUSE_DEADLINE_MINUTES` (60) after
-it was queued mails one Deadline Alert (live value: Airflow Variable `tidewater_deadline_seconds_warehouse`).
-`airflow dags test` parses this DAG without the deadline (Airflow 3.3 cannot finish a test run of a DAG
-that has one); the scheduler always has it.
+it was queued mails one Deadline Alert. `airflow dags test` parses this DAG without the deadline (Airflow
+3.3 cannot finish a test run of a DAG that has one); the scheduler always has it.
 """
 
 from __future__ import annotations

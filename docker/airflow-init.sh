@@ -5,7 +5,4 @@ set -euo pipefail
 airflow db migrate
 # DuckDB allows one writer process: every task that writes the warehouse takes this pool's one slot.
 airflow pools set duckdb_warehouse 1 "DuckDB warehouse: one writer at a time"
-# Deadline Alert lengths as Airflow Variables, from TIDEWATER_*_DEADLINE_MINUTES (docs/alerts.md).
-python -m tidewater.alerts.deadlines >/tmp/deadline-variables.json
-airflow variables import --action-on-existing-key overwrite /tmp/deadline-variables.json
-echo "[airflow-init] database migrated, pool and deadline variables set"
+echo "[airflow-init] database migrated, pool set"

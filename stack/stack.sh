@@ -362,12 +362,6 @@ airflow_migrate() {
   # DuckDB allows one writer process: every task that writes the warehouse takes this pool's one slot.
   "$AIRFLOW_BIN" pools set duckdb_warehouse 1 "DuckDB warehouse: one writer at a time" \
     >>"$LOGS/airflow-migrate.log" 2>&1 || die "creating the duckdb_warehouse pool failed: see $LOGS/airflow-migrate.log"
-  # Deadline Alert lengths: Airflow Variables read when a run is created, seeded from TIDEWATER_*_DEADLINE_MINUTES
-  # (docs/alerts.md). A DAG with a deadline cannot get a run while its Variable is missing.
-  "$PY" -m tidewater.alerts.deadlines >"$AIRFLOW_HOME/deadline-variables.json" \
-    || die "could not derive the deadline variables (python -m tidewater.alerts.deadlines)"
-  "$AIRFLOW_BIN" variables import --action-on-existing-key overwrite "$AIRFLOW_HOME/deadline-variables.json" \
-    >>"$LOGS/airflow-migrate.log" 2>&1 || die "importing the deadline variables failed: see $LOGS/airflow-migrate.log"
   mkdir -p "$STACK/warehouse"
 }
 

@@ -192,8 +192,8 @@ class Settings:
     alert_email_to: str = "data-team@tidewater.invalid"  # comma-separated; never a real domain by default
     airflow_url: str = "http://127.0.0.1:58080"  # the UI that alert emails link to
     alert_error_max_lines: int = 20
-    drain_deadline_minutes: int = 20  # a cdc_drain run not finished this long after being queued is late
-    warehouse_deadline_minutes: int = 60
+    drain_deadline_minutes: float = 20  # a cdc_drain run not finished this long after being queued is late
+    warehouse_deadline_minutes: float = 60
     freshness_interval_minutes: int = 5
     freshness_max_mart_age_minutes: int = 360
     freshness_max_change_age_minutes: int = 360
@@ -263,9 +263,10 @@ class Settings:
             airflow_url=env.get("TIDEWATER_AIRFLOW_URL",
                                 env.get("AIRFLOW__API__BASE_URL", defaults.airflow_url)).rstrip("/"),
             alert_error_max_lines=_int(env, "TIDEWATER_ALERT_ERROR_MAX_LINES", defaults.alert_error_max_lines),
-            drain_deadline_minutes=_int(env, "TIDEWATER_DRAIN_DEADLINE_MINUTES", defaults.drain_deadline_minutes),
-            warehouse_deadline_minutes=_int(env, "TIDEWATER_WAREHOUSE_DEADLINE_MINUTES",
-                                            defaults.warehouse_deadline_minutes),
+            drain_deadline_minutes=_number(env, "TIDEWATER_DRAIN_DEADLINE_MINUTES",
+                                           float(defaults.drain_deadline_minutes)),
+            warehouse_deadline_minutes=_number(env, "TIDEWATER_WAREHOUSE_DEADLINE_MINUTES",
+                                               float(defaults.warehouse_deadline_minutes)),
             freshness_interval_minutes=_int(env, "TIDEWATER_FRESHNESS_INTERVAL_MINUTES",
                                             defaults.freshness_interval_minutes),
             freshness_max_mart_age_minutes=_int(env, "TIDEWATER_FRESHNESS_MAX_MART_AGE_MINUTES",

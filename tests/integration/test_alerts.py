@@ -24,7 +24,6 @@ from urllib.parse import quote
 import pytest
 from aiosmtpd.controller import Controller
 
-from tidewater.alerts import deadlines
 from tidewater.alerts.sources import MARTS_POINTER_KEY, STATE_KEY
 from tidewater.config import REPO_ROOT
 from tidewater.mailsink import MaildirHandler, read_messages
@@ -188,37 +187,45 @@ def _mails_about(run_id: str) -> list[EmailMessage]:
     return [m for m in read_messages(STACK_MAIL) if run_id in str(m["Subject"])]
 
 
-def _trigger_held_run(api, dag_id: str, key: str) -> tuple[dict, dict]:
-    """A run of the (paused) DAG created while its deadline Variable says 5 s: (run, its deadline).
+def _reserialize(deadline_minutes: str | None) -> None:
+    """Writes the DAGs to the metadata DB as parsed with this drain deadline (None: the settings' own)."""
+    env = {**os.environ}
+    if deadline_minutes is not None:
+        env["TIDEWATER_DRAIN_DEADLINE_MINUTES"] = deadline_minutes
+    done = subprocess.run([str(REPO_ROOT / ".venv" / "bin" / "airflow"), "dags", "reserialize"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
-    `airflow dags test`, run by any test at the same time, writes the DAG to the metadata DB without its
-    deadline, and the dag-processor writes it back within ~30 s (docs/alerts.md); a run created in between
-    gets no deadline, so such a run is deleted and another one created a little later.
+
+def _trigger_held_run(api, dag_id: str) -> tuple[dict, dict]:
+    """A run of the (paused) DAG created while its serialized DAG has a 6 s deadline: (run, its deadline).
+
+    The deadline is part of the DAG as parsed, so the DAGs are reserialized with a 6 s drain deadline just
+    before the run is created. The dag-processor writes them back as it parses them (every ~30 s), and
+    `airflow dags test`, run by any test at the same time, writes them without deadlines (docs/alerts.md):
+    a run that did not get the 6 s deadline is deleted and another one created.
     """
-    old_seconds = api.request("GET", f"variables/{key}")["value"]
     for _ in range(6):
         run_id = f"alerts_test_{uuid.uuid4().hex[:10]}"
-        api.request("PATCH", f"variables/{key}", json={"key": key, "value": "5"})
-        try:
-            run = api.request("POST", f"dags/{dag_id}/dagRuns", json={"dag_run_id": run_id, "logical_date": None})
-        finally:  # the deadline is computed when the run is created: later runs get the usual one again
-            api.request("PATCH", f"variables/{key}", json={"key": key, "value": old_seconds})
-        if found := _ui(api, f"dags/{dag_id}/dagRuns/{run_id}/deadlines")["deadlines"]:
+        _reserialize("0.1")
+        run = api.request("POST", f"dags/{dag_id}/dagRuns", json={"dag_run_id": run_id, "logical_date": None})
+        found = _ui(api, f"dags/{dag_id}/dagRuns/{run_id}/deadlines")["deadlines"]
+        queued = datetime.fromisoformat(run["queued_at"])
+        if found and datetime.fromisoformat(found[0]["deadline_time"]) == queued + timedelta(seconds=6):
             return run, found[0]
         api.request("DELETE", f"dags/{dag_id}/dagRuns/{run_id}")
-        time.sleep(10)
-    pytest.fail(f"six runs of {dag_id} got no deadline: is its DeadlineAlert in the scheduler's copy of the DAG? "
+    pytest.fail(f"six runs of {dag_id} got no 6 s deadline: is its DeadlineAlert in the scheduler's copy of the DAG? "
                 "(an older dag-processor may run older code: `make airflow-down && make airflow-up`)")
 
 
 def test_a_drain_run_held_past_its_deadline_mails_exactly_once(airflow_api):
-    dag_id, key = "cdc_drain", deadlines.variable_key("cdc_drain")
+    dag_id = "cdc_drain"
     was_paused = airflow_api.request("GET", f"dags/{dag_id}")["is_paused"]
     # Held honestly: a paused DAG's queued run never starts, so it cannot finish before its deadline.
     airflow_api.request("PATCH", f"dags/{dag_id}", json={"is_paused": True})
     run_id = None
     try:
-        run, deadline = _trigger_held_run(airflow_api, dag_id, key)
+        run, deadline = _trigger_held_run(airflow_api, dag_id)
         run_id = run["dag_run_id"]
 
         [mail] = _wait(f"the deadline email of run {run_id} in {STACK_MAIL}", lambda: _mails_about(run_id))
@@ -232,10 +239,11 @@ def test_a_drain_run_held_past_its_deadline_mails_exactly_once(airflow_api):
         body = _html(mail)
         assert f"run <code>{run_id}</code>" in body
         queued = datetime.fromisoformat(run["queued_at"])
-        assert datetime.fromisoformat(deadline["deadline_time"]) == queued + timedelta(seconds=5)
+        assert datetime.fromisoformat(deadline["deadline_time"]) == queued + timedelta(seconds=6)
         assert f"deadline <b>{deadline['deadline_time'][:19].replace('T', ' ')}" in body
         assert f'href="{airflow_api.base_url}/dags/cdc_drain/runs/{quote(run_id)}"' in body
     finally:
         if run_id:  # it never ran: nothing else to clean up
             airflow_api.request("DELETE", f"dags/{dag_id}/dagRuns/{run_id}")
         airflow_api.request("PATCH", f"dags/{dag_id}", json={"is_paused": was_paused})
+        _reserialize(None)

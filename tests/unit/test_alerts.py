@@ -150,22 +150,18 @@ def test_only_airflow_dags_test_parses_dags_without_deadlines(argv, expected):
     assert deadlines.without_deadlines(argv) is expected
 
 
-def test_deadline_alerts_count_from_queued_at_with_a_variable_interval():
-    from airflow.sdk.definitions.deadline import DagRunQueuedAtDeadline, VariableInterval
+def test_deadline_alerts_count_from_queued_at_with_the_settings_interval():
+    from airflow.sdk.definitions.deadline import DagRunQueuedAtDeadline
 
-    settings = Settings()
+    settings = Settings.from_env({"TIDEWATER_DRAIN_DEADLINE_MINUTES": "0.1"})
     [alert] = deadlines.deadline_alerts(settings, "cdc_drain", argv=["airflow", "scheduler"])
     assert isinstance(alert.reference, DagRunQueuedAtDeadline)
-    assert alert.interval == VariableInterval("tidewater_deadline_seconds_cdc_drain")
+    assert alert.interval == timedelta(seconds=6)
+    [warehouse] = deadlines.deadline_alerts(settings, "warehouse", argv=["airflow", "scheduler"])
+    assert warehouse.interval == timedelta(hours=1)
     assert deadlines.deadline_alerts(settings, "cdc_drain", argv=["airflow", "dags", "test", "cdc_drain"]) is None
     with pytest.raises(ValueError, match="no deadline setting for DAG 'shop_traffic'"):
         deadlines.deadline_alerts(settings, "shop_traffic", argv=["airflow", "scheduler"])
-
-
-def test_deadline_variables_are_seconds_from_the_minute_settings():
-    settings = Settings.from_env({"TIDEWATER_DRAIN_DEADLINE_MINUTES": "7"})
-    assert deadlines.variables(settings) == {"tidewater_deadline_seconds_cdc_drain": "420",
-                                             "tidewater_deadline_seconds_warehouse": "3600"}
 
 
 def test_alert_settings_from_env_and_their_errors():

@@ -3,10 +3,10 @@
 A run not finished within its DAG's limit of being queued gets one email (SmtpNotifier, sent by the
 triggerer) naming the DAG, the run, the deadline and a link to the run.
 
-The limit is an Airflow Variable per DAG (``tidewater_deadline_seconds_<dag_id>``, read when a run is
-created), seeded from the ``TIDEWATER_*_DEADLINE_MINUTES`` settings by ``stack/stack.sh airflow-up``
-(``python -m tidewater.alerts.deadlines`` prints them): so a limit can be changed without redeploying, and a
-test can give one run a short deadline.
+The limit comes from the ``TIDEWATER_*_DEADLINE_MINUTES`` settings when the DAG is parsed (a fixed interval
+in the serialized DAG). Not an Airflow ``VariableInterval``: Airflow 3.3 resolves those inside the
+scheduler's locked session, where reading the Variable fails ("UNEXPECTED COMMIT"), so every run the
+scheduler creates (scheduled, asset-triggered) crashed the scheduler; runs triggered through the API did not.
 
 ``airflow dags test`` cannot run a DAG with deadlines (Airflow 3.3 fails the finished run with "'dict' object
 has no attribute 'hex'", and it never sets the queued time they count from), so DAGs parsed by that command
@@ -15,29 +15,18 @@ get none: see `without_deadlines`.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from tidewater.alerts.messages import deadline_email_templates
 from tidewater.config import Settings
 
-VARIABLE_PREFIX = "tidewater_deadline_seconds_"
 
-
-def variable_key(dag_id: str) -> str:
-    return VARIABLE_PREFIX + dag_id
-
-
-def deadline_minutes(settings: Settings) -> dict[str, int]:
-    """The DAGs that have a deadline, and its default length."""
+def deadline_minutes(settings: Settings) -> dict[str, float]:
+    """The DAGs that have a deadline, and its length."""
     return {"cdc_drain": settings.drain_deadline_minutes, "warehouse": settings.warehouse_deadline_minutes}
-
-
-def variables(settings: Settings) -> dict[str, str]:
-    """The Airflow Variables that hold the deadlines (seconds), as `airflow variables import` reads them."""
-    return {variable_key(dag_id): str(minutes * 60) for dag_id, minutes in deadline_minutes(settings).items()}
 
 
 def without_deadlines(argv: Sequence[str]) -> bool:
@@ -56,25 +45,15 @@ def deadline_alerts(settings: Settings, dag_id: str, argv: Sequence[str] | None 
         return None
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
-    from airflow.sdk.definitions.deadline import VariableInterval
 
     email = deadline_email_templates(dag_id=dag_id, airflow_url=settings.airflow_url)
     return [DeadlineAlert(
         name=f"{dag_id} not finished in time",
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=VariableInterval(variable_key(dag_id)),
+        interval=timedelta(minutes=deadline_minutes(settings)[dag_id]),
         callback=AsyncCallback(SmtpNotifier, kwargs={
             "smtp_conn_id": settings.smtp_conn_id, "to": settings.alert_recipients,
             "subject": email.subject, "html_content": email.html,
         }),
     )]
 
-
-def main() -> None:
-    """Prints the deadline Variables as JSON (for `airflow variables import`)."""
-    json.dump(variables(Settings.from_env()), sys.stdout, indent=2)
-    sys.stdout.write("\n")
-
-
-if __name__ == "__main__":
-    main()
