@@ -14,34 +14,19 @@ prints p50 / p95 / max and the runs' durations (what dominates), and pauses both
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import threading
 import time
 from datetime import UTC, datetime
 
 import duckdb
-import requests
 
+from tidewater.airflow_api import AirflowApi
 from tidewater.config import Settings
 from tidewater.gate import publish
 from tidewater.shop import simulator
 
 MILESTONES = ("placed_at", "paid_at", "shipped_at")
-
-
-class Airflow:
-    def __init__(self) -> None:
-        self.base = os.environ["AIRFLOW__API__BASE_URL"].rstrip("/")
-        login = {"username": os.environ["TIDEWATER_AIRFLOW_ADMIN_USER"],
-                 "password": os.environ["TIDEWATER_AIRFLOW_ADMIN_PASSWORD"]}
-        token = requests.post(f"{self.base}/auth/token", json=login, timeout=30).json()["access_token"]
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    def call(self, method: str, path: str, **kwargs):
-        response = requests.request(method, f"{self.base}/api/v2/{path}", headers=self.headers, timeout=60, **kwargs)
-        response.raise_for_status()
-        return response.json() if response.content else None
 
 
 def published_milestones(settings: Settings) -> set[tuple[int, str, datetime]]:
@@ -56,8 +41,8 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def run_durations(airflow: Airflow, dag_id: str, since: datetime) -> list[float]:
-    runs = airflow.call("GET", f"dags/{dag_id}/dagRuns",
+def run_durations(airflow: AirflowApi, dag_id: str, since: datetime) -> list[float]:
+    runs = airflow.request("GET", f"dags/{dag_id}/dagRuns",
                         params={"limit": 200, "start_date_gte": since.isoformat(), "state": ["success"]})["dag_runs"]
     return [(datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])).total_seconds()
             for run in runs]
@@ -70,12 +55,12 @@ def main() -> None:
     parser.add_argument("--grace-minutes", type=float, default=8, help="wait this long for the last changes")
     args = parser.parse_args()
     settings = Settings.from_env()
-    airflow = Airflow()
+    airflow = AirflowApi()
     started = datetime.now(UTC)
     seen = published_milestones(settings) if publish.current_publication(settings) else set()
     latencies: list[float] = []
     for dag_id in ("cdc_drain", "warehouse"):
-        airflow.call("PATCH", f"dags/{dag_id}", json={"is_paused": False})
+        airflow.request("PATCH", f"dags/{dag_id}", json={"is_paused": False})
     traffic = threading.Thread(target=simulator.run_traffic, daemon=True,
                                kwargs={"conninfo": settings.shop_conninfo(), "seed": int(time.time()),
                                        "rate": args.rate, "duration": args.minutes * 60})
@@ -87,7 +72,7 @@ def main() -> None:
     try:
         while time.monotonic() < give_up:
             if time.monotonic() >= next_trigger and time.monotonic() < window_end + 120:
-                airflow.call("POST", "dags/cdc_drain/dagRuns", json={"logical_date": None})
+                airflow.request("POST", "dags/cdc_drain/dagRuns", json={"logical_date": None})
                 next_trigger += 60
             current = publish.current_publication(settings)
             if current != publication:
@@ -103,7 +88,7 @@ def main() -> None:
             time.sleep(2)
     finally:
         for dag_id in ("cdc_drain", "warehouse"):
-            airflow.call("PATCH", f"dags/{dag_id}", json={"is_paused": True})
+            airflow.request("PATCH", f"dags/{dag_id}", json={"is_paused": True})
     if not latencies:
         raise SystemExit("no change reached the published marts: is the warehouse DAG's gate passing?")
     drains, builds = run_durations(airflow, "cdc_drain", started), run_durations(airflow, "warehouse", started)

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tidewater.airflow_api import AirflowApi
 from tidewater.cdc import connector
 from tidewater.config import Settings
 from tidewater.shop import migrate
@@ -103,50 +104,6 @@ def group_id() -> str:
     return f"test-drain-{uuid.uuid4().hex[:12]}"
 
 
-class AirflowApi:
-    """The running Airflow's REST API (v2), logged in as the stack's admin user."""
-
-    def __init__(self, settings: Settings) -> None:
-        import os
-
-        self.base_url = os.environ["AIRFLOW__API__BASE_URL"].rstrip("/")
-        self._login = {"username": os.environ["TIDEWATER_AIRFLOW_ADMIN_USER"],
-                       "password": os.environ["TIDEWATER_AIRFLOW_ADMIN_PASSWORD"]}
-        self._token: str | None = None
-
-    def token(self) -> str:
-        import requests
-
-        if self._token is None:
-            response = requests.post(f"{self.base_url}/auth/token", json=self._login, timeout=30)
-            response.raise_for_status()
-            self._token = response.json()["access_token"]
-        return self._token
-
-    def request(self, method: str, path: str, **kwargs):
-        import requests
-
-        response = requests.request(method, f"{self.base_url}/api/v2/{path.lstrip('/')}",
-                                    headers={"Authorization": f"Bearer {self.token()}"}, timeout=60, **kwargs)
-        response.raise_for_status()
-        return response.json() if response.content else None
-
-    def wait_for_dag(self, dag_id: str, timeout_s: float = 180) -> dict:
-        """The DAG once the dag-processor has parsed it (a freshly started Airflow knows no DAG yet)."""
-        import time
-
-        import requests
-
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                return self.request("GET", f"dags/{dag_id}")
-            except requests.HTTPError as error:
-                if error.response.status_code != 404 or time.monotonic() > deadline:
-                    raise
-            time.sleep(3)
-
-
 @pytest.fixture(scope="session")
 def airflow_api(settings: Settings) -> AirflowApi:
     """Airflow's api-server, scheduler, dag-processor and triggerer, running (started if needed; `make test`
@@ -158,4 +115,4 @@ def airflow_api(settings: Settings) -> AirflowApi:
     started = subprocess.run([str(REPO_ROOT / "stack" / "stack.sh"), "airflow-up"], capture_output=True, text=True,
                              timeout=600)
     assert started.returncode == 0, f"stack/stack.sh airflow-up failed:\n{started.stdout}\n{started.stderr}"
-    return AirflowApi(settings)
+    return AirflowApi()
