@@ -6,13 +6,16 @@ event per drain run, so not once per table), once a day, and on demand. Cosmos r
 from its manifest (`dbt parse`, run by `make install`): staging (each change once), intermediate
 (versions and current state per entity, built from the change log), marts (SCD2 dimensions, facts,
 data marts); each model is one task that builds it and runs its tests (`dbt build`), so
-a model that fails its tests stops what depends on it.
+a model that fails its tests stops what depends on it. A fact's relationship tests to the dimensions run
+in the fact's task (indirect selection `buildable`).
 
-**Incremental, date-bounded.** History (staging, versions) is incremental: a run reads only lake files it
-has not loaded. Facts are rebuilt from the current state, or, in an interval run, only for orders placed
-in that interval: the daily run and each backfill run rebuild their data interval (one day), and a manual
-run can pass `interval_start` / `interval_end` (YYYY-MM-DD, end exclusive). `full_refresh` rebuilds every
-model from the whole lake (needed after adding a column to a model). Backfill from the UI or
+**Incremental, date-bounded.** A run costs what changed: staging reads only lake files it has not
+loaded, versions are rebuilt for the keys those files touch, current state is a view, dimensions replace
+the entities with new versions, facts the orders that changed since their last build (docs/warehouse.md).
+An interval run rebuilds the facts of the orders placed in its interval instead: the daily run and each
+backfill run rebuild their data interval (one day), and a manual run can pass `interval_start` /
+`interval_end` (YYYY-MM-DD, end exclusive). `full_refresh` rebuilds every model from the whole lake
+(needed after adding a column to a model). Backfill from the UI or
 `airflow backfill create --dag-id warehouse --from-date 2026-01-05 --to-date 2026-01-07`.
 
 **One writer.** A DuckDB file has one writer process, and other processes, readers too, are refused
@@ -40,7 +43,7 @@ from pathlib import Path
 from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, LoadMode, TestBehavior
+from cosmos.constants import ExecutionMode, LoadMode, TestBehavior, TestIndirectSelection
 
 from tidewater import assets, rebuild
 from tidewater.alerts import deadlines
@@ -86,10 +89,13 @@ def warehouse():
                                      manifest_path=dbt_project / "target" / "manifest.json"),
         profile_config=ProfileConfig(profile_name="tidewater", target_name="local",
                                      profiles_yml_filepath=dbt_project / "profiles.yml"),
-        # Relationship tests (fact → dimension) run in their own tasks, once every parent model is built.
+        # No Asset per dbt model: the published marts are this DAG's Asset.
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD,
-                                   should_detach_multiple_parents_tests=True),
-        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL),
+                                   emit_datasets=False),
+        # "buildable": a model's task runs the tests whose other parents are its ancestors, so a fact's task
+        # runs its relationship tests to the dimensions, and a dimension's task does not (the fact is stale then).
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
+                                         test_indirect_selection=TestIndirectSelection.BUILDABLE),
         operator_args={
             "pool": settings.warehouse_pool,
             "install_deps": False,

@@ -76,5 +76,6 @@
         _kafka_partition,
         _kafka_offset,
         _ingested_at,
-        _lake_file
+        _lake_file,
+        current_timestamp as _loaded_at  -- the build that loaded the change: scopes its tests (tests.sql)
 {% endmacro %}

@@ -8,7 +8,8 @@
 {#
   Incremental: a run rebuilds every version of the keys whose changes arrived in lake files it has not seen
   (delete + insert by key), from their whole history, so late or re-delivered changes land in order and a
-  full refresh gives the same table.
+  full refresh gives the same table. The rows it writes carry the build's time (`_versioned_at`): what the
+  dimensions and facts downstream rebuild is what got newer versions since their own last build.
 #}
 {% macro entity_versions(staging_model, key_column, toast_columns=[]) %}
 {{ config(materialized='incremental', unique_key=key_column, incremental_strategy='delete+insert') }}
@@ -56,7 +57,8 @@ versioned as (
         _source_ts as valid_from,
         lead(_source_ts) over (partition by {{ key_column }} order by version_number) as valid_to,
         _op = 'd' as is_deleted,
-        version_number = max(version_number) over (partition by {{ key_column }}) as is_current
+        version_number = max(version_number) over (partition by {{ key_column }}) as is_current,
+        current_timestamp as _versioned_at
     from {{ 'toast_resolved' if toast_columns else 'ordered' }}
 )
 
@@ -65,10 +67,12 @@ select * from versioned
 
 {#
   The latest version of every entity that still exists: the table as the source has it now. A TRUNCATE in
-  the change log removes every row whose latest change came before it.
+  the change log removes every row whose latest change came before it. A view: the versions are the
+  table, so the current state costs nothing to build and is never stale.
 #}
 {% macro current_state(versions_model, staging_model) %}
-select * exclude (version_number, valid_from, valid_to, is_current, is_deleted)
+{{ config(materialized='view') }}
+select * exclude (version_number, valid_from, valid_to, is_current, is_deleted, _loaded_at, _versioned_at)
 from {{ ref(versions_model) }}
 where is_current
     and not is_deleted

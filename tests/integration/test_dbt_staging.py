@@ -59,3 +59,30 @@ def test_staging_keeps_each_change_once(shop_changes, lake_bucket, group_id, tmp
         staged = con.execute("select count(*), count(distinct change_id), max(_kafka_offset) "
                              "from stg_shop__orders").fetchone()
     assert staged == (landed.num_rows, landed.num_rows, pc.max(landed["_kafka_offset"]).as_py())
+
+
+def test_data_tests_read_the_latest_batch_unless_asked_for_every_row(shop_changes, lake_bucket, group_id, tmp_path):
+    drain_once(shop_changes, lake_bucket, table_topic(shop_changes, "orders"), group_id)
+    warehouse = str(tmp_path / "warehouse.duckdb")
+    assert (built := dbt("build", "--select", "stg_shop__orders", bucket=lake_bucket.bucket,
+                         warehouse=warehouse)).returncode == 0, built.stdout[-4000:]
+
+    def unique_change_id_test(*args: str) -> subprocess.CompletedProcess:
+        return dbt("test", "--select", "stg_shop__orders,test_name:unique", *args, bucket=lake_bucket.bucket,
+                   warehouse=warehouse)
+
+    def duplicate_one_change(loaded_at: str) -> None:
+        with duckdb.connect(warehouse) as con:
+            con.execute("delete from stg_shop__orders where _kafka_offset < 0")
+            con.execute("insert into stg_shop__orders select * replace "
+                        f"(-1 as _kafka_offset, {loaded_at} as _loaded_at) from stg_shop__orders limit 1")
+
+    # A duplicate in the rows the last build loaded fails the build's test ...
+    duplicate_one_change("_loaded_at")
+    assert unique_change_id_test().returncode == 1
+    # ... one in an earlier batch is outside an incremental build's tests, not outside a full test run.
+    duplicate_one_change("_loaded_at - interval 1 day")
+    assert unique_change_id_test().returncode == 0
+    everything = unique_change_id_test("--vars", "{full_tests: true}")
+    assert everything.returncode == 1
+    assert "unique_stg_shop__orders_change_id" in everything.stdout

@@ -125,7 +125,7 @@ def documented_settings() -> dict[str, str]:
     """KEY -> default for each `# KEY=value` line of .env.example that has a comment line above it."""
     settings, previous = {}, ""
     for line in ENV_EXAMPLE.read_text().splitlines():
-        match = re.fullmatch(r"#?\s*(TIDEWATER_[A-Z0-9_]+)=(.*)", line.strip())
+        match = re.fullmatch(r"#?\s*((?:TIDEWATER|AIRFLOW)_[A-Z0-9_]+)=(.*)", line.strip())
         if match:
             assert previous.startswith("#"), f".env.example: {match[1]} has no description above it"
             settings[match[1]] = match[2]

@@ -1,7 +1,10 @@
+{{ dimension_config('customer_id') }}
+
 with
 
 customer_versions as (
     select * from {{ ref('int_customers_versioned') }}
+    {{ versions_since_last_build() }}
 ),
 
 final as (
@@ -24,7 +27,9 @@ final as (
         -- timestamps
         created_at,
         valid_from,
-        coalesce(valid_to, timestamptz '9999-12-31 00:00:00+00') as valid_to
+        coalesce(valid_to, timestamptz '9999-12-31 00:00:00+00') as valid_to,
+        -- change
+        _versioned_at
     from customer_versions
 )
 

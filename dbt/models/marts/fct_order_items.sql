@@ -1,4 +1,5 @@
 {{ fact_config() }}
+-- depends_on: {{ ref('int_orders_versioned') }}, {{ ref('int_order_items_versioned') }} (what changed)
 
 with
 
@@ -8,6 +9,7 @@ order_items as (
 
 orders as (
     select * from {{ ref('int_orders_current') }}
+    where {{ fact_rebuild_scope('order_id', 'placed_at') }}
 ),
 
 products as (
@@ -56,9 +58,10 @@ final as (
         quantity * unit_price_amount as gross_amount,
         quantity * unit_price_amount - discount_amount as net_amount,
         -- timestamps
-        placed_at
+        placed_at,
+        -- change
+        current_timestamp as _built_at  -- the build that wrote the row: scopes its tests (tests.sql)
     from with_customer
-    where {{ in_rebuild_interval('placed_at') }}
 )
 
 select * from final

@@ -1,10 +1,12 @@
 -- An accumulating snapshot: one row per order, its milestones filled in as the order moves on.
 {{ fact_config() }}
+-- depends_on: {{ ref('int_order_items_versioned') }}, {{ ref('dim_product') }} (what changed)
 
 with
 
 orders as (
     select * from {{ ref('int_orders_current') }}
+    where {{ fact_rebuild_scope('order_id', 'placed_at') }}
 ),
 
 order_versions as (
@@ -28,12 +30,14 @@ milestones as (
         min(valid_from) filter (where order_status = 'cancelled') as cancelled_seen_at,
         count(*) as change_count
     from order_versions
+    where order_id in (select order_id from orders)
     group by order_id
 ),
 
 item_totals as (
     select order_id, count(*) as item_count, sum(quantity) as unit_count, sum(net_amount) as items_net_amount
     from order_items
+    where order_id in (select order_id from orders)
     group by order_id
 ),
 
@@ -62,11 +66,12 @@ final as (
         placed_at,
         coalesce(paid_at, milestones.paid_seen_at) as paid_at,
         coalesce(shipped_at, milestones.shipped_seen_at) as shipped_at,
-        coalesce(cancelled_at, milestones.cancelled_seen_at) as cancelled_at
+        coalesce(cancelled_at, milestones.cancelled_seen_at) as cancelled_at,
+        -- change
+        current_timestamp as _built_at  -- the build that wrote the row: scopes its tests (tests.sql)
     from with_customer
     left join milestones on with_customer.order_id = milestones.order_id
     left join item_totals on with_customer.order_id = item_totals.order_id
-    where {{ in_rebuild_interval('with_customer.placed_at') }}
 )
 
 select * from final
