@@ -194,6 +194,9 @@ class Settings:
     alert_error_max_lines: int = 20
     drain_deadline_minutes: float = 20  # a cdc_drain run not finished this long after being queued is late
     warehouse_deadline_minutes: float = 60
+    # After a drain-triggered warehouse run whose gate passed, data docs are rebuilt only once older than this
+    # (dbt docs and the copy to the lake take ~8 s holding the warehouse; a failed gate always rebuilds them).
+    docs_refresh_minutes: float = 30
     freshness_interval_minutes: int = 5
     freshness_max_mart_age_minutes: int = 360
     freshness_max_change_age_minutes: int = 360
@@ -267,6 +270,7 @@ class Settings:
                                            float(defaults.drain_deadline_minutes)),
             warehouse_deadline_minutes=_number(env, "TIDEWATER_WAREHOUSE_DEADLINE_MINUTES",
                                                float(defaults.warehouse_deadline_minutes)),
+            docs_refresh_minutes=_number(env, "TIDEWATER_DOCS_REFRESH_MINUTES", float(defaults.docs_refresh_minutes)),
             freshness_interval_minutes=_int(env, "TIDEWATER_FRESHNESS_INTERVAL_MINUTES",
                                             defaults.freshness_interval_minutes),
             freshness_max_mart_age_minutes=_int(env, "TIDEWATER_FRESHNESS_MAX_MART_AGE_MINUTES",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tidewater.config import Settings
@@ -28,6 +29,12 @@ def site_dir(settings: Settings, site: str) -> Path:
     if site not in SITES:
         raise KeyError(f"no docs site {site!r}; known: {', '.join(SITES)}")
     return docs_root(settings) / SITES[site]
+
+
+def built_at(settings: Settings) -> datetime | None:
+    """When the data docs were last built (the dbt site's page), or None if never."""
+    page = site_dir(settings, "dbt") / "index.html"
+    return datetime.fromtimestamp(page.stat().st_mtime, UTC) if page.exists() else None
 
 
 def resolve_file(settings: Settings, site: str, relative: str) -> Path | None:

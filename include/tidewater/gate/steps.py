@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from tidewater.config import Settings
 from tidewater.gate import context, docs, publish, stage
 from tidewater.gate.report import GateFailed, GateReport
@@ -29,6 +31,16 @@ def publish_marts(settings: Settings, publication_id: str, lake=None) -> publish
     from tidewater import drain
 
     return publish.publish(settings, publication_id, lake or drain.open_lake(settings))
+
+
+def docs_due(settings: Settings, *, run_type: str, gate_passed: bool, now: datetime | None = None) -> bool:
+    """Whether a warehouse run rebuilds the data docs: always after a failed gate (its pages are what the alert
+    links to) and after a run a person, the daily schedule or a backfill started; after a drain-triggered run
+    only once they are `docs_refresh_minutes` old, so steady traffic does not spend the warehouse on them."""
+    if not gate_passed or run_type != "asset_triggered":
+        return True
+    built = docs.built_at(settings)
+    return built is None or (now or datetime.now(UTC)) - built >= timedelta(minutes=settings.docs_refresh_minutes)
 
 
 def build_docs(settings: Settings, lake=None) -> int:
