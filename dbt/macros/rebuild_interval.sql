@@ -76,8 +76,7 @@
 {% endmacro %}
 
 {% macro versions_since_last_build() -%}
-    {#- A dimension built before versions carried `_versioned_at` takes every version once (and the column). -#}
-    {%- if is_incremental() and '_versioned_at' in adapter.get_columns_in_relation(this) | map(attribute='name') -%}
+    {%- if is_incremental() -%}
     where _versioned_at > (select coalesce(max(_versioned_at), timestamptz '-infinity') from {{ this }})
     {%- endif -%}
 {%- endmacro %}

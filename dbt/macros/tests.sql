@@ -4,8 +4,9 @@
   latest batch, the rows its last build wrote: a versioned or dimension batch holds every version of each
   entity it touches and a fact batch every row of each order it touches, so their key tests are complete,
   and a fact batch's relationship tests check every row it added against the whole dimensions; staging's
-  cross-batch duplicates are what its anti-joins prevent. Current state and marts are tested whole. A full refresh, an interval run (the daily run, backfills) and
-  `--vars '{full_tests: true}'` test every model whole.
+  cross-batch duplicates are what its anti-joins prevent. Current state and marts are tested whole. A full
+  refresh, an interval run (the daily run, backfills) and `--vars '{full_tests: true}'` test every model
+  whole.
 
   This overrides dbt's get_where_subquery, which applies a test's `where` config; that still applies.
 #}
