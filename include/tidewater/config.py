@@ -160,14 +160,14 @@ class Settings:
     shop_password: str = "shop-app-secret"
     debezium_user: str = "debezium"
     debezium_password: str = "debezium-secret"
-    connect_url: str = "http://127.0.0.1:58083"
+    connect_url: str = "http://127.0.0.1:28083"
     cdc_connector: str = "shop-postgres"
     cdc_topic_prefix: str = "shop"
     cdc_topic_partitions: int = 1
     cdc_heartbeat_ms: int = 10_000
     # How Kafka Connect (not this process) reaches the shop database.
     cdc_db_host: str = "127.0.0.1"
-    cdc_db_port: int = 55432
+    cdc_db_port: int = 25432
     shop_db: str = "shop"
     lake_bucket: str = "tidewater-lake"
     # warehouse
@@ -180,7 +180,7 @@ class Settings:
     marts_keep_publications: int = 5
     gate_max_change_age_hours: float = 24.0
     # Where the Airflow UI serves the data docs (plugins/tidewater_docs.py), for links in gate failures.
-    docs_url: str = "http://127.0.0.1:58080/tidewater-docs"
+    docs_url: str = "http://127.0.0.1:28080/tidewater-docs"
     # cdc_drain
     drain_interval_minutes: int = 5
     drain_topic_regex: str = ""  # empty: the shop's table topics (see topic_pattern)
@@ -190,7 +190,7 @@ class Settings:
     drain_max_bad_share: float = 0.05
     # alerts (docs/alerts.md): recipients, links, deadlines, freshness limits
     alert_email_to: str = "data-team@tidewater.invalid"  # comma-separated; never a real domain by default
-    airflow_url: str = "http://127.0.0.1:58080"  # the UI that alert emails link to
+    airflow_url: str = "http://127.0.0.1:28080"  # the UI that alert emails link to
     alert_error_max_lines: int = 20
     drain_deadline_minutes: float = 20  # a cdc_drain run not finished this long after being queued is late
     warehouse_deadline_minutes: float = 60
@@ -202,7 +202,7 @@ class Settings:
     freshness_max_change_age_minutes: int = 360
     freshness_max_topic_lag: int = 100_000  # records not yet drained, per topic
     # where a person finds things (the demo's summary)
-    s3_console_url: str = "http://127.0.0.1:59001"
+    s3_console_url: str = "http://127.0.0.1:29001"
     mail_dir: str = str(REPO_ROOT / ".stack" / "mail")
 
     @property

@@ -40,7 +40,7 @@ def read_messages(maildir: Path) -> list[EmailMessage]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=51025)
+    parser.add_argument("--port", type=int, default=21025)
     parser.add_argument("--maildir", type=Path, required=True)
     args = parser.parse_args(argv)
     controller = Controller(MaildirHandler(args.maildir), hostname=args.host, port=args.port)

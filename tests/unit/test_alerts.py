@@ -125,7 +125,7 @@ def test_a_gate_failure_email_carries_the_whole_message_other_errors_their_first
 
 
 def test_deadline_templates_render_with_the_context_a_deadline_callback_gets():
-    email = messages.deadline_email_templates(dag_id="cdc_drain", airflow_url="http://127.0.0.1:58080/")
+    email = messages.deadline_email_templates(dag_id="cdc_drain", airflow_url="http://127.0.0.1:28080/")
     context = {"dag_run": {"dag_run_id": "manual__2026-11-25T12:00:00+00:00", "queued_at": "2026-11-25T12:00:00Z",
                            "state": "queued"},
                "deadline": {"id": "d1", "deadline_time": "2026-11-25 12:20:00+00:00"}}
@@ -135,7 +135,7 @@ def test_deadline_templates_render_with_the_context_a_deadline_callback_gets():
         "[tidewater] DEADLINE missed: cdc_drain run manual__2026-11-25T12:00:00+00:00"
     html = render(email.html).render(context)
     assert "deadline <b>2026-11-25 12:20:00+00:00</b>" in html
-    assert 'href="http://127.0.0.1:58080/dags/cdc_drain/runs/manual__2026-11-25T12%3A00%3A00%2B00%3A00"' in html
+    assert 'href="http://127.0.0.1:28080/dags/cdc_drain/runs/manual__2026-11-25T12%3A00%3A00%2B00%3A00"' in html
 
 
 @pytest.mark.parametrize(("argv", "expected"), [

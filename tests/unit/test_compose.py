@@ -331,6 +331,19 @@ def test_published_ports_equal_the_native_ports_on_the_bind_address():
     assert f"HOST://127.0.0.1:{DEFAULTS['TIDEWATER_KAFKA_PORT']}" in kafka["KAFKA_ADVERTISED_LISTENERS"]
 
 
+def test_host_ports_lie_below_the_ephemeral_range():
+    """A port in Linux's ephemeral range (32768-60999) can be held by any outgoing connection: a service
+    restarting on it then fails with "address already in use" (seen in CI: the api-server on 58080)."""
+    ports = {name: int(value) for name, value in DEFAULTS.items() if name.endswith("_PORT")}
+    assert {"TIDEWATER_PG_PORT", "TIDEWATER_AIRFLOW_PORT", "TIDEWATER_KAFKA_PORT"} <= ports.keys()
+    ephemeral = {name: port for name, port in ports.items() if port >= 32768}
+    assert not ephemeral, f"move these below 32768: {ephemeral}"
+    defaults = Settings()
+    assert defaults.cdc_db_port == ports["TIDEWATER_PG_PORT"]
+    assert defaults.connect_url.endswith(f":{ports['TIDEWATER_CONNECT_PORT']}")
+    assert defaults.airflow_url.endswith(f":{ports['TIDEWATER_AIRFLOW_PORT']}")
+
+
 def test_images_are_pinned_to_the_native_versions():
     images = {name: service["image"] for name, service in SERVICES.items()}
     for name, image in images.items():

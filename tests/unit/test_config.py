@@ -6,12 +6,12 @@ from tidewater.config import ConfigError, Settings, get_connection, parse_connec
 
 
 def test_uri_connection_is_parsed_like_airflow():
-    conn = parse_connection("shop", "postgresql://shop_app:p%40ss@127.0.0.1:55432/shop")
+    conn = parse_connection("shop", "postgresql://shop_app:p%40ss@127.0.0.1:25432/shop")
 
     assert (conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.schema) == (
-        "postgres", "127.0.0.1", 55432, "shop_app", "p@ss", "shop")
+        "postgres", "127.0.0.1", 25432, "shop_app", "p@ss", "shop")
     assert conn.postgres_conninfo() == (
-        "host='127.0.0.1' port='55432' user='shop_app' password='p@ss' dbname='shop'")
+        "host='127.0.0.1' port='25432' user='shop_app' password='p@ss' dbname='shop'")
 
 
 def test_json_connection_keeps_extras():
