@@ -140,14 +140,13 @@ await() {
 
 tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
-# Before starting NAME: each port (host:port=VARIABLE) must be free, or the error names who to change.
+# Before starting NAME on HOST: the port in each named VARIABLE must be free, or the error names the variable.
 claim_ports() {
-  local name=$1 spec; shift
+  local name=$1 host=$2 variable; shift 2
   is_running "$name" && return 0
-  for spec in "$@"; do
-    local address=${spec%%=*} variable=${spec#*=}
-    tcp_open "${address%:*}" "${address##*:}" \
-      && die "port ${address##*:} is taken by another process (not this stack's $name): stop it, or set $variable to a free port"
+  for variable in "$@"; do
+    tcp_open "$host" "${!variable}" \
+      && die "port ${!variable} is taken by another process (not this stack's $name): stop it, or set $variable to a free port"
   done
   return 0
 }
@@ -189,7 +188,7 @@ EOF
   touch "$LOGS/postgres.log"
   [[ $(id -u) == 0 ]] && chown postgres: "$LOGS/postgres.log"
   if ! pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
-    claim_ports postgres "$TIDEWATER_PG_HOST:$TIDEWATER_PG_PORT=TIDEWATER_PG_PORT"
+    claim_ports postgres "$TIDEWATER_PG_HOST" TIDEWATER_PG_PORT
     pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$LOGS/postgres.log" -w -t 60 start >/dev/null \
       || { tail -n 25 "$LOGS/postgres.log" >&2; die "PostgreSQL failed to start: see $LOGS/postgres.log"; }
   fi
@@ -253,8 +252,7 @@ EOF
       -c "$dir/server.properties" >>"$LOGS/kafka.log" 2>&1 \
       || die "formatting Kafka storage failed: see $LOGS/kafka.log"
   fi
-  claim_ports kafka "$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_PORT=TIDEWATER_KAFKA_PORT" \
-    "$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_CONTROLLER_PORT=TIDEWATER_KAFKA_CONTROLLER_PORT"
+  claim_ports kafka "$TIDEWATER_KAFKA_HOST" TIDEWATER_KAFKA_PORT TIDEWATER_KAFKA_CONTROLLER_PORT
   spawn kafka java $JAVA_OPTS_BASE -Dlog4j2.configurationFile="$ROOT/stack/config/log4j2.properties" \
     -cp "$STACK/lib/kafka/*" kafka.Kafka "$dir/server.properties"
 }
@@ -290,7 +288,7 @@ rest.advertised.host.name=$TIDEWATER_KAFKA_HOST
 rest.advertised.port=$TIDEWATER_CONNECT_PORT
 plugin.path=$STACK/connect-plugins
 EOF
-  claim_ports connect "$TIDEWATER_KAFKA_HOST:$TIDEWATER_CONNECT_PORT=TIDEWATER_CONNECT_PORT"
+  claim_ports connect "$TIDEWATER_KAFKA_HOST" TIDEWATER_CONNECT_PORT
   spawn connect java $JAVA_OPTS_BASE -Dlog4j2.configurationFile="$ROOT/stack/config/log4j2.properties" \
     -cp "$STACK/lib/kafka/*" org.apache.kafka.connect.cli.ConnectDistributed "$dir/worker.properties"
 }
@@ -304,8 +302,7 @@ health_connect() {
 s3_url() { echo "http://$TIDEWATER_S3_HOST:$TIDEWATER_S3_PORT$1"; }
 start_minio() {
   mkdir -p "$STACK/minio/data"
-  claim_ports minio "$TIDEWATER_S3_HOST:$TIDEWATER_S3_PORT=TIDEWATER_S3_PORT" \
-    "$TIDEWATER_S3_HOST:$TIDEWATER_S3_CONSOLE_PORT=TIDEWATER_S3_CONSOLE_PORT"
+  claim_ports minio "$TIDEWATER_S3_HOST" TIDEWATER_S3_PORT TIDEWATER_S3_CONSOLE_PORT
   MINIO_ROOT_USER=$TIDEWATER_S3_ACCESS_KEY MINIO_ROOT_PASSWORD=$TIDEWATER_S3_SECRET_KEY \
     MINIO_BROWSER_REDIRECT=off MINIO_UPDATE=off \
     spawn minio "$CACHE/bin/minio-$MINIO_VERSION" server "$STACK/minio/data" \
@@ -325,7 +322,7 @@ ensure_bucket() {
 
 start_smtp() {
   mkdir -p "$STACK/mail"
-  claim_ports smtp "$TIDEWATER_SMTP_HOST:$TIDEWATER_SMTP_PORT=TIDEWATER_SMTP_PORT"
+  claim_ports smtp "$TIDEWATER_SMTP_HOST" TIDEWATER_SMTP_PORT
   spawn smtp "$PY" -m tidewater.mailsink --host "$TIDEWATER_SMTP_HOST" --port "$TIDEWATER_SMTP_PORT" \
     --maildir "$STACK/mail"
 }
@@ -386,7 +383,7 @@ airflow_migrate() {
 
 airflow_up() {
   airflow_migrate
-  claim_ports airflow-api-server "127.0.0.1:$TIDEWATER_AIRFLOW_PORT=TIDEWATER_AIRFLOW_PORT"
+  claim_ports airflow-api-server 127.0.0.1 TIDEWATER_AIRFLOW_PORT
   spawn airflow-api-server "$AIRFLOW_BIN" api-server
   spawn airflow-scheduler "$AIRFLOW_BIN" scheduler --skip-serve-logs
   spawn airflow-dag-processor "$AIRFLOW_BIN" dag-processor

@@ -48,11 +48,10 @@ def warm_up_dbt() -> bool:
         return all(dbtRunner().invoke(args).success for _ in range(2))
 
 
-def freeze_heap() -> int:
-    """Collects what is garbage now and freezes the rest; returns how many objects are frozen."""
+def freeze_heap() -> None:
+    """Collects what is garbage now and freezes the rest (gc.get_freeze_count() tells how many)."""
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
 
 
 try:

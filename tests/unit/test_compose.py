@@ -342,6 +342,8 @@ def test_host_ports_lie_below_the_ephemeral_range():
     assert defaults.cdc_db_port == ports["TIDEWATER_PG_PORT"]
     assert defaults.connect_url.endswith(f":{ports['TIDEWATER_CONNECT_PORT']}")
     assert defaults.airflow_url.endswith(f":{ports['TIDEWATER_AIRFLOW_PORT']}")
+    assert defaults.docs_url.startswith(f"{defaults.airflow_url}/")
+    assert defaults.s3_console_url.endswith(f":{ports['TIDEWATER_S3_CONSOLE_PORT']}")
 
 
 def test_images_are_pinned_to_the_native_versions():

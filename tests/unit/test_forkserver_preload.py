@@ -11,10 +11,9 @@ import textwrap
 from tidewater.config import REPO_ROOT
 
 FORKED_PARSE = textwrap.dedent("""
-    import os, shutil, signal, sys, tempfile, threading
+    import gc, os, shutil, signal, sys, tempfile, threading
     from pathlib import Path
 
-    import gc
     import tidewater.forkserver_preload as preload
     from dbt.cli.main import dbtRunner
 
