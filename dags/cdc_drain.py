@@ -13,7 +13,17 @@ quarantined, offsets before/after, remaining lag, newest source time); `lake_upd
 `s3://<bucket>/raw` event per run, which schedules the warehouse.
 
 **Replay** (recovery): trigger with `replay_topic` and either `replay_from_timestamp` or
-`replay_from_offsets`; the files from there on are replaced by a fresh drain.
+`replay_from_offsets` (partition → non-negative offset, e.g. `{"0": 1200}`); the files from there on are
+replaced by a fresh drain. A topic that is not drained, or malformed offsets, fail the run at once
+(`discover_topics`, listing the real topics).
+
+**Quarantine** (docs/alerts.md): records that cannot be decoded go to `quarantine/<topic>/` and the rest
+lands. Above `TIDEWATER_DRAIN_MAX_BAD_SHARE` (5%) of a topic's slice, its task fails *before* committing, so
+every retry and every later run fails the same way (and mails) until the cause is fixed or a person accepts
+them for one run: trigger with `accept_quarantine_topic` = that topic. Every quarantined record, under the
+limit too, is reported once: `report_quarantine` sends one email per run (records, reasons, file URIs) and
+records the reported files in `_alerts/quarantine_reported.json`; the table's asset event carries the
+reasons and file keys. The warehouse does not publish while a committed quarantine file is unreported.
 
 **Alerts** (docs/alerts.md): a failed task mails its error and log link; a run not finished
 `TIDEWATER_DRAIN_DEADLINE_MINUTES` (20) after it was queued mails one Deadline Alert. `airflow dags test`
@@ -27,6 +37,7 @@ from datetime import datetime, timedelta
 
 from airflow.exceptions import AirflowSkipException
 from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from tidewater import assets
 from tidewater.alerts import deadlines
@@ -52,18 +63,26 @@ settings = Settings.from_env()
                                        description="ISO 8601 time to replay from, e.g. 2026-11-23T08:00:00Z"),
         "replay_from_offsets": Param(None, type=["null", "object"],
                                      description='partition → offset to replay from, e.g. {"0": 1200}'),
+        "accept_quarantine_topic": Param(None, type=["null", "string"],
+                                         description="topic whose quarantined records this run accepts above "
+                                                     "TIDEWATER_DRAIN_MAX_BAD_SHARE (it commits and reports them)"),
     },
 )
 def cdc_drain():
     @task
-    def discover_topics() -> list[str]:
+    def discover_topics(params: dict | None = None) -> list[str]:
         from tidewater import drain
 
         consumer = drain.kafka_consumer(settings)
         try:
-            return drain.discover_topics(consumer, settings)
+            topics = drain.discover_topics(consumer, settings)
         finally:
             consumer.close()
+        try:
+            drain.check_params(params or {}, topics)
+        except drain.ParamError as error:
+            raise AirflowFailException(str(error)) from error  # a retry would fail the same way
+        return topics
 
     @task(outlets=[assets.RAW_TABLES], map_index_template="{{ task.op_kwargs['topic'] }}")
     def drain_topic(topic: str, params: dict | None = None, outlet_events=None) -> dict:
@@ -73,7 +92,8 @@ def cdc_drain():
         consumer = drain.kafka_consumer(settings)
         try:
             result = drainer.drain_topic(consumer, drain.open_lake(settings), topic, drain.limits(settings),
-                                         replay=drain.replay_request(params or {}, topic))
+                                         replay=drain.replay_request(params or {}, topic),
+                                         accept_quarantine=drain.accept_quarantine(params or {}, topic))
         finally:
             consumer.close()
         if result.rows or result.quarantined:
@@ -90,7 +110,19 @@ def cdc_drain():
         outlet_events[assets.raw_lake(settings)].extra = summary
         return summary
 
-    lake_updated(drain_topic.expand(topic=discover_topics()))
+    # After every drain, failed ones too (a topic above the quarantine limit must not hide the others' reports);
+    # before the lake's asset event, so the warehouse a drain triggers finds its quarantine reported.
+    @task(trigger_rule="all_done")
+    def report_quarantine(**context) -> dict:
+        from tidewater import drain
+
+        return drain.report_quarantine(settings, drain.open_lake(settings), dag_id=context["dag"].dag_id,
+                                       run_id=context["run_id"])
+
+    drained = drain_topic.expand(topic=discover_topics())
+    reported = report_quarantine()
+    drained >> reported
+    reported >> lake_updated(drained)
 
 
 cdc_drain()

@@ -25,7 +25,8 @@ after another even with parallel workers.
 **Gate, publish, docs.** After the build, `gate` copies the marts into a candidate file and validates it
 with Great Expectations (suites in `include/tidewater/gate/suites.py`); only if every expectation passes
 does `publish` switch the published marts (`marts.duckdb`, Parquet under `s3://<bucket>/marts/`) to it.
-A failed gate publishes nothing and names the failed expectations and their data docs page. `docs`
+A failed gate publishes nothing and names the failed expectations and their data docs page. `publish` also
+refuses while the lake holds committed quarantine that was never reported (docs/alerts.md). `docs`
 (off the critical path, also after a failed gate) generates dbt docs beside the GX data docs and copies
 both to the lake; the Airflow UI shows them under Browse → Data docs. After a drain-triggered run whose
 gate passed it skips while the docs are under `TIDEWATER_DOCS_REFRESH_MINUTES` (30) old. See docs/gate.md.
@@ -116,6 +117,7 @@ def warehouse():
 
     @task(outlets=[assets.published_marts(settings)])
     def publish(publication_id: str) -> dict:
+        steps.check_quarantine_reported(settings)  # unreported quarantine: fails (retried once), publishes nothing
         return steps.publish_marts(settings, publication_id).summary()
 
     @task(pool=settings.warehouse_pool, trigger_rule="all_done")

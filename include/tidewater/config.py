@@ -7,12 +7,14 @@ docker-compose sets them on every service.
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
 import os
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -133,18 +135,82 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def _number(env: Mapping[str, str], key: str, default: int | float) -> Any:
+    """A finite number (whole if the default is an int); NaN and infinities are refused."""
     raw = env.get(key)
     if raw in (None, ""):
         return default
     kind = type(default)
     try:
-        return kind(raw)
+        value = kind(raw)
     except ValueError as exc:
         raise ConfigError(f"{key}={raw!r} is not a {'whole ' if kind is int else ''}number") from exc
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}={raw!r} is not a finite number (NaN and infinity would disable what it limits)")
+    return value
 
 
 def _int(env: Mapping[str, str], key: str, default: int) -> int:
     return _number(env, key, default)
+
+
+def _bounded(env: Mapping[str, str], key: str, default: int | float, *, minimum: float | None = None,
+             above: float | None = None, maximum: float | None = None, why: str = "") -> Any:
+    """A number from `_number` within bounds: >= minimum, > above, <= maximum; `why` says what a bad value means."""
+    value = _number(env, key, default)
+    if ((minimum is not None and value < minimum) or (above is not None and value <= above)
+            or (maximum is not None and value > maximum)):
+        low = f">= {minimum:g}" if minimum is not None else f"> {above:g}" if above is not None else ""
+        bounds = " and ".join(part for part in (low, f"<= {maximum:g}" if maximum is not None else "") if part)
+        raise ConfigError(f"{key}={env.get(key)!r}: must be {bounds}{f' ({why})' if why else ''}")
+    return value
+
+
+def _positive(env: Mapping[str, str], key: str, default: int | float, why: str = "") -> Any:
+    return _bounded(env, key, default, above=0, why=why)
+
+
+# TIDEWATER_* variables that are not Settings fields: the native stack's and docker compose's own settings
+# (stack/defaults.env, .env.example) and the tools'. tests/unit/test_config.py checks every name the repository
+# uses is known; a new stack setting goes here as well as in stack/defaults.env.
+OTHER_VARIABLES = frozenset({
+    "TIDEWATER_AIRFLOW_ADMIN_PASSWORD", "TIDEWATER_AIRFLOW_ADMIN_USER", "TIDEWATER_AIRFLOW_DB",
+    "TIDEWATER_AIRFLOW_DB_PASSWORD", "TIDEWATER_AIRFLOW_DB_USER", "TIDEWATER_AIRFLOW_JWT_SECRET",
+    "TIDEWATER_AIRFLOW_PORT", "TIDEWATER_AIRFLOW_SECRET_KEY", "TIDEWATER_ALERT_EMAIL_FROM", "TIDEWATER_BIND_ADDRESS",
+    "TIDEWATER_CACHE_DIR", "TIDEWATER_CONNECT_HOST", "TIDEWATER_CONNECT_PORT", "TIDEWATER_JUPYTER_PORT",
+    "TIDEWATER_JUPYTER_TOKEN", "TIDEWATER_KAFKA_CONTROLLER_PORT", "TIDEWATER_KAFKA_HOST", "TIDEWATER_KAFKA_PORT",
+    "TIDEWATER_KAFKA_UI_PORT", "TIDEWATER_MAIL_UI_PORT", "TIDEWATER_PG_HOST",
+    "TIDEWATER_PG_PORT", "TIDEWATER_PG_SUPERUSER", "TIDEWATER_PG_SUPERUSER_PASSWORD", "TIDEWATER_PYTHON",
+    "TIDEWATER_S3_ACCESS_KEY", "TIDEWATER_S3_CONSOLE_PORT", "TIDEWATER_S3_HOST",
+    "TIDEWATER_S3_MARTS_READER_ACCESS_KEY", "TIDEWATER_S3_MARTS_READER_SECRET_KEY",
+    "TIDEWATER_S3_PIPELINE_ACCESS_KEY", "TIDEWATER_S3_PIPELINE_SECRET_KEY", "TIDEWATER_S3_PORT",
+    "TIDEWATER_S3_REGION", "TIDEWATER_S3_SECRET_KEY", "TIDEWATER_SIMULATOR_DURATION_S", "TIDEWATER_SIMULATOR_RATE",
+    "TIDEWATER_SIMULATOR_SEED", "TIDEWATER_SMTP_HOST", "TIDEWATER_SMTP_PORT", "TIDEWATER_STACK_DIR",
+})
+_VARIABLE = re.compile(r"^\s*#?\s*(TIDEWATER_[A-Z0-9_]+)=", re.MULTILINE)
+
+
+def known_variables() -> frozenset[str]:
+    """Every TIDEWATER_* name with a meaning: Settings fields, OTHER_VARIABLES, and (in a checkout) the names in
+    stack/defaults.env and .env.example, set or commented out."""
+    names = {f"TIDEWATER_{item.name.upper()}" for item in fields(Settings)} | OTHER_VARIABLES
+    for path in (REPO_ROOT / "stack" / "defaults.env", REPO_ROOT / ".env.example"):
+        if path.is_file():
+            names |= set(_VARIABLE.findall(path.read_text()))
+    return frozenset(names)
+
+
+def check_variable_names(env: Mapping[str, str]) -> None:
+    """Refuses TIDEWATER_* variables nothing reads (a typo would otherwise silently keep the default)."""
+    known = known_variables()
+    unknown = sorted(key for key in env if key.startswith("TIDEWATER_") and key not in known)
+    if unknown:
+        known = sorted(known)
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+            hints.append(f"{key} (did you mean {close[0]}?)" if close else key)
+        raise ConfigError(f"unknown setting{'s' if len(unknown) > 1 else ''} {', '.join(hints)}: no Tidewater "
+                          "component reads it; the settings are listed in .env.example (fix or unset it)")
 
 
 @dataclass(frozen=True)
@@ -224,7 +290,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings from `env` (default: the process environment), each validated: unknown TIDEWATER_*
+        names, numbers that are not finite or outside what they mean, raise ConfigError naming the variable."""
         env = os.environ if env is None else env
+        check_variable_names(env)
         defaults = cls()
         return cls(
             shop_conn_id=env.get("TIDEWATER_SHOP_CONN_ID", defaults.shop_conn_id),
@@ -239,8 +308,10 @@ class Settings:
             connect_url=env.get("TIDEWATER_CONNECT_URL", defaults.connect_url),
             cdc_connector=env.get("TIDEWATER_CDC_CONNECTOR", defaults.cdc_connector),
             cdc_topic_prefix=env.get("TIDEWATER_CDC_TOPIC_PREFIX", defaults.cdc_topic_prefix),
-            cdc_topic_partitions=_int(env, "TIDEWATER_CDC_TOPIC_PARTITIONS", defaults.cdc_topic_partitions),
-            cdc_heartbeat_ms=_int(env, "TIDEWATER_CDC_HEARTBEAT_MS", defaults.cdc_heartbeat_ms),
+            cdc_topic_partitions=_bounded(env, "TIDEWATER_CDC_TOPIC_PARTITIONS", defaults.cdc_topic_partitions,
+                                          minimum=1),
+            cdc_heartbeat_ms=_positive(env, "TIDEWATER_CDC_HEARTBEAT_MS", defaults.cdc_heartbeat_ms,
+                                       "0 would turn Debezium's heartbeats off"),
             cdc_db_host=env.get("TIDEWATER_CDC_DB_HOST", env.get("TIDEWATER_PG_HOST", defaults.cdc_db_host)),
             cdc_db_port=_int(env, "TIDEWATER_CDC_DB_PORT", _int(env, "TIDEWATER_PG_PORT", defaults.cdc_db_port)),
             shop_db=env.get("TIDEWATER_SHOP_DB", defaults.shop_db),
@@ -250,34 +321,38 @@ class Settings:
             warehouse_pool=env.get("TIDEWATER_WAREHOUSE_POOL", defaults.warehouse_pool),
             gx_context_dir=env.get("TIDEWATER_GX_CONTEXT_DIR", defaults.gx_context_dir),
             marts_dir=env.get("TIDEWATER_MARTS_DIR", defaults.marts_dir),
-            marts_keep_publications=_int(env, "TIDEWATER_MARTS_KEEP_PUBLICATIONS", defaults.marts_keep_publications),
-            gate_max_change_age_hours=_number(env, "TIDEWATER_GATE_MAX_CHANGE_AGE_HOURS",
-                                              defaults.gate_max_change_age_hours),
+            marts_keep_publications=_bounded(env, "TIDEWATER_MARTS_KEEP_PUBLICATIONS", defaults.marts_keep_publications,
+                                             minimum=1, why="the current publication is always kept"),
+            gate_max_change_age_hours=_positive(env, "TIDEWATER_GATE_MAX_CHANGE_AGE_HOURS",
+                                                defaults.gate_max_change_age_hours),
             docs_url=env.get("TIDEWATER_DOCS_URL", defaults.docs_url).rstrip("/"),
-            drain_interval_minutes=_int(env, "TIDEWATER_DRAIN_INTERVAL_MINUTES", defaults.drain_interval_minutes),
+            drain_interval_minutes=_positive(env, "TIDEWATER_DRAIN_INTERVAL_MINUTES", defaults.drain_interval_minutes),
             drain_topic_regex=env.get("TIDEWATER_DRAIN_TOPIC_REGEX", defaults.drain_topic_regex),
-            drain_max_records_per_run=_int(env, "TIDEWATER_DRAIN_MAX_RECORDS_PER_RUN",
-                                           defaults.drain_max_records_per_run),
-            drain_file_max_rows=_int(env, "TIDEWATER_DRAIN_FILE_MAX_ROWS", defaults.drain_file_max_rows),
-            drain_file_max_bytes=_int(env, "TIDEWATER_DRAIN_FILE_MAX_BYTES", defaults.drain_file_max_bytes),
-            drain_max_bad_share=_number(env, "TIDEWATER_DRAIN_MAX_BAD_SHARE", defaults.drain_max_bad_share),
+            drain_max_records_per_run=_positive(env, "TIDEWATER_DRAIN_MAX_RECORDS_PER_RUN",
+                                                defaults.drain_max_records_per_run, "0 would drain nothing"),
+            drain_file_max_rows=_positive(env, "TIDEWATER_DRAIN_FILE_MAX_ROWS", defaults.drain_file_max_rows),
+            drain_file_max_bytes=_positive(env, "TIDEWATER_DRAIN_FILE_MAX_BYTES", defaults.drain_file_max_bytes),
+            drain_max_bad_share=_bounded(env, "TIDEWATER_DRAIN_MAX_BAD_SHARE", defaults.drain_max_bad_share, minimum=0,
+                                         maximum=1, why="the share of a slice's records that may be quarantined"),
             alert_email_to=env.get("TIDEWATER_ALERT_EMAIL_TO", defaults.alert_email_to),
             # Links go where the api-server says it is, unless told otherwise.
             airflow_url=env.get("TIDEWATER_AIRFLOW_URL",
                                 env.get("AIRFLOW__API__BASE_URL", defaults.airflow_url)).rstrip("/"),
-            alert_error_max_lines=_int(env, "TIDEWATER_ALERT_ERROR_MAX_LINES", defaults.alert_error_max_lines),
-            drain_deadline_minutes=_number(env, "TIDEWATER_DRAIN_DEADLINE_MINUTES",
-                                           float(defaults.drain_deadline_minutes)),
-            warehouse_deadline_minutes=_number(env, "TIDEWATER_WAREHOUSE_DEADLINE_MINUTES",
-                                               float(defaults.warehouse_deadline_minutes)),
-            docs_refresh_minutes=_number(env, "TIDEWATER_DOCS_REFRESH_MINUTES", float(defaults.docs_refresh_minutes)),
-            freshness_interval_minutes=_int(env, "TIDEWATER_FRESHNESS_INTERVAL_MINUTES",
-                                            defaults.freshness_interval_minutes),
-            freshness_max_mart_age_minutes=_int(env, "TIDEWATER_FRESHNESS_MAX_MART_AGE_MINUTES",
-                                                defaults.freshness_max_mart_age_minutes),
-            freshness_max_change_age_minutes=_int(env, "TIDEWATER_FRESHNESS_MAX_CHANGE_AGE_MINUTES",
-                                                  defaults.freshness_max_change_age_minutes),
-            freshness_max_topic_lag=_int(env, "TIDEWATER_FRESHNESS_MAX_TOPIC_LAG", defaults.freshness_max_topic_lag),
+            alert_error_max_lines=_positive(env, "TIDEWATER_ALERT_ERROR_MAX_LINES", defaults.alert_error_max_lines),
+            drain_deadline_minutes=_positive(env, "TIDEWATER_DRAIN_DEADLINE_MINUTES",
+                                             float(defaults.drain_deadline_minutes)),
+            warehouse_deadline_minutes=_positive(env, "TIDEWATER_WAREHOUSE_DEADLINE_MINUTES",
+                                                 float(defaults.warehouse_deadline_minutes)),
+            docs_refresh_minutes=_bounded(env, "TIDEWATER_DOCS_REFRESH_MINUTES", float(defaults.docs_refresh_minutes),
+                                          minimum=0),
+            freshness_interval_minutes=_positive(env, "TIDEWATER_FRESHNESS_INTERVAL_MINUTES",
+                                                 defaults.freshness_interval_minutes),
+            freshness_max_mart_age_minutes=_positive(env, "TIDEWATER_FRESHNESS_MAX_MART_AGE_MINUTES",
+                                                     defaults.freshness_max_mart_age_minutes),
+            freshness_max_change_age_minutes=_positive(env, "TIDEWATER_FRESHNESS_MAX_CHANGE_AGE_MINUTES",
+                                                       defaults.freshness_max_change_age_minutes),
+            freshness_max_topic_lag=_positive(env, "TIDEWATER_FRESHNESS_MAX_TOPIC_LAG",
+                                              defaults.freshness_max_topic_lag),
             s3_console_url=env.get("TIDEWATER_S3_CONSOLE_URL") or (
                 f"http://{env['TIDEWATER_S3_HOST']}:{env['TIDEWATER_S3_CONSOLE_PORT']}"
                 if env.get("TIDEWATER_S3_HOST") and env.get("TIDEWATER_S3_CONSOLE_PORT") else defaults.s3_console_url),

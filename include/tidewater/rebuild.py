@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 
@@ -19,21 +20,28 @@ class IntervalError(ValueError):
     """The rebuild interval a user asked for cannot be used."""
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _as_date(name: str, value: object) -> date:
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
         return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise IntervalError(f"param {name}={value!r} is not a date: give it as YYYY-MM-DD") from None
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise IntervalError(f"param {name}={value!r} is not a date: give it as YYYY-MM-DD, e.g. 2026-01-05")
 
 
 def rebuild_interval(params: Mapping[str, object], run_type: str,
                      data_interval_start: datetime | None, data_interval_end: datetime | None) -> tuple[str, str]:
     """The interval as ISO strings, or ("", "") for none (dbt reads an empty var as unset)."""
     start, end = params.get("interval_start"), params.get("interval_end")
+    if not isinstance(params.get("full_refresh", False), bool):
+        raise IntervalError(f"param full_refresh={params['full_refresh']!r}: give true or false")
     if start or end:
         if not (start and end):
             raise IntervalError(f"params interval_start={start!r} and interval_end={end!r}: give both dates "

@@ -93,3 +93,49 @@ def freshness_email(*, recovered: bool, subject: str, measured: str, limit: str,
             "" if recovered else "<p>One email is sent per breach; another follows when it recovers.</p>",
         ),
     )
+
+
+@dataclass(frozen=True)
+class QuarantinedTopic:
+    """What a quarantine report says about one topic: records, reasons (reason → records), file URIs."""
+
+    topic: str
+    records: int
+    reasons: dict[str, int]
+    uris: list[str]
+
+
+QUARANTINE_MAX_REASONS = 10  # distinct reasons listed per topic; the rest are counted
+QUARANTINE_MAX_FILES = 20  # file URIs listed per topic; the rest are under the topic's prefix
+
+
+def quarantine_report_email(*, dag_id: str, run_id: str, run_link: str, prefix_uri: str,
+                            topics: list[QuarantinedTopic]) -> Email:
+    """One email per cdc_drain run about every quarantined record not reported before (under the limit too)."""
+    records = sum(t.records for t in topics)
+    parts = [f"<p>cdc_drain quarantined <b>{records}</b> record{'s' if records != 1 else ''} that could not be "
+             f"decoded (run <code>{escape(run_id)}</code> of <b>{escape(dag_id)}</b>). The rest of each topic "
+             "landed; these records are <b>not</b> in the lake's tables or the warehouse.</p>"]
+    for topic in topics:
+        reasons = sorted(topic.reasons.items(), key=lambda item: (-item[1], item[0]))
+        shown = reasons[:QUARANTINE_MAX_REASONS]
+        more = len(reasons) - len(shown)
+        parts.append(f"<h3>{escape(topic.topic)}: {topic.records} records</h3><ul>"
+                     + "".join(f"<li>{count}: <code>{escape(reason)}</code></li>" for reason, count in shown)
+                     + (f"<li>… {more} more distinct reasons ({sum(c for _, c in reasons[len(shown):])} records)"
+                        "</li>" if more else "") + "</ul>")
+        uris = topic.uris[:QUARANTINE_MAX_FILES]
+        parts.append("<p>Files (one JSON line per record: key, value, headers, offset, error):</p><ul>"
+                     + "".join(f"<li><code>{escape(uri)}</code></li>" for uri in uris)
+                     + (f"<li>… {len(topic.uris) - len(uris)} more</li>" if len(topic.uris) > len(uris) else "")
+                     + "</ul>")
+    parts.append(f"<p>All quarantine files are under <code>{escape(prefix_uri)}</code>. To land such records, fix "
+                 "their cause (producer, connector settings or decoder), then replay the topic from their offsets "
+                 "(cdc_drain params <code>replay_topic</code> and <code>replay_from_offsets</code>). Each record is "
+                 "reported once.</p>")
+    parts.append(_link(run_link, "The run in Airflow"))
+    return Email(
+        subject=f"{SUBJECT_PREFIX} QUARANTINED {records} record{'s' if records != 1 else ''} in "
+                + ", ".join(f"{t.topic} ({t.records})" for t in topics),
+        html=_page(*parts),
+    )

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from confluent_kafka import Consumer
 
 from tidewater.cdc.topics import consumer_config
 from tidewater.config import Settings
+from tidewater.drain import lake as layout
 from tidewater.drain.drainer import DrainLimits, Replay
 from tidewater.drain.lake import Lake
 
@@ -53,24 +58,92 @@ class ParamError(ValueError):
     pass
 
 
-def replay_request(params: dict, topic: str) -> Replay | None:
+OFFSETS_EXAMPLE = '{"0": 1200}'
+TOPIC_PARAMS = ("replay_topic", "accept_quarantine_topic")
+_WHOLE = re.compile(r"[0-9]+")
+
+
+def check_params(params: Mapping[str, Any], topics: list[str]) -> None:
+    """Fails a manual run whose params name a topic cdc_drain does not drain, or give a malformed replay."""
+    for name in TOPIC_PARAMS:
+        value = params.get(name)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str) or value not in topics:
+            close = difflib.get_close_matches(str(value), topics, n=1)
+            raise ParamError(f"param {name}={value!r} is not a topic cdc_drain drains"
+                             + (f" (did you mean {close[0]!r}?)" if close else "")
+                             + f"; the topics are: {', '.join(topics) or '(none found)'}")
+    if params.get("replay_topic"):
+        replay_request(params, params["replay_topic"])
+    elif params.get("replay_from_timestamp") or params.get("replay_from_offsets"):
+        raise ParamError("replay_from_timestamp / replay_from_offsets need replay_topic: the topic to replay, one of "
+                         f"{', '.join(topics) or '(none found)'}")
+
+
+def accept_quarantine(params: Mapping[str, Any], topic: str) -> bool:
+    """Whether a person accepted, for this run, more quarantined records of `topic` than max_bad_share."""
+    return bool(params.get("accept_quarantine_topic")) and params["accept_quarantine_topic"] == topic
+
+
+def _whole(value: object) -> int | None:
+    """A non-negative whole number given as an int or digits, else None (bools and floats are not offsets)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
+        return int(value)
+    return None
+
+
+def _replay_offsets(offsets: object) -> dict[int, int]:
+    if not isinstance(offsets, Mapping):
+        raise ParamError(f"replay_from_offsets={offsets!r}: expected {{partition: offset}}, an object of "
+                         f"partition → non-negative whole offset, e.g. {OFFSETS_EXAMPLE}")
+    parsed = {}
+    for partition, offset in offsets.items():
+        number, position = _whole(partition), _whole(offset)
+        if number is None or position is None:
+            raise ParamError(f"replay_from_offsets={offsets!r}: expected {{partition: offset}} with non-negative "
+                             f"whole numbers, e.g. {OFFSETS_EXAMPLE}; {partition!r}: {offset!r} is not")
+        parsed[number] = position
+    return parsed
+
+
+def replay_request(params: Mapping[str, Any], topic: str) -> Replay | None:
     """The replay a manual run asks of `topic` (params replay_topic + _from_timestamp or _from_offsets)."""
     if not params.get("replay_topic") or params["replay_topic"] != topic:
         return None
     timestamp, offsets = params.get("replay_from_timestamp"), params.get("replay_from_offsets")
-    if bool(timestamp) == bool(offsets):
+    if (timestamp not in (None, "")) == (offsets not in (None, "", {})):
         raise ParamError(f"replay of {topic}: give exactly one of replay_from_timestamp "
-                         "(ISO 8601, e.g. 2026-11-23T08:00:00Z) or replay_from_offsets (e.g. {\"0\": 1200})")
-    if timestamp:
+                         f"(ISO 8601, e.g. 2026-11-23T08:00:00Z) or replay_from_offsets (e.g. {OFFSETS_EXAMPLE})")
+    if timestamp not in (None, ""):
         try:
-            moment = datetime.fromisoformat(timestamp)
-        except ValueError as exc:
-            raise ParamError(f"replay_from_timestamp={timestamp!r} is not an ISO 8601 time") from exc
+            moment = datetime.fromisoformat(timestamp) if isinstance(timestamp, str) else None
+        except ValueError:
+            moment = None
+        if moment is None:
+            raise ParamError(f"replay_from_timestamp={timestamp!r} is not an ISO 8601 time, "
+                             "e.g. 2026-11-23T08:00:00Z")
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return Replay(timestamp_ms=int(moment.timestamp() * 1000))
-    try:
-        return Replay(offsets={int(partition): int(offset) for partition, offset in offsets.items()})
-    except (AttributeError, ValueError) as exc:
-        raise ParamError(f"replay_from_offsets={offsets!r}: expected {{partition: offset}}, e.g. {{\"0\": 1200}}") \
-            from exc
+    return Replay(offsets=_replay_offsets(offsets))
+
+
+def report_quarantine(settings: Settings, lake: Lake, *, dag_id: str, run_id: str) -> dict:
+    """Mails one report of every committed quarantine file not reported before, then records them as reported
+    (docs/alerts.md). Returns what it reported: topic → records."""
+    from tidewater.alerts import messages, notify
+    from tidewater.drain import quarantine
+
+    files = quarantine.unreported_files(lake)
+    if not files:
+        return {}
+    topics = [messages.QuarantinedTopic(t.topic, t.records, dict(t.reasons), [lake.uri(key) for key in t.keys])
+              for t in quarantine.summarize(lake, files)]
+    notify.send(settings, messages.quarantine_report_email(
+        dag_id=dag_id, run_id=run_id, run_link=messages.run_url(settings.airflow_url, dag_id, run_id),
+        prefix_uri=lake.uri(layout.QUARANTINE + "/"), topics=topics))
+    quarantine.mark_reported(lake, [f.key for f in files])
+    return {t.topic: t.records for t in topics}

@@ -11,8 +11,12 @@ Protocol, per partition (the Kafka consumer group's committed offset C is the on
 3. Consume in order; cut a file whenever it reaches the row or byte bound (memory stays bounded);
    decode it; write one Parquet object per change date, named by its first and last offsets. Before the
    first object goes into a date folder (or quarantine), the journal is (re)written to name it.
-4. After every partition's objects are in S3, commit the end offsets synchronously; then delete the
-   journals.
+4. Check the share of quarantined records: above ``max_bad_share`` the run fails here, before its commit,
+   so the journals stay and every retry recovers (step 1), drains the same slice and fails the same way until
+   a person accepts the quarantine for one run (``accept_quarantine``) or fixes the cause. The failed run
+   deletes the raw files it wrote (readers never see uncommitted rows) and keeps its quarantine files for
+   people to read (the journal names them). Otherwise, after every
+   partition's objects are in S3, commit the end offsets synchronously; then delete the journals.
 
 A crash at any point leaves either no commit (step 1 of the next run removes whatever the dead run
 wrote, and the records are drained again) or a commit of exactly what is in the lake. S3 PUTs are
@@ -28,7 +32,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -48,6 +54,13 @@ class DrainError(RuntimeError):
     pass
 
 
+class QuarantineLimitExceeded(DrainError):
+    """Too many records of one slice were quarantined; nothing was committed."""
+
+
+REASON_MAX_CHARS = 200  # a quarantine reason is kept to this many characters in summaries
+
+
 @dataclass(frozen=True)
 class DrainLimits:
     max_records_per_run: int = 2_000_000  # per partition
@@ -56,6 +69,14 @@ class DrainLimits:
     max_bad_share: float = 0.05
     poll_batch: int = 5_000
     stall_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_records_per_run", "file_max_rows", "file_max_bytes", "poll_batch", "stall_timeout_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"DrainLimits.{name}={value!r}: must be a number > 0")
+        if not (math.isfinite(self.max_bad_share) and 0 <= self.max_bad_share <= 1):
+            raise ValueError(f"DrainLimits.max_bad_share={self.max_bad_share!r}: must be a share in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -85,6 +106,9 @@ class DrainResult:
     remaining_lag: int = 0
     newest_source_ts: datetime | None = None
     quarantine_uri: str = ""
+    quarantine_files: list[str] = field(default_factory=list)  # keys written by this run
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)  # reason → records, most frequent first
+    accepted_quarantine: bool = False  # committed above max_bad_share because a person accepted it
 
     @property
     def rows(self) -> int:
@@ -113,6 +137,9 @@ class DrainResult:
             "offsets_after": {str(p.partition): p.end for p in self.partitions},
             "remaining_lag": self.remaining_lag,
             "newest_source_ts": self.newest_source_ts.isoformat() if self.newest_source_ts else None,
+            "quarantine_reasons": self.quarantine_reasons,
+            "quarantine_files": self.quarantine_files,
+            "accepted_quarantine": self.accepted_quarantine,
         }
 
     def as_dict(self) -> dict:
@@ -140,6 +167,9 @@ class _PartitionWriter:
         self.journal_key = lake_layout.inflight_key(topic, progress.partition)
         self.journal = {"start": progress.start, "dts": [], "quarantine": False}
         self.newest_source_ts: datetime | None = None
+        self.quarantine_keys: list[str] = []
+        self.raw_keys: list[str] = []
+        self.reasons: Counter[str] = Counter()
 
     def _journal(self, dt: str | None = None, quarantine: bool = False) -> None:
         changed = False
@@ -159,10 +189,10 @@ class _PartitionWriter:
         if chunk.quarantined:
             self._journal(quarantine=True)
             offsets = [q.record.offset() for q in chunk.quarantined]
-            self.lake.put_jsonl(
-                lake_layout.quarantine_key(self.topic, progress.partition, min(offsets), max(offsets)),
-                [q.as_json() for q in chunk.quarantined],
-            )
+            key = lake_layout.quarantine_key(self.topic, progress.partition, min(offsets), max(offsets))
+            self.lake.put_jsonl(key, [q.as_json() for q in chunk.quarantined])
+            self.quarantine_keys.append(key)
+            self.reasons.update(short_reason(q.error) for q in chunk.quarantined)
             progress.quarantined += len(chunk.quarantined)
             for q in chunk.quarantined[:3]:
                 log.warning("quarantined %s[%s]@%s: %s", self.topic, progress.partition, q.record.offset(),
@@ -171,11 +201,41 @@ class _PartitionWriter:
             self._journal(dt=file.dt)
             key = lake_layout.raw_key(self.topic, file.dt, progress.partition, file.first_offset, file.last_offset)
             progress.bytes_written += self.lake.put_parquet(key, file.body)
+            self.raw_keys.append(key)
             progress.files += 1
             progress.rows += file.rows
             if file.newest_source_ts and (self.newest_source_ts is None
                                           or file.newest_source_ts > self.newest_source_ts):
                 self.newest_source_ts = file.newest_source_ts
+
+
+def short_reason(error: str) -> str:
+    """A quarantine error's first line, cut to REASON_MAX_CHARS (what summaries and emails count by)."""
+    line = next((part.strip() for part in error.splitlines() if part.strip()), "no error message")
+    return line if len(line) <= REASON_MAX_CHARS else line[:REASON_MAX_CHARS - 1] + "…"
+
+
+def _check_quarantine(result: DrainResult, limits: DrainLimits, accept: bool) -> None:
+    """Step 4's check: fails the run above the limit unless a person accepted this topic's quarantine."""
+    records, quarantined = result.records, result.quarantined
+    if not records or quarantined / records <= limits.max_bad_share:
+        return
+    if accept:
+        result.accepted_quarantine = True
+        log.warning("%s: %d of %d records quarantined, above the %.1f%% limit; committed because "
+                    "accept_quarantine_topic names this topic", result.topic, quarantined, records,
+                    limits.max_bad_share * 100)
+        return
+    reasons = "; ".join(f"{reason} ({count})" for reason, count in list(result.quarantine_reasons.items())[:5])
+    raise QuarantineLimitExceeded(
+        f"{result.topic}: {quarantined} of {records} records ({quarantined / records:.1%}) were quarantined, "
+        f"above the {limits.max_bad_share:.1%} limit (TIDEWATER_DRAIN_MAX_BAD_SHARE). Nothing of this slice landed "
+        "and its offsets are NOT committed: every run fails the same way until this is resolved. "
+        f"The records are in {result.quarantine_uri} "
+        f"(raw key, value, headers, offset and the error of each). Reasons: {reasons}. "
+        "Fix the cause (producer, connector settings or decoder) and let the next run drain them again, or "
+        "accept them: trigger cdc_drain with {\"accept_quarantine_topic\": \"" + result.topic + "\"}, which lands "
+        "the rest, commits, and reports the quarantined records by email.")
 
 
 def _recover(lake: Lake, topic: str, partition: int, committed: int) -> None:
@@ -309,8 +369,13 @@ def _keep_freed_memory() -> None:
 
 
 def drain_topic(consumer: Consumer, lake: Lake, topic: str, limits: DrainLimits = DrainLimits(),
-                replay: Replay | None = None, now: datetime | None = None) -> DrainResult:
-    """Runs the protocol above for every partition of `topic`. The consumer must not auto-commit."""
+                replay: Replay | None = None, now: datetime | None = None,
+                accept_quarantine: bool = False) -> DrainResult:
+    """Runs the protocol above for every partition of `topic`. The consumer must not auto-commit.
+
+    Raises QuarantineLimitExceeded, committing nothing, when more than `limits.max_bad_share` of the slice was
+    quarantined, unless `accept_quarantine` (a person's decision for this run).
+    """
     _keep_freed_memory()
     ingested_at = now or datetime.now(UTC)
     metadata = consumer.list_topics(topic, timeout=30).topics.get(topic)
@@ -341,15 +406,21 @@ def drain_topic(consumer: Consumer, lake: Lake, topic: str, limits: DrainLimits 
         writer = _PartitionWriter(lake, topic, progress, encoder)
         writers.append(writer)
         _consume_slice(consumer, topic, progress, limits, writer.write)
+    reasons: Counter[str] = Counter()
+    for writer in writers:
+        result.quarantine_files += writer.quarantine_keys
+        reasons.update(writer.reasons)
+    result.quarantine_reasons = dict(reasons.most_common())
+    try:
+        _check_quarantine(result, limits, accept_quarantine)
+    except QuarantineLimitExceeded:
+        # Readers of the lake must not see rows whose offsets are not committed; the quarantine files stay for
+        # people to inspect (the journals name them: the next run's recovery replaces them).
+        lake.delete([key for w in writers for key in w.raw_keys])
+        raise
     if any(p.end > p.start for p in result.partitions):
         _commit(consumer, topic, {p.partition: p.end for p in result.partitions if p.end > p.start})
         lake.delete([w.journal_key for w in writers if w.journal["dts"] or w.journal["quarantine"]])
     result.newest_source_ts = max((w.newest_source_ts for w in writers if w.newest_source_ts), default=None)
     result.remaining_lag = sum(_watermarks(consumer, topic, p.partition)[1] - p.end for p in result.partitions)
-    records = result.records
-    if records and result.quarantined / records > limits.max_bad_share:
-        raise DrainError(
-            f"{topic}: {result.quarantined} of {records} records ({result.quarantined / records:.1%}) were "
-            f"quarantined, above the {limits.max_bad_share:.1%} limit. They are in {result.quarantine_uri} "
-            "(raw key, value, headers, offset and the error of each); the rest landed and offsets are committed.")
     return result

@@ -33,6 +33,15 @@ def publish_marts(settings: Settings, publication_id: str, lake=None) -> publish
     return publish.publish(settings, publication_id, lake or drain.open_lake(settings))
 
 
+def check_quarantine_reported(settings: Settings, lake=None) -> None:
+    """Refuses to publish while a committed quarantine file of the lake was never reported to people
+    (tidewater.drain.quarantine: one listing of quarantine/, cheap); raises UnreportedQuarantine."""
+    from tidewater import drain
+    from tidewater.drain import quarantine
+
+    quarantine.check_reported(lake or drain.open_lake(settings))
+
+
 def docs_due(settings: Settings, *, run_type: str, gate_passed: bool, now: datetime | None = None) -> bool:
     """Whether a warehouse run rebuilds the data docs: always after a failed gate (its pages are what the alert
     links to) and after a run a person, the daily schedule or a backfill started; after a drain-triggered run
