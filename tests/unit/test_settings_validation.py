@@ -46,7 +46,7 @@ def test_limits_at_their_bounds_are_accepted():
 
 
 def test_a_typo_in_a_variable_name_is_refused_naming_the_closest_setting():
-    typo = "TIDEWATER_DRAIN_MAX_BAD_" + "SHAR"  # split, so the repository-wide name check below skips it
+    typo = "tidewater_drain_max_bad_shar".upper()  # built: the repository-wide name check must not find it
     with pytest.raises(ConfigError, match=rf"unknown setting {typo} \(did you mean TIDEWATER_DRAIN_MAX_BAD_SHARE\?\)"):
         Settings.from_env({typo: "0.1"})
 
@@ -71,9 +71,10 @@ def test_stack_and_docker_variables_are_known_without_the_checkout_files():
 
 
 def test_every_variable_name_the_repository_uses_is_known():
-    """stack.sh, docker compose, the tests and the benchmarks set TIDEWATER_* names: none may be refused."""
-    grep = subprocess.run(["git", "grep", "-h", "-o", "-E", r"TIDEWATER_[A-Z0-9_]+[A-Z0-9]"], cwd=REPO_ROOT,
-                          capture_output=True, text=True, check=True)
+    """stack.sh, docker compose, the tests and the benchmarks set TIDEWATER_* names: none may be refused (docs are
+    prose: docs/alerts.md shows a typo)."""
+    grep = subprocess.run(["git", "grep", "-h", "-o", "-E", r"TIDEWATER_[A-Z0-9_]+[A-Z0-9]", "--", ".", ":!*.md"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, check=True)  # docs show a typo on purpose
     used = set(grep.stdout.split())
     assert used - known_variables() == set()
 

@@ -7,6 +7,7 @@ from collections import Counter
 from tidewater import drain
 from tidewater.config import Settings, get_connection
 from tidewater.drain import lake as layout
+from tidewater.drain import quarantine
 from tidewater.duck import connect_lake
 
 
@@ -24,6 +25,9 @@ def lake_summary(settings: Settings) -> list[str]:
                 from read_parquet('{lake.uri(f"{layout.RAW}/{table}/*/*.parquet")}', union_by_name = true)"""
         ).fetchone()
         lines.append(f"  {table:<12} {rows:>8} changes in {files[table]:>4} files, ops {ops}, newest {newest}")
+    unreported = Counter(f.topic for f in quarantine.unreported_files(lake)) if quarantined else Counter()
     for topic, count in sorted(quarantined.items()):
-        lines.append(f"  quarantine: {count} files for {topic} in {lake.uri(layout.quarantine_prefix(topic))}")
+        note = f" ({unreported[topic]} not reported yet: the next cdc_drain run mails them)" if unreported[topic] \
+            else ""
+        lines.append(f"  quarantine: {count} files for {topic} in {lake.uri(layout.quarantine_prefix(topic))}{note}")
     return lines
