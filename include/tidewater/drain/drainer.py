@@ -59,6 +59,7 @@ class QuarantineLimitExceeded(DrainError):
 
 
 REASON_MAX_CHARS = 200  # a quarantine reason is kept to this many characters in summaries
+EXTRA_MAX_REASONS = 20  # most frequent reasons kept in an asset event
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ class DrainResult:
             "offsets_after": {str(p.partition): p.end for p in self.partitions},
             "remaining_lag": self.remaining_lag,
             "newest_source_ts": self.newest_source_ts.isoformat() if self.newest_source_ts else None,
-            "quarantine_reasons": self.quarantine_reasons,
+            "quarantine_reasons": dict(list(self.quarantine_reasons.items())[:EXTRA_MAX_REASONS]),
             "quarantine_files": self.quarantine_files,
             "accepted_quarantine": self.accepted_quarantine,
         }
