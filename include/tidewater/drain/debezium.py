@@ -17,6 +17,14 @@ Row layout: the row image (``after``, or ``before`` for deletes), converted to t
 (Decimal → decimal128(p,s), Date → date32, MicroTimestamp → timestamp[us], ZonedTimestamp →
 timestamp[us, UTC], …), plus ``_op, _source_ts, _lsn, _tx_id, _kafka_topic, _kafka_partition,
 _kafka_offset, _ingested_at``. Tombstones (null values) are counted and skipped.
+
+Every value PostgreSQL accepts lands exactly (docs/lake.md, "Special values"):
+- NUMERIC(p,s) with p <= 38 (Debezium's string decimals, or its binary ones) → decimal128(p,s), plus a text
+  column ``<name>__special`` holding 'NaN', 'Infinity' or '-Infinity' where the typed value is null;
+- NUMERIC wider than 38 digits, or without a declared precision → its exact text, in the column itself;
+- ±infinity timestamps, timestamptz and dates → DuckDB's own infinities (int64 ±(2^63-1) µs, int32
+  ±(2^31-1) days), which DuckDB reads back as 'infinity' / '-infinity'.
+A value that does not fit its declared type (precision, scale, range) quarantines its record, never rounds.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,6 +57,21 @@ META_COLUMNS = ("_op", "_source_ts", "_lsn", "_tx_id", "_kafka_topic", "_kafka_p
 _SCHEMA_START = b'{"schema":'
 _PAYLOAD_KEY = b',"payload":'
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+SPECIAL_SUFFIX = "__special"  # the text column beside a NUMERIC column, for NaN and ±Infinity
+SPECIAL_NUMERICS = ("NaN", "Infinity", "-Infinity")
+MAX_DECIMAL128_PRECISION = 38
+# DuckDB's infinite timestamps and dates (what it reads back from Parquet as 'infinity' / '-infinity').
+INFINITE_MICROS = 2**63 - 1
+INFINITE_DAYS = 2**31 - 1
+# What Debezium 3.6 emits for PostgreSQL's infinities (seen on the stack): PgJDBC's sentinels, unscaled,
+# for timestamps; those, divided into days and wrapped to int32, for dates; plain words for timestamptz.
+_INFINITE_TIMESTAMP_SOURCE = {9223372036825200000: INFINITE_MICROS, -9223372036832400000: -INFINITE_MICROS}
+_INFINITE_DATE_SOURCE = {-2147472692: INFINITE_DAYS, -2147472691: -INFINITE_DAYS}
+_INFINITE_ZONED_SOURCE = {"infinity": INFINITE_MICROS, "-infinity": -INFINITE_MICROS}
+# decimal.handling.mode=string writes NUMERIC's special values as Java names; the lake keeps PostgreSQL's.
+_SPECIAL_NUMERIC_SOURCE = {"NAN": "NaN", "POSITIVE_INFINITY": "Infinity", "NEGATIVE_INFINITY": "-Infinity"}
+_ISO_TIMESTAMP = re.compile(r"([+-]?\d{4,})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?"
+                            r"(Z|[+-]\d{2}:\d{2})")
 
 
 class Record(Protocol):
@@ -77,29 +101,167 @@ class ColumnType:
     arrow_type: pa.DataType  # what the column holds in Parquet
     convert: Converter | None = None  # json_type array → arrow_type array; None: a plain cast
     native: str | None = None  # the compiled decoder's name for this conversion; None: it has none
+    native_type: pa.DataType | None = None  # what the compiled decoder hands back, if not arrow_type
+    special: bool = False  # NUMERIC: NaN and ±Infinity go to the <name>__special text column
 
 
-def _cast_to(arrow_type: pa.DataType) -> Converter:
-    return lambda array: array.cast(arrow_type)
+def _exact_decimal(unscaled: int, scale: int) -> Decimal:
+    """unscaled * 10^-scale, exactly (Decimal arithmetic would round to its context's 28 digits)."""
+    return Decimal((int(unscaled < 0), tuple(int(d) for d in str(abs(unscaled))), -scale))
 
 
-def _decimal_converter(precision: int, scale: int) -> tuple[pa.DataType, Converter]:
-    """Connect Decimal: base64 of the unscaled value's big-endian two's complement bytes."""
-    arrow_type = pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+def _decimal_text(unscaled: int, scale: int) -> str:
+    """PostgreSQL's text form of a NUMERIC: plain digits, `scale` of them after the point."""
+    return format(_exact_decimal(unscaled, scale), "f")
+
+
+def _checked(array: pa.Array) -> pa.Array:
+    """`array`, after a full validation: a decimal that does not fit its precision raises ArrowInvalid."""
+    array.validate(full=True)
+    return array
+
+
+def _decimal_params(field_schema: dict[str, Any], precision_key: str, scale_key: str,
+                    default_precision: int | None) -> tuple[int | None, int]:
+    """(precision or None when undeclared, scale) of a decimal field; DecodeError when they make no sense."""
+    params = field_schema.get("parameters") or {}
+    try:
+        scale = int(params.get(scale_key, 0))
+        raw_precision = params.get(precision_key)
+        precision = default_precision if raw_precision is None else int(raw_precision)
+    except (TypeError, ValueError):
+        raise DecodeError(f"decimal field {field_schema.get('field')!r} has unusable parameters {params!r}") from None
+    if precision is not None and (precision < 1 or not -precision <= scale <= precision):
+        raise DecodeError(f"decimal field {field_schema.get('field')!r}: scale {scale} does not fit precision "
+                          f"{precision}")
+    return precision, scale
+
+
+def _binary_decimal(precision: int | None, scale: int) -> ColumnType:
+    """Connect Decimal: base64 of the unscaled value's big-endian two's complement bytes.
+
+    Up to 38 digits: decimal128(p,s) (and an empty <name>__special column: this mode cannot carry NaN);
+    wider or undeclared: exact text.
+    """
+    if precision is None or precision > MAX_DECIMAL128_PRECISION or scale < 0:
+        def to_text(array: pa.Array) -> pa.Array:
+            return pa.array([None if text is None else _decimal_text(
+                int.from_bytes(binascii.a2b_base64(text), "big", signed=True), scale) for text in array.to_pylist()],
+                pa.string())
+        return ColumnType(pa.string(), pa.string(), to_text)
+    arrow_type = pa.decimal128(precision, scale)
 
     def convert(array: pa.Array) -> pa.Array:
         unscaled = [
             None if text is None else int.from_bytes(binascii.a2b_base64(text), "big", signed=True)
             for text in array.to_pylist()
         ]
-        if precision <= 38 and all(v is None or _INT64_MIN <= v <= _INT64_MAX for v in unscaled):
+        if all(v is None or _INT64_MIN <= v <= _INT64_MAX for v in unscaled):
             # Same 128-bit storage, read with the column's scale: exact and vectorised.
             storage = pa.array(unscaled, pa.int64()).cast(pa.decimal128(38, 0))
-            return pa.Array.from_buffers(arrow_type, len(storage), storage.buffers(),
-                                         null_count=storage.null_count)
-        return pa.array([None if v is None else Decimal(v).scaleb(-scale) for v in unscaled], arrow_type)
+            return _checked(pa.Array.from_buffers(arrow_type, len(storage), storage.buffers(),
+                                                  null_count=storage.null_count))
+        return pa.array([None if v is None else _exact_decimal(v, scale) for v in unscaled], arrow_type)
 
-    return arrow_type, convert
+    return ColumnType(pa.string(), arrow_type, convert, "decimal_base64", special=True)
+
+
+def _replaced(array: pa.Array, replacements: dict) -> pa.Array:
+    """`array` with each key of `replacements` swapped for its value (vectorised; same type)."""
+    for source, target in replacements.items():
+        array = pc.if_else(pc.equal(array, pa.scalar(source, array.type)), pa.scalar(target, array.type), array)
+    return array
+
+
+def _sentinels(storage: pa.DataType, arrow_type: pa.DataType, replacements: dict[int, int]) -> Converter:
+    """Integers with Debezium's infinity sentinels → arrow_type holding DuckDB's infinities."""
+    def convert(array: pa.Array) -> pa.Array:
+        return _replaced(array.cast(storage), replacements).cast(arrow_type)
+    return convert
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (astronomical years: 0 is 1 BC)."""
+    year -= month <= 2
+    era = year // 400  # floor division: no correction for negative years needed
+    year_of_era = year - era * 400
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
+
+
+def _zoned_micros(text: str) -> int:
+    """µs since the epoch of one of Debezium's ZonedTimestamp texts, any year PostgreSQL allows."""
+    if text in _INFINITE_ZONED_SOURCE:
+        return _INFINITE_ZONED_SOURCE[text]
+    match = _ISO_TIMESTAMP.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not an ISO 8601 timestamp with a zone: {text!r}")
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 60):
+        raise ValueError(f"not a valid timestamp: {text!r}")
+    zone = match[8]
+    offset_s = 0 if zone == "Z" else (1 if zone[0] == "+" else -1) * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
+    seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_s
+    micros = seconds * 1_000_000 + int((match[7] or "").ljust(6, "0"))
+    if not -INFINITE_MICROS < micros < INFINITE_MICROS:
+        raise ValueError(f"timestamp {text!r} is beyond what the lake can hold")
+    return micros
+
+
+def _zoned_timestamps(array: pa.Array) -> pa.Array:
+    """ZonedTimestamp texts → timestamp[us, UTC]: Arrow's parser, else each value exactly (±infinity, BC
+    and five-digit years)."""
+    arrow_type = pa.timestamp("us", "UTC")
+    try:
+        return array.cast(arrow_type)
+    except pa.ArrowInvalid:
+        micros = [None if text is None else _zoned_micros(text) for text in array.to_pylist()]
+        return pa.array(micros, pa.int64()).cast(arrow_type)
+
+
+def _special_numeric_text(array: pa.Array) -> pa.Array:
+    return _replaced(array, _SPECIAL_NUMERIC_SOURCE)
+
+
+def _text_decimal(precision: int | None, scale: int) -> ColumnType:
+    """Debezium's string decimals (decimal.handling.mode=string): '12.50', 'NaN', 'Infinity', '-Infinity'.
+
+    Up to 38 digits: decimal128(p,s) beside the <name>__special text column; wider or undeclared: the
+    text itself, as PostgreSQL wrote it.
+    """
+    if precision is None or precision > MAX_DECIMAL128_PRECISION or scale < 0:
+        return ColumnType(pa.string(), pa.string(), _special_numeric_text, "string", native_type=pa.string())
+    arrow_type = pa.decimal128(precision, scale)
+
+    def convert(array: pa.Array) -> pa.Array:
+        # Arrow's cast refuses a value that would lose digits or does not fit the precision.
+        return array.cast(arrow_type)
+
+    return ColumnType(pa.string(), arrow_type, convert, "string", native_type=pa.string(), special=True)
+
+
+_NULL_TEXT = pa.scalar(None, pa.string())
+
+
+def lake_columns(name: str, spec: ColumnType, array: pa.Array, converted: bool = False) -> dict[str, pa.Array]:
+    """The lake columns of one source column from its parsed values (`converted`: already arrow_type).
+
+    A NUMERIC gives two: the typed value (null where the value is NaN or ±Infinity) and its
+    <name>__special text.
+    """
+    special = None
+    if spec.special:
+        if converted:
+            special = pa.nulls(len(array), pa.string())
+        else:
+            array = _special_numeric_text(array)
+            is_special = pc.fill_null(pc.is_in(array, pa.array(SPECIAL_NUMERICS)), False)
+            special = pc.if_else(is_special, array, _NULL_TEXT)
+            array = pc.if_else(is_special, _NULL_TEXT, array)
+    if not converted:
+        array = _convert(array, spec)
+    return {name: array} if special is None else {name: array, name + SPECIAL_SUFFIX: special}
 
 
 def _binary(array: pa.Array) -> pa.Array:
@@ -115,7 +277,7 @@ def _variable_scale_decimal(array: pa.Array) -> pa.Array:
             out.append(None)
         else:
             unscaled = int.from_bytes(base64.b64decode(item["value"]), "big", signed=True)
-            out.append(str(Decimal(unscaled).scaleb(-int(item["scale"]))))
+            out.append(_decimal_text(unscaled, int(item["scale"])))
     return pa.array(out, pa.string())
 
 
@@ -126,13 +288,23 @@ _PRIMITIVES: dict[str, tuple[pa.DataType, pa.DataType]] = {
     "int64": (pa.int64(), pa.int64()),
     "float32": (pa.float64(), pa.float32()),
     "float64": (pa.float64(), pa.float64()),
+    # What Kafka's JsonConverter calls FLOAT32 and FLOAT64 in a record's schema.
+    "float": (pa.float64(), pa.float32()),
+    "double": (pa.float64(), pa.float64()),
     "boolean": (pa.bool_(), pa.bool_()),
     "string": (pa.string(), pa.string()),
 }
 
 # The compiled decoder's conversions of the primitives (float32 has none: it stays on the Arrow path).
 _NATIVE_PRIMITIVES = {"int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64", "float64": "float64",
+                      "double": "float64",
                       "boolean": "boolean", "string": "string"}
+
+# Debezium's column.propagate.source.type / datatype.propagate.source.type parameters.
+SOURCE_TYPE = "__debezium.source.column.type"
+SOURCE_LENGTH = "__debezium.source.column.length"
+SOURCE_SCALE = "__debezium.source.column.scale"
+_SOURCE_NUMERIC_TYPES = {"NUMERIC", "DECIMAL"}
 
 # Logical types Debezium and Connect put in a field's "name".
 _LOGICAL: dict[str, tuple[pa.DataType, pa.DataType]] = {
@@ -153,23 +325,34 @@ _LOGICAL: dict[str, tuple[pa.DataType, pa.DataType]] = {
 
 def column_type(field_schema: dict[str, Any]) -> ColumnType:
     """The parse and storage types of one Connect field; DecodeError for types it cannot store."""
+    if not isinstance(field_schema, dict):
+        raise DecodeError(f"a Connect field schema must be an object, got {type(field_schema).__name__}")
     kind, name = field_schema.get("type"), field_schema.get("name")
+    params = field_schema.get("parameters") or {}
     if name == "org.apache.kafka.connect.data.Decimal":
-        params = field_schema.get("parameters") or {}
-        scale = int(params.get("scale", 0))
-        precision = int(params.get("connect.decimal.precision", 38))
-        arrow_type, convert = _decimal_converter(max(precision, scale, 1), scale)
-        return ColumnType(pa.string(), arrow_type, convert,
-                          "decimal_base64" if pa.types.is_decimal128(arrow_type) else None)
+        # Connect's default precision when none is given is unbounded: kept as exact text.
+        return _binary_decimal(*_decimal_params(field_schema, "connect.decimal.precision", "scale", None))
+    if kind == "string" and isinstance(params, dict) and \
+            str(params.get(SOURCE_TYPE, "")).upper() in _SOURCE_NUMERIC_TYPES:
+        precision, scale = _decimal_params(field_schema, SOURCE_LENGTH, SOURCE_SCALE, None)
+        # PostgreSQL reports an unconstrained NUMERIC as length 131089 (or 0), scale 0.
+        return _text_decimal(precision if precision and precision <= 1000 else None, scale)
     if name == "io.debezium.data.VariableScaleDecimal":
         return ColumnType(pa.struct([("scale", pa.int64()), ("value", pa.string())]), pa.string(),
                           _variable_scale_decimal)
     if name in _LOGICAL:
         json_type, arrow_type = _LOGICAL[name]
-        if pa.types.is_date32(arrow_type) or pa.types.is_time32(arrow_type):
+        if pa.types.is_date32(arrow_type):
+            return ColumnType(json_type, arrow_type, _sentinels(pa.int32(), arrow_type, _INFINITE_DATE_SOURCE),
+                              "int32", native_type=pa.int32())
+        if pa.types.is_time32(arrow_type):
             return ColumnType(json_type, arrow_type, lambda a, t=arrow_type: a.cast(pa.int32()).cast(t), "int32")
-        return ColumnType(json_type, arrow_type, None,
-                          "zoned_timestamp_us" if pa.types.is_string(json_type) else "int64")
+        if name == "io.debezium.time.ZonedTimestamp":
+            return ColumnType(json_type, arrow_type, _zoned_timestamps, "zoned_timestamp_us")
+        if pa.types.is_timestamp(arrow_type) and arrow_type.unit == "us":
+            return ColumnType(json_type, arrow_type, _sentinels(pa.int64(), arrow_type, _INFINITE_TIMESTAMP_SOURCE),
+                              "int64", native_type=pa.int64())
+        return ColumnType(json_type, arrow_type, None, "int64")
     if kind in _PRIMITIVES:
         json_type, arrow_type = _PRIMITIVES[kind]
         return ColumnType(json_type, arrow_type, None, _NATIVE_PRIMITIVES.get(kind))
@@ -214,11 +397,14 @@ class RowSchema:
     def from_envelope(cls, envelope_schema: dict[str, Any] | None) -> RowSchema:
         if envelope_schema is None:
             return cls({}, None)
-        fields = {f["field"]: f for f in envelope_schema.get("fields", [])}
-        if "op" not in fields or not ({"before", "after"} <= fields.keys()):
-            raise DecodeError(f"not a Debezium envelope schema ({envelope_schema.get('name')})")
-        value_schema = fields["after"] if fields["after"].get("fields") else fields["before"]
-        columns = {f["field"]: column_type(f) for f in value_schema.get("fields", [])}
+        try:
+            fields = {f["field"]: f for f in envelope_schema.get("fields", [])}
+            if "op" not in fields or not ({"before", "after"} <= fields.keys()):
+                raise DecodeError(f"not a Debezium envelope schema ({envelope_schema.get('name')})")
+            value_schema = fields["after"] if fields["after"].get("fields") else fields["before"]
+            columns = {f["field"]: column_type(f) for f in value_schema.get("fields", [])}
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise DecodeError(f"unusable Connect schema: {type(exc).__name__} {exc}") from None
         image = pa.struct([(name, spec.json_type) for name, spec in columns.items()])
         return cls(columns, _parse_schema(image))
 
@@ -290,6 +476,8 @@ class SchemaCache:
             schema, end = json.JSONDecoder().raw_decode(value.decode("utf-8"), len(_SCHEMA_START))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DecodeError(f"not JSON: {exc}") from None
+        except RecursionError:
+            raise DecodeError("schema nested too deeply") from None
         # Offsets above count characters; the prefix must be cut in bytes.
         prefix_text = value.decode("utf-8")[:end] + _PAYLOAD_KEY.decode()
         prefix = prefix_text.encode("utf-8")
@@ -380,7 +568,7 @@ def _rows(parsed: pa.Table, schema: RowSchema, topic: str | None, partition: int
     else:
         before, after = parsed.column("before").combine_chunks(), parsed.column("after").combine_chunks()
         for name, spec in schema.columns.items():
-            columns[name] = _convert(pc.if_else(is_delete, before.field(name), after.field(name)), spec)
+            columns.update(lake_columns(name, spec, pc.if_else(is_delete, before.field(name), after.field(name))))
     columns["_op"] = op
     columns["_source_ts"] = source.field("ts_ms").cast(pa.timestamp("ms", "UTC"))
     columns["_lsn"] = source.field("lsn")
@@ -434,8 +622,18 @@ def _decode_native(records: Sequence[Record], values: list[bytes | None], cache:
     count, tombstones, offsets, image, op, source_ts, lsn, tx_id = decoded
     if count == 0:
         return DecodedBatch(None, [], tombstones)
-    columns = {name: _from_buffers(spec.arrow_type, count, column)
-               for (name, spec), column in zip(schema.columns.items(), image, strict=True)}
+    if not pc.all(_source_ts_in_range(_from_buffers(pa.int64(), count, source_ts))).as_py():
+        return None  # the Arrow path quarantines the record whose change time is out of range
+    columns: dict[str, pa.Array] = {}
+    try:
+        for (name, spec), column in zip(schema.columns.items(), image, strict=True):
+            array = _from_buffers(spec.native_type or spec.arrow_type, count, column)
+            columns.update(lake_columns(name, spec, array, converted=spec.native_type is None))
+        for array in columns.values():
+            if pa.types.is_decimal(array.type):
+                _checked(array)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None  # a value that does not fit its type: the Arrow path finds and quarantines its record
     columns["_op"] = _from_buffers(pa.string(), count, op)
     columns["_source_ts"] = _from_buffers(pa.timestamp("ms", "UTC"), count, source_ts)
     columns["_lsn"] = _from_buffers(pa.int64(), count, lsn)
@@ -458,6 +656,14 @@ def _pick(is_delete: pa.Array, before: pa.Array | None, after: pa.Array | None, 
     return pc.if_else(is_delete, before, after)
 
 
+_MAX_SOURCE_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
+def _source_ts_in_range(ts_ms: pa.Array) -> pa.Array:
+    """Whether each change time is one a database commit can have (null: unknown, allowed)."""
+    return pc.fill_null(pc.and_(pc.greater_equal(ts_ms, 0), pc.less_equal(ts_ms, _MAX_SOURCE_TS_MS)), True)
+
+
 def _invalid_rows(parsed: pa.Table, schema: RowSchema) -> list[tuple[int, str]]:
     """Rows that parsed but are no usable change event: unknown op, or no row image where one is due."""
     ops = parsed.column("op").to_pylist()
@@ -466,7 +672,9 @@ def _invalid_rows(parsed: pa.Table, schema: RowSchema) -> list[tuple[int, str]]:
         after_valid = parsed.column("after").is_valid().to_pylist()
     else:
         before_valid = after_valid = [True] * len(ops)
-    lsn_valid = parsed.column("source").combine_chunks().field("lsn").is_valid().to_pylist()
+    source = parsed.column("source").combine_chunks()
+    lsn_valid = source.field("lsn").is_valid().to_pylist()
+    ts_in_range = _source_ts_in_range(source.field("ts_ms")).to_pylist()
     bad = []
     for index, op in enumerate(ops):
         if op not in OPERATIONS:
@@ -477,7 +685,34 @@ def _invalid_rows(parsed: pa.Table, schema: RowSchema) -> list[tuple[int, str]]:
             bad.append((index, "delete without a 'before' row image"))
         elif not lsn_valid[index]:
             bad.append((index, "no source.lsn"))
+        elif not ts_in_range[index]:
+            bad.append((index, f"source.ts_ms {source.field('ts_ms')[index].as_py()} is not a time between "
+                               "1970 and 9999"))
     return bad
+
+
+_SPECIAL_FLOATS = ("NaN", "Infinity", "-Infinity")
+
+
+def _with_special_floats(payload: bytes, schema: RowSchema) -> bytes | None:
+    """The payload with its float columns' "NaN" / "Infinity" / "-Infinity" strings (how Kafka's JsonConverter
+    writes them) turned into the bare tokens Arrow's JSON reader takes as floats; None if it has none."""
+    floats = [name for name, spec in schema.columns.items() if pa.types.is_floating(spec.arrow_type)]
+    if not floats:
+        return None
+    try:
+        envelope = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    changed = False
+    for side in ("before", "after"):
+        image = envelope.get(side) if isinstance(envelope, dict) else None
+        if isinstance(image, dict):
+            for name in floats:
+                if isinstance(image.get(name), str) and image[name] in _SPECIAL_FLOATS:
+                    image[name] = float(image[name])
+                    changed = True
+    return json.dumps(envelope).encode() if changed else None
 
 
 def _decode_group(group: _Group, ingested_at: datetime) -> tuple[pa.Table | None, list[Quarantined]]:
@@ -492,7 +727,14 @@ def _decode_group(group: _Group, ingested_at: datetime) -> tuple[pa.Table | None
                 tables.append(_parse([payload], group.schema))
                 records.append(record)
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                quarantined.append(Quarantined(record, f"payload does not match its schema: {exc}"))
+                floats = _with_special_floats(payload, group.schema)
+                try:
+                    if floats is None:
+                        raise
+                    tables.append(_parse([floats], group.schema))
+                    records.append(record)
+                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                    quarantined.append(Quarantined(record, f"payload does not match its schema: {exc}"))
         if not tables:
             return None, quarantined
         parsed = pa.concat_tables(tables, promote_options="permissive")
