@@ -100,7 +100,34 @@ def _first_stage_changes(conn) -> dict:
         "INSERT INTO shop.customers (email, full_name) VALUES (%s, 'Rekeyed') RETURNING customer_id",
         (f"rekey-{uuid.uuid4().hex[:8]}@example.com",)).fetchone()[0]
     conn.execute("UPDATE shop.products SET price = 7.00 WHERE product_id = %s", (edge["pit_product"],))
+    _special_values(conn, edge)
     return edge
+
+
+def _special_values(conn, edge: dict) -> None:
+    """Values PostgreSQL accepts that Arrow, Python and DuckDB's DECIMAL have no ordinary form for."""
+    # numeric(12,2) CHECK (price >= 0) accepts 'NaN' (only an unconstrained NUMERIC holds Infinity).
+    edge["nan_product"] = conn.execute(
+        "INSERT INTO shop.products (sku, product_name, category, description, price, is_active) "
+        "VALUES (%s, 'Priceless', 'art', '', 'NaN', false) RETURNING product_id",
+        (f"NAN-{uuid.uuid4().hex[:8]}",)).fetchone()[0]
+    for price in ("3.50", "NaN"):
+        conn.execute("UPDATE shop.products SET price = %s::numeric WHERE product_id = %s",
+                     (price, edge["nan_product"]))
+    edge["infinite_customers"] = [conn.execute(
+        "INSERT INTO shop.customers (email, full_name, birth_date, created_at, updated_at) "
+        "VALUES (%s, 'Timeless', %s::date, %s::timestamptz, %s::timestamptz) RETURNING customer_id",
+        (f"inf-{uuid.uuid4().hex[:8]}@example.com", birth, created, updated)).fetchone()[0]
+        for birth, created, updated in (("infinity", "-infinity", "infinity"),
+                                        ("-infinity", "infinity", "-infinity"),
+                                        ("0044-03-15 BC", "0044-03-15 10:00:00+00 BC", "10000-01-01 00:00:00+00"))]
+
+
+def _source_text(settings, query: str, args) -> list[tuple]:
+    """Rows of `query` as PostgreSQL's own text (psycopg cannot load infinite or BC dates as Python's)."""
+    with psycopg.connect(settings.shop_conninfo(admin=True)) as conn:
+        conn.execute("SET TIME ZONE 'UTC'")
+        return conn.execute(query, args).fetchall()
 
 
 def _second_stage_changes(conn, edge: dict) -> None:
@@ -174,25 +201,67 @@ def warehouse(shop_changes, tmp_path_factory):
         edge["second_files"] = set(lake.keys("raw/orders/")) - first_files
         _built_warehouse(workdir / "full.duckdb", lake.bucket, "--full-refresh")
         con, full = _open(shop_changes, workdir / "incremental.duckdb"), _open(shop_changes, workdir / "full.duckdb")
-        yield con, edge, full
-        con.close()
-        full.close()
+        try:
+            yield con, edge, full
+        finally:
+            con.close()
+            full.close()
+            # Other tests load whole shop rows into Python, which has no infinite date.
+            with psycopg.connect(shop_changes.shop_conninfo(), autocommit=True) as conn:
+                conn.execute("DELETE FROM shop.customers WHERE customer_id = ANY(%s)", (edge["infinite_customers"],))
+                conn.execute("DELETE FROM shop.products WHERE product_id = %s", (edge["nan_product"],))
 
 
 @pytest.mark.parametrize("table", TABLES)
 def test_current_state_equals_postgres_row_for_row(shop_changes, warehouse, table):
-    con, *_ = warehouse
+    con, edge, _ = warehouse
     key = KEYS[table]
+    # The special values' rows have their own test: Python has no value for an infinite date.
+    special = {"customers": edge["infinite_customers"], "products": [edge["nan_product"]]}.get(table, [-1])
     with psycopg.connect(shop_changes.shop_conninfo(admin=True)) as conn:
-        cursor = conn.execute(f"SELECT * FROM shop.{table} ORDER BY {key}")
+        cursor = conn.execute(f"SELECT * FROM shop.{table} WHERE {key} <> ALL(%s) ORDER BY {key}", (special,))
         columns = [c.name for c in cursor.description]
         source = [[_normal(v) for v in row] for row in cursor.fetchall()]
     selected = ", ".join(RENAMED[table].get(c, c) for c in columns)
     built = [[_normal(v) for v in row]
-             for row in con.execute(f"select {selected} from int_{table}_current order by {key}").fetchall()]
+             for row in con.execute(f"select {selected} from int_{table}_current where {key} <> all(?) "
+                                    f"order by {key}", [special]).fetchall()]
 
     assert len(built) == len(source)
     assert built == source
+
+
+def test_special_values_land_exactly_in_current_state_and_history(shop_changes, warehouse):
+    con, edge, full = warehouse
+    product = edge["nan_product"]
+    for built in (con, full):
+        history = built.execute("select price_amount, price_amount_special from int_products_versioned "
+                                "where product_id = ? order by version_number", [product]).fetchall()
+        assert [(None if a is None else str(a), s) for a, s in history] == [(None, "NaN"), ("3.50", None),
+                                                                           (None, "NaN")]
+        assert built.execute("select price_amount, price_amount_special from int_products_current "
+                             "where product_id = ?", [product]).fetchall() == [(None, "NaN")]
+        assert built.execute("select price_amount_special from dim_product where product_id = ? and is_current",
+                             [product]).fetchall() == [("NaN",)]
+
+    customers = edge["infinite_customers"]
+    text = "birth_date::text, created_at::text, updated_at::text"
+    source = _source_text(shop_changes, f"SELECT customer_id, {text} FROM shop.customers "
+                                        "WHERE customer_id = ANY(%s) ORDER BY 1", (customers,))
+    assert [row[1:] for row in source] == [
+        ("infinity", "-infinity", "infinity"), ("-infinity", "infinity", "-infinity"),
+        ("0044-03-15 BC", "0044-03-15 10:00:00+00 BC", "10000-01-01 00:00:00+00")]
+    # DuckDB's text of the same values ('(BC)' where PostgreSQL writes 'BC').
+    duck_text = ("birth_date::varchar, timezone('UTC', created_at)::varchar, timezone('UTC', updated_at)::varchar")
+    expected = [(cid, "infinity", "-infinity", "infinity") if n == 0 else
+                (cid, "-infinity", "infinity", "-infinity") if n == 1 else
+                (cid, "0044-03-15 (BC)", "0044-03-15 (BC) 10:00:00", "10000-01-01 00:00:00")
+                for n, cid in enumerate(customers)]
+    for built in (con, full):
+        assert built.execute(f"select customer_id, {duck_text} from int_customers_current "
+                             "where customer_id in ? order by 1", [customers]).fetchall() == expected
+        assert built.execute(f"select customer_id, {duck_text} from int_customers_versioned "
+                             "where customer_id in ? order by 1", [customers]).fetchall() == expected
 
 
 def test_every_change_is_a_version(warehouse):

@@ -19,6 +19,7 @@ final as (
         product_category,
         -- numerics
         price_amount,
+        price_amount_special,
         weight_grams,
         -- booleans
         is_active,

@@ -15,6 +15,7 @@ renamed as (
         currency as currency_code,
         -- numerics
         total_amount as order_total_amount,
+        total_amount__special as order_total_amount_special,  -- NaN where the amount is null (docs/lake.md)
         -- timestamps
         placed_at,
         paid_at,

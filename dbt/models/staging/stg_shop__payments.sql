@@ -15,6 +15,7 @@ renamed as (
         status as payment_status,
         -- numerics
         amount as payment_amount,
+        amount__special as payment_amount_special,  -- NaN where the amount is null (docs/lake.md)
         -- timestamps
         created_at,
         -- change

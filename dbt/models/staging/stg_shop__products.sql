@@ -16,6 +16,7 @@ renamed as (
         attributes as attributes_json,
         -- numerics
         price as price_amount,
+        price__special as price_amount_special,  -- NaN where the price is null (docs/lake.md)
         weight_grams,
         -- booleans
         is_active,

@@ -115,6 +115,11 @@ def _decimal_text(unscaled: int, scale: int) -> str:
     return format(_exact_decimal(unscaled, scale), "f")
 
 
+def _unscaled(text: str) -> int:
+    """A Connect Decimal's unscaled value; binascii.Error for anything but strict base64."""
+    return int.from_bytes(binascii.a2b_base64(text, strict_mode=True), "big", signed=True)
+
+
 def _checked(array: pa.Array) -> pa.Array:
     """`array`, after a full validation: a decimal that does not fit its precision raises ArrowInvalid."""
     array.validate(full=True)
@@ -146,14 +151,14 @@ def _binary_decimal(precision: int | None, scale: int) -> ColumnType:
     if precision is None or precision > MAX_DECIMAL128_PRECISION or scale < 0:
         def to_text(array: pa.Array) -> pa.Array:
             return pa.array([None if text is None else _decimal_text(
-                int.from_bytes(binascii.a2b_base64(text), "big", signed=True), scale) for text in array.to_pylist()],
+                _unscaled(text), scale) for text in array.to_pylist()],
                 pa.string())
         return ColumnType(pa.string(), pa.string(), to_text)
     arrow_type = pa.decimal128(precision, scale)
 
     def convert(array: pa.Array) -> pa.Array:
         unscaled = [
-            None if text is None else int.from_bytes(binascii.a2b_base64(text), "big", signed=True)
+            None if text is None else _unscaled(text)
             for text in array.to_pylist()
         ]
         if all(v is None or _INT64_MIN <= v <= _INT64_MAX for v in unscaled):
@@ -265,8 +270,8 @@ def lake_columns(name: str, spec: ColumnType, array: pa.Array, converted: bool =
 
 
 def _binary(array: pa.Array) -> pa.Array:
-    return pa.array([None if text is None else base64.b64decode(text) for text in array.to_pylist()],
-                    pa.binary())
+    return pa.array([None if text is None else binascii.a2b_base64(text, strict_mode=True)
+                     for text in array.to_pylist()], pa.binary())
 
 
 def _variable_scale_decimal(array: pa.Array) -> pa.Array:
@@ -276,7 +281,7 @@ def _variable_scale_decimal(array: pa.Array) -> pa.Array:
         if item is None or item.get("value") is None:
             out.append(None)
         else:
-            unscaled = int.from_bytes(base64.b64decode(item["value"]), "big", signed=True)
+            unscaled = _unscaled(item["value"])
             out.append(_decimal_text(unscaled, int(item["scale"])))
     return pa.array(out, pa.string())
 
@@ -544,7 +549,9 @@ def _parse(payloads: Sequence[bytes], schema: RowSchema) -> pa.Table:
 def _parse_buffer(buffer: bytes, schema: RowSchema) -> pa.Table:
     options = pa_json.ParseOptions(explicit_schema=schema.parse_schema, unexpected_field_behavior="ignore") \
         if schema.parse_schema is not None else pa_json.ParseOptions()
-    return pa_json.read_json(BytesIO(buffer), parse_options=options, read_options=_READ_OPTIONS)
+    table = pa_json.read_json(BytesIO(buffer), parse_options=options, read_options=_READ_OPTIONS)
+    table.validate(full=True)  # Arrow's JSON reader does not check UTF-8: invalid text raises here
+    return table
 
 
 def _rows(parsed: pa.Table, schema: RowSchema, topic: str | None, partition: int, offsets: pa.Array,
