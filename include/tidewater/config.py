@@ -240,6 +240,10 @@ class Settings:
     dbt_project_dir: str = str(REPO_ROOT / "dbt")
     warehouse_path: str = str(REPO_ROOT / ".stack" / "warehouse" / "warehouse.duckdb")
     warehouse_pool: str = "duckdb_warehouse"
+    # reconcile (docs/reconcile.md): how often, how long to wait for the pipeline, example keys per difference
+    reconcile_interval_minutes: int = 60
+    reconcile_timeout_minutes: float = 30
+    reconcile_max_examples: int = 10
     # gate and publish
     gx_context_dir: str = str(REPO_ROOT / "great_expectations")
     marts_dir: str = str(REPO_ROOT / ".stack" / "marts")
@@ -319,6 +323,11 @@ class Settings:
             dbt_project_dir=env.get("TIDEWATER_DBT_PROJECT_DIR", defaults.dbt_project_dir),
             warehouse_path=env.get("TIDEWATER_WAREHOUSE_PATH", defaults.warehouse_path),
             warehouse_pool=env.get("TIDEWATER_WAREHOUSE_POOL", defaults.warehouse_pool),
+            reconcile_interval_minutes=_positive(env, "TIDEWATER_RECONCILE_INTERVAL_MINUTES",
+                                                 defaults.reconcile_interval_minutes),
+            reconcile_timeout_minutes=_positive(env, "TIDEWATER_RECONCILE_TIMEOUT_MINUTES",
+                                                float(defaults.reconcile_timeout_minutes)),
+            reconcile_max_examples=_positive(env, "TIDEWATER_RECONCILE_MAX_EXAMPLES", defaults.reconcile_max_examples),
             gx_context_dir=env.get("TIDEWATER_GX_CONTEXT_DIR", defaults.gx_context_dir),
             marts_dir=env.get("TIDEWATER_MARTS_DIR", defaults.marts_dir),
             marts_keep_publications=_bounded(env, "TIDEWATER_MARTS_KEEP_PUBLICATIONS", defaults.marts_keep_publications,

@@ -139,3 +139,42 @@ def quarantine_report_email(*, dag_id: str, run_id: str, run_link: str, prefix_u
                 + ", ".join(f"{t.topic} ({t.records})" for t in topics),
         html=_page(*parts),
     )
+
+
+def reconcile_email(report: dict, *, lake_uri: str) -> Email:
+    """A reconciliation with the source that found a table not equal (or could not compare one)."""
+    bad = [t for t in report["tables"] if t["status"] != "equal"]
+
+    def summary(t: dict) -> str:
+        if t["status"] == "error":
+            return f"{t['table']} (not compared)"
+        parts = [f"{t[kind]} {kind}" for kind in ("missing", "extra", "differing") if t[kind]]
+        return f"{t['table']} ({', '.join(parts)})"
+
+    parts = [f"<p>Reconciliation <code>{escape(report['run_id'])}</code> compared PostgreSQL at LSN "
+             f"<code>{escape(report['lsn'])}</code> (snapshot {escape(report['snapshot_taken_at'])}) with the "
+             "warehouse's state as of that snapshot: "
+             f"<b>{len(bad)} of {len(report['tables'])} tables are not equal</b>.</p>"]
+    for t in bad:
+        parts.append(f"<h3>shop.{escape(t['table'])}</h3>")
+        if t["status"] == "error":
+            parts.append(f"<pre>{escape(t['error'] or '')}</pre>")
+            continue
+        parts.append(f"<p>rows: PostgreSQL {t['source_rows']}, warehouse {t['warehouse_rows']}; checksum: "
+                     f"PostgreSQL {t['source_checksum']}, warehouse {t['warehouse_checksum']}</p><ul>")
+        labels = {"missing": "in PostgreSQL, missing in the warehouse", "extra": "in the warehouse, not in PostgreSQL",
+                  "differing": "in both, with other values"}
+        for kind, label in labels.items():
+            if t[kind]:
+                keys = ", ".join(str(key) for key in t["examples"].get(kind, []))
+                more = t[kind] - len(t["examples"].get(kind, []))
+                parts.append(f"<li>{t[kind]} {escape(label)}: keys {escape(keys)}"
+                             f"{f' and {more} more' if more > 0 else ''}</li>")
+        parts.append("</ul>")
+    parts.append("<p>What to do: look for the missing changes in the lake (<code>quarantine/</code>, "
+                 "<code>tidewater-cdc lake</code>) and in Kafka; replay the table's topic from before them "
+                 "(cdc_drain params <code>replay_topic</code>, <code>replay_from_timestamp</code>) and rebuild the "
+                 "warehouse with <code>full_refresh</code>; then run <code>tidewater-cdc reconcile</code> again. "
+                 f"The whole result: <code>{escape(lake_uri)}</code> (docs/reconcile.md).</p>")
+    return Email(subject=f"{SUBJECT_PREFIX} RECONCILE differs from PostgreSQL: " + ", ".join(map(summary, bad)),
+                 html=_page(*parts))

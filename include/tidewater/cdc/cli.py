@@ -5,6 +5,8 @@
   tidewater-cdc config     print the rendered connector config (password masked)
   tidewater-cdc peek       events per CDC topic and the newest change of each
   tidewater-cdc lake       what cdc_drain has landed: rows, files and newest change per table, quarantine
+  tidewater-cdc reconcile  compare PostgreSQL with the warehouse as of one snapshot, once the pipeline holds it
+                           (exit 1 if a table differs; docs/reconcile.md)
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from tidewater.config import ConfigError, Settings
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tidewater-cdc", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["register", "status", "config", "peek", "lake"])
+    parser.add_argument("command", choices=["register", "status", "config", "peek", "lake", "reconcile"])
+    parser.add_argument("--timeout-minutes", type=float, default=None,
+                        help="reconcile: how long to wait for the drain and the warehouse "
+                             "(default TIDEWATER_RECONCILE_TIMEOUT_MINUTES)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     try:
@@ -44,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
                     image = newest.get("after") or newest.get("before")
                     print(f"      newest: op={newest.get('op')} lsn={newest.get('source', {}).get('lsn')} "
                           f"row={json.dumps(image, ensure_ascii=False)[:160]}")
+        elif args.command == "reconcile":
+            return _reconcile(settings, args.timeout_minutes)
         elif args.command == "lake":
             from tidewater.drain.summary import lake_summary
 
@@ -53,10 +60,28 @@ def main(argv: list[str] | None = None) -> int:
             config = connector.render_config(settings)
             config["database.password"] = "********"
             print(json.dumps(config, indent=2))
-    except (connector.ConnectError, ConfigError) as exc:
+    except (connector.ConnectError, ConfigError, TimeoutError) as exc:
         print(f"tidewater-cdc {args.command}: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _reconcile(settings: Settings, timeout_minutes: float | None) -> int:
+    from tidewater.alerts import notify
+    from tidewater.reconcile import run
+
+    print(f"[reconcile] waiting until the drain and the warehouse {settings.warehouse_path} hold a new snapshot "
+          "of the shop ...", flush=True)
+    report = run.reconcile(settings, timeout_s=None if timeout_minutes is None else timeout_minutes * 60,
+                           send=lambda email: notify.send(settings, email))
+    for table in report["tables"]:
+        detail = table["error"] or (f"{table['source_rows']} rows in PostgreSQL, {table['warehouse_rows']} in the "
+                                    f"warehouse; {table['missing']} missing, {table['extra']} extra, "
+                                    f"{table['differing']} differing {table['examples'] or ''}")
+        print(f"[reconcile] {table['table']}: {table['status']}: {detail}")
+    print(f"[reconcile] {report['status']} at LSN {report['lsn']}; recorded in s3://{settings.lake_bucket}/"
+          f"{run.LATEST_KEY}")
+    return 0 if report["status"] == "equal" else 1
 
 
 if __name__ == "__main__":

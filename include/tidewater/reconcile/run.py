@@ -1,0 +1,141 @@
+"""The reconcile step as the DAG and the CLI run it: snapshot, wait, compare, record, mail.
+
+Every result is recorded in the lake, where the status page can show it:
+
+  _reconcile/latest.json               the latest reconciliation (every table, equal or not)
+  _reconcile/history/<run id>.json     each reconciliation
+  _reconcile/runs/<run id>/            the source's hashes while a reconciliation runs (removed after)
+
+A table that differs, or could not be compared, mails once per reconciliation (alerts/messages.py).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from tidewater.config import Settings
+from tidewater.reconcile import compare, source
+from tidewater.reconcile.tables import TABLES
+
+LATEST_KEY = f"{source.PREFIX}/latest.json"
+HISTORY_PREFIX = f"{source.PREFIX}/history/"
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def cdc_topics(settings: Settings, consumer: Any) -> list[str]:
+    """The CDC topics of the reconciled tables that exist (a table never changed may have none yet)."""
+    from tidewater.cdc.connector import table_topic
+
+    existing = set(consumer.list_topics(timeout=30).topics)
+    return [topic for topic in (table_topic(settings, table.name) for table in TABLES) if topic in existing]
+
+
+def slot_name(settings: Settings) -> str:
+    from tidewater.cdc.connector import render_config
+
+    return render_config(settings)["slot.name"]
+
+
+def snapshot_state(settings: Settings, lake: Any, consumer: Any, *, run_id: str, timeout_s: float) -> dict[str, Any]:
+    """Takes the source snapshot, waits until Kafka holds it, reads the CDC topics' watermarks then: the JSON
+    state the later steps (`wait_for_drain`, `wait_for_warehouse`, `finish`) work from."""
+    snapshot = source.take_snapshot(settings, lake, run_id)
+    source.wait_for_slot(settings, snapshot, slot_name(settings), timeout_s)
+    marks = source.high_watermarks(consumer, cdc_topics(settings, consumer))
+    return {"snapshot": snapshot.as_dict(), "watermarks": marks}
+
+
+def watermarks(state: dict[str, Any]) -> dict[str, dict[int, int]]:
+    # JSON (XCom) turns partition numbers into strings.
+    return {topic: {int(p): int(o) for p, o in parts.items()} for topic, parts in state["watermarks"].items()}
+
+
+def warehouse_behind(settings: Settings, lake: Any, lake_conn: Any, state: dict[str, Any]) -> list[str]:
+    """The lake files holding changes up to the snapshot that the warehouse has not loaded yet."""
+    con = compare.open_warehouse(settings, lake_conn)
+    try:
+        loaded = compare.loaded_lake_files(con, [table.staging_model for table in TABLES])
+    finally:
+        con.close()
+    return source.unloaded_lake_files(lake, loaded, watermarks(state))
+
+
+def wait_for_warehouse(settings: Settings, lake: Any, lake_conn: Any, state: dict[str, Any], timeout_s: float,
+                       every_s: float = 5.0) -> None:
+    """Polls (outside Airflow: the CLI) until the warehouse has loaded the snapshot's lake files."""
+    import duckdb
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            behind = warehouse_behind(settings, lake, lake_conn, state)
+        except duckdb.IOException as exc:  # dbt is writing it: its lock refuses readers
+            behind = [f"the warehouse is locked ({exc})"]
+        if not behind:
+            return
+        if time.monotonic() > deadline:
+            raise source.ReconcileTimeout(
+                f"the warehouse {settings.warehouse_path} has not loaded {len(behind)} lake file(s) holding changes "
+                f"up to the snapshot within {timeout_s:.0f} s, e.g. {behind[0]}: build it (the warehouse DAG or "
+                "`make warehouse`), then reconcile again")
+        time.sleep(every_s)
+
+
+def finish(settings: Settings, lake: Any, lake_conn: Any, state: dict[str, Any],
+           send: Callable[[Any], None] | None) -> dict[str, Any]:
+    """Compares every table, records the result in the lake, mails if a table is not equal; returns the result."""
+    from tidewater.alerts import messages
+
+    snapshot = source.SourceSnapshot.from_dict(state["snapshot"])
+    con = compare.open_warehouse(settings, lake_conn)
+    try:
+        results = [compare.compare_table(con, snapshot, table, lake.uri(table.hashes_key),
+                                         settings.reconcile_max_examples) for table in snapshot.tables]
+    finally:
+        con.close()
+    statuses = {result.status for result in results}
+    report = {
+        "run_id": snapshot.run_id,
+        "status": compare.ERROR if compare.ERROR in statuses else
+        compare.DIFFERENT if compare.DIFFERENT in statuses else compare.EQUAL,
+        "snapshot_taken_at": snapshot.taken_at,
+        "lsn": snapshot.lsn,
+        "finished_at": datetime.now(UTC).isoformat(),
+        "warehouse": settings.warehouse_path,
+        "tables": [result.as_dict() for result in results],
+    }
+    lake.put_json(f"{HISTORY_PREFIX}{snapshot.run_id}.json", report)
+    lake.put_json(LATEST_KEY, report)
+    lake.delete(lake.keys(f"{source.PREFIX}/runs/{snapshot.run_id}/"))
+    if report["status"] != compare.EQUAL and send is not None:
+        send(messages.reconcile_email(report, lake_uri=lake.uri(f"{HISTORY_PREFIX}{snapshot.run_id}.json")))
+    return report
+
+
+def reconcile(settings: Settings, *, group: str | None = None, timeout_s: float | None = None,
+              send: Callable[[Any], None] | None = None, lake: Any = None) -> dict[str, Any]:
+    """The whole step in one process (the CLI): returns the recorded result."""
+    from tidewater import drain
+    from tidewater.alerts.sources import consumer_group
+    from tidewater.config import get_connection
+
+    lake = lake or drain.open_lake(settings)
+    timeout_s = settings.reconcile_timeout_minutes * 60 if timeout_s is None else timeout_s
+    consumer = drain.kafka_consumer(settings, group_id=group)
+    try:
+        state = snapshot_state(settings, lake, consumer, run_id=new_run_id(), timeout_s=timeout_s)
+        source.wait_for_drain(consumer, watermarks(state), group or consumer_group(settings), timeout_s)
+    finally:
+        consumer.close()
+    lake_conn = get_connection(settings.lake_conn_id)
+    wait_for_warehouse(settings, lake, lake_conn, state, timeout_s)
+    return finish(settings, lake, lake_conn, state, send)
+
