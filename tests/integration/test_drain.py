@@ -146,6 +146,34 @@ def test_poison_records_are_quarantined_and_the_rest_lands(shop_changes, lake_bu
     assert_exactly_once(shop_changes, lake_bucket, topic, result)
 
 
+def test_no_record_of_the_malformed_corpus_blocks_the_partition(shop_changes, lake_bucket, group_id, scratch_topic):
+    corpus = [json.loads(line) for line in
+              (Path(__file__).parents[1] / "unit" / "fixtures" / "malformed_records.jsonl").read_text().splitlines()]
+    good = _real_events(shop_changes, 10)
+    assert len(good) == 10
+    values, expected = [], {}
+    for index, entry in enumerate(corpus):
+        values.append(good[index % len(good)])
+        expected[len(values)] = entry
+        values.append(entry["value_text"].encode() if "value_text" in entry else
+                      base64.b64decode(entry["value_base64"]))
+    values.append(good[-1])
+    _produce(shop_changes, scratch_topic, values)
+
+    result = drain_once(shop_changes, lake_bucket, scratch_topic, group_id, max_bad_share=1.0)
+
+    quarantined = {row["offset"]: row for row in read_quarantine(lake_bucket, scratch_topic)}
+    assert sorted(quarantined) == sorted(expected)
+    for offset, entry in expected.items():
+        assert entry["expect"].lower() in quarantined[offset]["error"].lower(), entry["name"]
+    assert (result.rows, result.quarantined) == (len(values) - len(expected), len(expected))
+    assert sorted(read_raw(lake_bucket, scratch_topic).column("_kafka_offset").to_pylist()) == \
+        [offset for offset in range(len(values)) if offset not in expected]
+    assert_exactly_once(shop_changes, lake_bucket, scratch_topic, result)
+    # The partition moved on: the next drain has nothing left to read.
+    assert drain_once(shop_changes, lake_bucket, scratch_topic, group_id, max_bad_share=1.0).records == 0
+
+
 def test_too_many_poison_records_fail_the_run_naming_the_quarantine(shop_changes, lake_bucket, group_id,
                                                                    scratch_topic):
     topic = scratch_topic
