@@ -120,3 +120,24 @@ def test_a_string_decimal_beyond_its_precision_is_quarantined_not_rounded():
     assert [q.record.offset() for q in batch.quarantined] == [0]
     assert "precision" in batch.quarantined[0].error
     assert batch.table.column("id").to_pylist() == [2]
+
+
+def test_millisecond_timestamps_and_intervals_keep_infinity_and_months():
+    fields = [{"type": "int32", "optional": False, "field": "id"},
+              {"type": "int64", "optional": True, "name": "io.debezium.time.Timestamp", "version": 1, "field": "t0"},
+              {"type": "string", "optional": True, "name": "io.debezium.time.Interval", "version": 1, "field": "iv"}]
+    schema = json.loads(json.dumps(SCHEMA))
+    for side in schema["fields"][:2]:
+        side["fields"] = fields
+    rows = [{"id": 1, "t0": 9223372036825200, "iv": "P0Y1M2DT0H0M3S"},  # as the stack's connector wrote them
+            {"id": 2, "t0": -9223372036832400, "iv": "P-5Y0M0DT0H0M0S"},
+            {"id": 3, "t0": 1767261601123, "iv": None}]
+    records = [FakeRecord("shop.shop.probe", n, None, json.dumps(
+        {"schema": schema, "payload": {"before": None, "after": row, "source": {"ts_ms": 1, "lsn": n, "txId": 1},
+                                       "op": "c"}}, separators=(",", ":")).encode()) for n, row in enumerate(rows)]
+    batch = debezium.decode(records, NOW)
+    buffer = BytesIO()
+    pq.write_table(batch.table, buffer)
+
+    assert duckdb.sql(f"select t0::varchar, iv from read_parquet('{_file(buffer)}') order by id").fetchall() == [
+        ("infinity", "P0Y1M2DT0H0M3S"), ("-infinity", "P-5Y0M0DT0H0M0S"), ("2026-01-01 10:00:01.123", None)]

@@ -66,6 +66,7 @@ INFINITE_DAYS = 2**31 - 1
 # What Debezium 3.6 emits for PostgreSQL's infinities (seen on the stack): PgJDBC's sentinels, unscaled,
 # for timestamps; those, divided into days and wrapped to int32, for dates; plain words for timestamptz.
 _INFINITE_TIMESTAMP_SOURCE = {9223372036825200000: INFINITE_MICROS, -9223372036832400000: -INFINITE_MICROS}
+_INFINITE_MILLIS_SOURCE = {9223372036825200: INFINITE_MICROS, -9223372036832400: -INFINITE_MICROS}
 _INFINITE_DATE_SOURCE = {-2147472692: INFINITE_DAYS, -2147472691: -INFINITE_DAYS}
 _INFINITE_ZONED_SOURCE = {"infinity": INFINITE_MICROS, "-infinity": -INFINITE_MICROS}
 # decimal.handling.mode=string writes NUMERIC's special values as Java names; the lake keeps PostgreSQL's.
@@ -183,6 +184,15 @@ def _sentinels(storage: pa.DataType, arrow_type: pa.DataType, replacements: dict
     def convert(array: pa.Array) -> pa.Array:
         return _replaced(array.cast(storage), replacements).cast(arrow_type)
     return convert
+
+
+def _millis_to_micros(array: pa.Array) -> pa.Array:
+    """Debezium's Timestamp (ms, infinities as PgJDBC's sentinels / 1000) → timestamp[us] with DuckDB's."""
+    millis = array.cast(pa.int64())
+    infinite = pc.is_in(millis, pa.array(list(_INFINITE_MILLIS_SOURCE), pa.int64()))
+    micros = pc.multiply_checked(pc.if_else(infinite, pa.scalar(0, pa.int64()), millis), 1000)
+    micros = pc.if_else(infinite, _replaced(millis, _INFINITE_MILLIS_SOURCE), micros)
+    return micros.cast(pa.timestamp("us"))
 
 
 def _days_from_civil(year: int, month: int, day: int) -> int:
@@ -354,6 +364,9 @@ def column_type(field_schema: dict[str, Any]) -> ColumnType:
             return ColumnType(json_type, arrow_type, lambda a, t=arrow_type: a.cast(pa.int32()).cast(t), "int32")
         if name == "io.debezium.time.ZonedTimestamp":
             return ColumnType(json_type, arrow_type, _zoned_timestamps, "zoned_timestamp_us")
+        if pa.types.is_timestamp(arrow_type) and arrow_type.unit == "ms":
+            # Held as µs: DuckDB reads infinity only there (a millisecond infinity would overflow).
+            return ColumnType(json_type, pa.timestamp("us"), _millis_to_micros, "int64", native_type=pa.int64())
         if pa.types.is_timestamp(arrow_type) and arrow_type.unit == "us":
             return ColumnType(json_type, arrow_type, _sentinels(pa.int64(), arrow_type, _INFINITE_TIMESTAMP_SOURCE),
                               "int64", native_type=pa.int64())
