@@ -69,8 +69,12 @@ def warehouse_behind(settings: Settings, lake: Any, lake_conn: Any, state: dict[
 
 
 def wait_for_warehouse(settings: Settings, lake: Any, lake_conn: Any, state: dict[str, Any], timeout_s: float,
-                       every_s: float = 5.0) -> None:
-    """Polls (outside Airflow: the CLI) until the warehouse has loaded the snapshot's lake files."""
+                       every_s: float = 15.0) -> None:
+    """Polls (outside Airflow: the CLI) until the warehouse has loaded the snapshot's lake files.
+
+    Each poll opens the warehouse read-only for a moment: a dbt build starting in that moment is refused
+    the file's lock (its task retries). The DAG's sensor shares dbt's pool instead.
+    """
     import duckdb
 
     deadline = time.monotonic() + timeout_s
@@ -129,13 +133,17 @@ def reconcile(settings: Settings, *, group: str | None = None, timeout_s: float 
 
     lake = lake or drain.open_lake(settings)
     timeout_s = settings.reconcile_timeout_minutes * 60 if timeout_s is None else timeout_s
-    consumer = drain.kafka_consumer(settings, group_id=group)
+    run_id = new_run_id()
     try:
-        state = snapshot_state(settings, lake, consumer, run_id=new_run_id(), timeout_s=timeout_s)
-        source.wait_for_drain(consumer, watermarks(state), group or consumer_group(settings), timeout_s)
-    finally:
-        consumer.close()
-    lake_conn = get_connection(settings.lake_conn_id)
-    wait_for_warehouse(settings, lake, lake_conn, state, timeout_s)
-    return finish(settings, lake, lake_conn, state, send)
+        consumer = drain.kafka_consumer(settings, group_id=group)
+        try:
+            state = snapshot_state(settings, lake, consumer, run_id=run_id, timeout_s=timeout_s)
+            source.wait_for_drain(consumer, watermarks(state), group or consumer_group(settings), timeout_s)
+        finally:
+            consumer.close()
+        lake_conn = get_connection(settings.lake_conn_id)
+        wait_for_warehouse(settings, lake, lake_conn, state, timeout_s)
+        return finish(settings, lake, lake_conn, state, send)
+    finally:  # finish removes them too; a run that gave up leaves nothing behind either
+        lake.delete(lake.keys(f"{source.PREFIX}/runs/{run_id}/"))
 

@@ -225,7 +225,8 @@ def wait_for_drain(consumer: Any, marks: dict[str, dict[int, int]], group: str, 
     """Waits until the drain (consumer group `group`) has committed every CDC partition up to `marks`."""
     def probe() -> tuple[bool, str]:
         behind = drain_behind(consumer, marks)
-        return not behind, f"consumer group {group!r} is behind: {'; '.join(behind[:5])} (is cdc_drain running?)"
+        return not behind, (f"consumer group {group!r} is behind: {'; '.join(behind[:5])} "
+                            "(is cdc_drain running? `make drain` runs it once)")
 
     _poll("the drain did not land the CDC topics up to the snapshot", probe, timeout_s, every_s=every_s)
 
