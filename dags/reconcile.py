@@ -30,7 +30,9 @@ from tidewater.config import Settings
 
 settings = Settings.from_env()
 log = logging.getLogger(__name__)
-WAIT = {"mode": "reschedule", "poke_interval": 30, "timeout": settings.reconcile_timeout_minutes * 60}
+# The sensors fail with what is behind once TIDEWATER_RECONCILE_TIMEOUT_MINUTES have passed since the snapshot;
+# Airflow's own sensor timeout (later) is only a backstop.
+WAIT = {"mode": "reschedule", "poke_interval": 30, "timeout": (settings.reconcile_timeout_minutes + 10) * 60}
 
 
 class SourceDiffers(AirflowFailException):
@@ -75,6 +77,8 @@ def reconcile():
             behind = source.drain_behind(consumer, run.watermarks(state))
         finally:
             consumer.close()
+        if error := run.waited_too_long(settings, state, "cdc_drain did not commit the CDC topics", behind):
+            raise AirflowFailException(error + " (is cdc_drain running?)")
         if behind:
             log.info("cdc_drain has not committed up to the snapshot yet: %s", "; ".join(behind))
         return PokeReturnValue(is_done=not behind, xcom_value=state)
@@ -86,6 +90,8 @@ def reconcile():
         from tidewater.reconcile import run
 
         behind = run.warehouse_behind(settings, drain.open_lake(settings), get_connection(settings.lake_conn_id), state)
+        if error := run.waited_too_long(settings, state, "the warehouse did not load the lake files", behind):
+            raise AirflowFailException(error + " (did the warehouse DAG run and succeed?)")
         if behind:
             log.info("the warehouse has not loaded %d lake file(s) of the snapshot, e.g. %s", len(behind), behind[0])
         return PokeReturnValue(is_done=not behind, xcom_value=state)

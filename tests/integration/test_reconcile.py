@@ -7,6 +7,8 @@ it, a dbt build of a scratch warehouse, the warehouse holding those lake files, 
 
 from __future__ import annotations
 
+import json
+import os
 import time
 import uuid
 from dataclasses import replace
@@ -77,6 +79,46 @@ def test_a_clean_pipeline_reconciles_equal(pipeline):
     assert lake.get_json(f"{run.HISTORY_PREFIX}{report['run_id']}.json") == report
     assert lake.keys(f"{source.PREFIX}/runs/") == []  # the source's hashes are removed once compared
     assert _mails_about(settings, report["run_id"]) == []
+
+
+def test_the_dag_tasks_wait_for_the_drain_and_the_warehouse_then_reconcile_equal(pipeline, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tidewater.config import REPO_ROOT
+
+    settings, lake, group = pipeline
+    kafka = json.loads(os.environ[f"AIRFLOW_CONN_{settings.kafka_conn_id.upper()}"])
+    kafka["extra"]["group.id"] = group  # the DAG's drain group, as the test drains
+    monkeypatch.setenv(f"AIRFLOW_CONN_{settings.kafka_conn_id.upper()}", json.dumps(kafka))
+    monkeypatch.setenv("TIDEWATER_LAKE_BUCKET", lake.bucket)
+    monkeypatch.setenv("TIDEWATER_WAREHOUSE_PATH", settings.warehouse_path)
+    dag = DagBag(dag_folder=REPO_ROOT / "dags" / "reconcile.py").dags["reconcile"]
+    snapshot_source, lake_holds, warehouse_holds, compare = (
+        dag.get_task(t).python_callable
+        for t in ("snapshot_source", "lake_holds_snapshot", "warehouse_holds_snapshot", "compare"))
+    with psycopg.connect(settings.shop_conninfo(), autocommit=True) as conn:  # a change the lake does not have yet
+        email = f"reconcile-{uuid.uuid4().hex[:8]}@example.com"
+        customer = conn.execute("INSERT INTO shop.customers (email, full_name) VALUES (%s, 'Reconciled') "
+                                "RETURNING customer_id", (email,)).fetchone()[0]
+
+    state = snapshot_source()
+
+    assert not lake_holds(state).is_done
+    for topic in state["watermarks"]:
+        drain_once(settings, lake, topic, group)
+    assert lake_holds(state).is_done
+    assert not warehouse_holds(state).is_done
+    built = dbt("build", "--select", "staging", "intermediate", bucket=lake.bucket, warehouse=settings.warehouse_path)
+    assert built.returncode == 0, built.stdout[-4000:]
+    assert warehouse_holds(state).is_done
+    rows = compare(state)  # raises (SourceDiffers) unless every table is equal
+
+    latest = lake.get_json(run.LATEST_KEY)
+    assert latest["run_id"] == state["snapshot"]["run_id"] and latest["status"] == "equal"
+    assert rows == {t["table"]: t["source_rows"] for t in latest["tables"]}
+    with duckdb.connect(settings.warehouse_path, read_only=True) as con:
+        assert con.execute("select full_name from int_customers_current where customer_id = ?",
+                           [customer]).fetchone() == ("Reconciled",)
 
 
 def _a_customer_changed_once(settings, lake) -> tuple[int, str]:

@@ -94,3 +94,24 @@ def test_the_email_names_each_table_that_differs_its_counts_and_example_keys():
                              "payments (not compared)")
     assert "keys 1, 2 and 10 more" in email.html and "keys 7</li>" in email.html
     assert "LookupError: no column x" in email.html and "shop.orders" not in email.html
+
+
+def test_a_wait_fails_with_what_is_behind_once_the_timeout_has_passed_since_the_snapshot():
+    from datetime import datetime
+
+    from tidewater.config import Settings
+    from tidewater.reconcile.run import waited_too_long
+
+    settings = Settings(reconcile_timeout_minutes=30)
+    state = {"snapshot": {"run_id": "r1", "taken_at": "2026-12-02T15:00:00+00:00"}}
+    behind = [f"file{n}" for n in range(7)]
+
+    def at(time: str) -> datetime:
+        return datetime.fromisoformat(f"2026-12-02T{time}+00:00")
+
+    assert waited_too_long(settings, state, "x", behind, now=at("15:29:00")) is None
+    assert waited_too_long(settings, state, "x", [], now=at("16:00:00")) is None
+    assert waited_too_long(settings, state, "the warehouse did not load the lake files", behind,
+                           now=at("15:31:00")) == (
+        "reconciliation r1: the warehouse did not load the lake files within 30 minutes of the snapshot: "
+        "file0; file1; file2; file3; file4 (and 2 more)")

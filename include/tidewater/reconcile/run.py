@@ -118,10 +118,23 @@ def finish(settings: Settings, lake: Any, lake_conn: Any, state: dict[str, Any],
     }
     lake.put_json(f"{HISTORY_PREFIX}{snapshot.run_id}.json", report)
     lake.put_json(LATEST_KEY, report)
-    lake.delete(lake.keys(f"{source.PREFIX}/runs/{snapshot.run_id}/"))
     if report["status"] != compare.EQUAL and send is not None:
         send(messages.reconcile_email(report, lake_uri=lake.uri(f"{HISTORY_PREFIX}{snapshot.run_id}.json")))
+    # Last: a retry after a failed send compares the same snapshot again.
+    lake.delete(lake.keys(f"{source.PREFIX}/runs/{snapshot.run_id}/"))
     return report
+
+
+def waited_too_long(settings: Settings, state: dict[str, Any], what: str, behind: list[str],
+                    now: datetime | None = None) -> str | None:
+    """The error for a wait past TIDEWATER_RECONCILE_TIMEOUT_MINUTES since the snapshot (None: keep waiting)."""
+    taken_at = datetime.fromisoformat(state["snapshot"]["taken_at"])
+    waited = ((now or datetime.now(UTC)) - taken_at).total_seconds()
+    if not behind or waited <= settings.reconcile_timeout_minutes * 60:
+        return None
+    more = f" (and {len(behind) - 5} more)" if len(behind) > 5 else ""
+    return (f"reconciliation {state['snapshot']['run_id']}: {what} within {settings.reconcile_timeout_minutes:g} "
+            f"minutes of the snapshot: {'; '.join(behind[:5])}{more}")
 
 
 def reconcile(settings: Settings, *, group: str | None = None, timeout_s: float | None = None,
