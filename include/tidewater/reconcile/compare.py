@@ -8,8 +8,8 @@ changes (unchanged-TOAST values carried forward, deletes, re-keys). For each key
 transaction the snapshot sees is kept unless it is a delete or older than the latest such TRUNCATE
 (from staging, where truncates are kept) -- the rule ``current_state`` in dbt/macros/versions.sql applies.
 
-The warehouse file is attached read-only to an in-memory DuckDB (one writer: dbt; readers take no lock
-beyond their read and must not run while dbt writes: in Airflow they share its pool).
+The warehouse file is attached read-only to an in-memory DuckDB. A DuckDB file has one writer process and
+refuses it while a reader has the file open, so in Airflow the reading tasks share dbt's pool.
 """
 
 from __future__ import annotations
