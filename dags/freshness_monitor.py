@@ -1,19 +1,28 @@
 """
-### freshness_monitor: the data-freshness SLA, checked every few minutes
+### freshness_monitor: data freshness, the CDC connector and the replication slots, checked every few minutes
 
 Every `TIDEWATER_FRESHNESS_INTERVAL_MINUTES` (default 5) this DAG measures
 
 - the age of the published marts (`marts/_current.json` in the lake: `published_at`),
   limit `TIDEWATER_FRESHNESS_MAX_MART_AGE_MINUTES`;
-- per table, the age of its newest landed change (the newest `_source_ts` under `raw/<table>/`),
+- per table, the age of its newest landed change (the newest `_source_ts` under `raw/<table>/` that is not
+  in the future: changes dated more than 5 minutes ahead of now are ignored and counted in the alert's text),
   limit `TIDEWATER_FRESHNESS_MAX_CHANGE_AGE_MINUTES`;
 - per drained topic, its lag: the high watermark minus the drain consumer group's committed offset,
-  limit `TIDEWATER_FRESHNESS_MAX_TOPIC_LAG` records.
+  limit `TIDEWATER_FRESHNESS_MAX_TOPIC_LAG` records;
+- the Debezium connector `TIDEWATER_CDC_CONNECTOR` and each of its tasks, through Kafka Connect's REST API
+  (`GET /connectors/<name>/status`): a connector not RUNNING (also: Connect not answering, the connector not
+  registered) or a task FAILED is a breach; the email quotes the trace and says how to restart it;
+- per replication slot of the shop's server, the WAL it holds back
+  (`pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)`), limit `TIDEWATER_MAX_SLOT_LAG_BYTES`; a slot
+  PostgreSQL invalidated (`wal_status` 'lost', past `max_slot_wal_keep_size`) is a breach saying it must be
+  recreated and the tables snapshotted again.
 
-A measurement that goes over its limit sends **one** email; later checks that find it still over send
-nothing; the check that finds it back within the limit sends one "recovered" email. Which measurements
-are in breach is kept in the lake (`_alerts/freshness_state.json`), so restarts do not re-send.
-Logic: `include/tidewater/alerts/freshness.py`; what is sent when: docs/alerts.md.
+A breach sends **one** email; later checks that find it still there send nothing; the check that finds it
+over sends one "recovered" email. Which breaches are open is kept in the lake (`_alerts/freshness_state.json`),
+so restarts do not re-send. If one of these groups cannot be measured, the others are still checked and mailed,
+then the task fails (its failure email says what could not be measured).
+Logic: `include/tidewater/alerts/freshness.py`; sources: `alerts/sources.py`; what is sent when: docs/alerts.md.
 """
 
 from __future__ import annotations

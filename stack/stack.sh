@@ -185,12 +185,21 @@ fsync = on
 timezone = 'UTC'
 EOF
   fi
+  # Settings that follow stack/defaults.env at every `up` (the block above is written once, at initdb):
+  # tidewater.conf, included by postgresql.conf. max_slot_wal_keep_size: a replication slot whose client stops
+  # (a failed Debezium task) holds back at most this much WAL, then PostgreSQL invalidates it (wal_status
+  # 'lost') instead of filling the disk; freshness_monitor mails long before (TIDEWATER_MAX_SLOT_LAG_BYTES).
+  grep -q "^include_if_exists = 'tidewater.conf'" "$PGDATA/postgresql.conf" \
+    || echo "include_if_exists = 'tidewater.conf'" | pg_run tee -a "$PGDATA/postgresql.conf" >/dev/null
+  echo "max_slot_wal_keep_size = '$TIDEWATER_PG_MAX_SLOT_WAL_KEEP_SIZE'" | pg_run tee "$PGDATA/tidewater.conf" >/dev/null
   touch "$LOGS/postgres.log"
   [[ $(id -u) == 0 ]] && chown postgres: "$LOGS/postgres.log"
   if ! pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
     claim_ports postgres "$TIDEWATER_PG_HOST" TIDEWATER_PG_PORT
     pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$LOGS/postgres.log" -w -t 60 start >/dev/null \
       || { tail -n 25 "$LOGS/postgres.log" >&2; die "PostgreSQL failed to start: see $LOGS/postgres.log"; }
+  else
+    pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" reload >/dev/null  # tidewater.conf may have changed
   fi
   head -1 "$PGDATA/postmaster.pid" >"$RUN/postgres.pid"
 }

@@ -271,6 +271,9 @@ class Settings:
     freshness_max_mart_age_minutes: int = 360
     freshness_max_change_age_minutes: int = 360
     freshness_max_topic_lag: int = 100_000  # records not yet drained, per topic
+    # WAL a replication slot may hold back (pg_current_wal_lsn() - restart_lsn) before freshness_monitor mails;
+    # keep it well under the server's max_slot_wal_keep_size (TIDEWATER_PG_MAX_SLOT_WAL_KEEP_SIZE, 4GB).
+    max_slot_lag_bytes: int = 1024**3
     # where a person finds things (the demo's summary)
     s3_console_url: str = "http://127.0.0.1:29001"
     mail_dir: str = str(REPO_ROOT / ".stack" / "mail")
@@ -362,6 +365,7 @@ class Settings:
                                                        defaults.freshness_max_change_age_minutes),
             freshness_max_topic_lag=_positive(env, "TIDEWATER_FRESHNESS_MAX_TOPIC_LAG",
                                               defaults.freshness_max_topic_lag),
+            max_slot_lag_bytes=_int(env, "TIDEWATER_MAX_SLOT_LAG_BYTES", defaults.max_slot_lag_bytes),
             s3_console_url=env.get("TIDEWATER_S3_CONSOLE_URL") or (
                 f"http://{env['TIDEWATER_S3_HOST']}:{env['TIDEWATER_S3_CONSOLE_PORT']}"
                 if env.get("TIDEWATER_S3_HOST") and env.get("TIDEWATER_S3_CONSOLE_PORT") else defaults.s3_console_url),

@@ -18,9 +18,10 @@ def test_migrations_apply_in_order_once(settings, scratch_db):
         tables = {row[0] for row in conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'shop'")}
         published = {row[0] for row in conn.execute(
-            "SELECT tablename FROM pg_publication_tables WHERE pubname = 'tidewater_shop'")}
+            "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = 'tidewater_shop'")}
     assert tables == {"customers", "addresses", "products", "orders", "order_items", "payments"}
-    assert published == tables
+    # Every shop table, and Debezium's heartbeat table (so its writes move the slot: docs/alerts.md).
+    assert published == {f"shop.{table}" for table in tables} | {"tidewater_cdc.heartbeat"}
 
 
 def test_a_migration_edited_after_it_was_applied_is_refused(settings, scratch_db):
@@ -43,3 +44,16 @@ def test_debezium_role_has_replication_and_select_only(shop):
             "WHERE grantee = %s AND table_schema = 'shop'", (shop.debezium_user,))}
     assert role == (True, False, False, False)
     assert privileges == {"SELECT"}
+
+
+def test_only_debezium_writes_its_heartbeat_row(shop):
+    import psycopg.errors
+
+    debezium = psycopg.conninfo.make_conninfo(shop.shop_conninfo(admin=True), user=shop.debezium_user,
+                                              password=shop.debezium_password)
+    with psycopg.connect(debezium) as conn:
+        conn.execute("INSERT INTO tidewater_cdc.heartbeat (slot_name) VALUES ('test-heartbeat') "
+                     "ON CONFLICT (slot_name) DO UPDATE SET beat_at = excluded.beat_at")
+        conn.rollback()
+    with psycopg.connect(shop.shop_conninfo()) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("INSERT INTO tidewater_cdc.heartbeat (slot_name) VALUES ('test-heartbeat')")

@@ -95,6 +95,59 @@ def freshness_email(*, recovered: bool, subject: str, measured: str, limit: str,
     )
 
 
+def connector_remedy(*, connect_url: str, connector: str, task: int | None, state: str) -> list[str]:
+    """What to do about a connector (`task` None) or task in `state`: steps, each a line (commands as is)."""
+    base = f"{connect_url.rstrip('/')}/connectors/{quote(connector, safe='')}"
+    check = f"Find the cause: the trace above, `curl -s {base}/status`, `make cdc-status`, Connect's log " \
+            "(.stack/logs/connect.log; docker: `docker compose logs connect`)."
+    if state == "UNREACHABLE":
+        return [f"Kafka Connect does not answer at {connect_url}: start it (`make stack-up`; docker: "
+                "`docker compose up -d connect`), then check the connector with `make cdc-status`."]
+    if state == "NOT REGISTERED":
+        return ["Register it: `make cdc-register` (docker: `docker compose run --rm cdc-register`). "
+                "Its slot keeps its position, so nothing is lost if the slot still exists."]
+    if state == "PAUSED" or state == "STOPPED":
+        return [f"Someone {state.lower()} it: resume it when that is over: `curl -s -X PUT {base}/resume`. "
+                "The replication slot keeps WAL for it meanwhile (see the slot alerts)."]
+    if task is not None:
+        return [check, f"Fix the cause, then restart the task: `curl -s -X POST {base}/tasks/{task}/restart` "
+                "(or re-register the connector: `make cdc-register`)."]
+    return [check, "Fix the cause, then restart the connector and its failed tasks: "
+            f"`curl -s -X POST '{base}/restart?includeTasks=true&onlyFailed=true'` (or `make cdc-register`)."]
+
+
+def connector_email(*, recovered: bool, connector: str, task: int | None, state: str, trace: str,
+                    connect_url: str, max_lines: int | None, since: str) -> Email:
+    """A Debezium connector or task that is not running (DOWN), or runs again (RECOVERED)."""
+    what = f"Debezium connector {connector}" + ("" if task is None else f" task {task}")
+    if recovered:
+        return Email(subject=f"{SUBJECT_PREFIX} RECOVERED {what}: {state}",
+                     html=_page(f"<p><b>{escape(what)}</b> is {escape(state)} again (down since {escape(since)}). "
+                                "Changes made meanwhile are captured from its replication slot.</p>"))
+    steps = connector_remedy(connect_url=connect_url, connector=connector, task=task, state=state)
+    return Email(
+        subject=f"{SUBJECT_PREFIX} DOWN {what}: {state}",
+        html=_page(
+            f"<p><b>{escape(what)}</b> is <b>{escape(state)}</b> (since {escape(since)}): no change of the shop is "
+            "captured until it runs again, and its replication slot keeps the server's WAL meanwhile.</p>",
+            f"<pre>{escape(first_lines(trace, max_lines))}</pre>" if trace.strip() else "",
+            "<p>What to do:</p><ol>" + "".join(f"<li>{escape(step)}</li>" for step in steps) + "</ol>",
+            "<p>One email is sent per breach; another follows when it runs again.</p>",
+        ),
+    )
+
+
+def slot_lost_detail(*, slot: str, keep_size: str, connect_url: str, connector: str) -> str:
+    """Detail of a replication slot PostgreSQL has invalidated (wal_status 'lost'): it must be recreated."""
+    base = f"{connect_url.rstrip('/')}/connectors/{quote(connector, safe='')}"
+    return (f"PostgreSQL removed WAL that slot {slot} still needed (max_slot_wal_keep_size = {keep_size}): the changes "
+            "in it can no longer be streamed, and the slot must be recreated and the tables snapshotted again. "
+            f"If the slot is connector {connector}'s: stop it (`curl -s -X PUT {base}/stop`), drop the slot "
+            f"(`SELECT pg_drop_replication_slot('{slot}')` as an admin), forget its offsets "
+            f"(`curl -s -X DELETE {base}/offsets`) and resume it (`curl -s -X PUT {base}/resume`): with "
+            "snapshot.mode=initial it creates the slot and takes a new snapshot (every row again, as op 'r').")
+
+
 @dataclass(frozen=True)
 class QuarantinedTopic:
     """What a quarantine report says about one topic: records, reasons (reason → records), file URIs."""

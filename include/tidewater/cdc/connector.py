@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -54,10 +55,19 @@ def heartbeat_topic(settings: Settings) -> str:
 
 
 @dataclass(frozen=True)
+class TaskStatus:
+    id: int
+    state: str  # RUNNING, PAUSED, FAILED, UNASSIGNED, RESTARTING (Connect's names)
+    trace: str | None = None  # Connect's stack trace of a FAILED task
+
+
+@dataclass(frozen=True)
 class ConnectorStatus:
     connector_state: str
     task_states: tuple[str, ...]
-    trace: str | None
+    trace: str | None  # the first trace: the connector's, else the first failed task's
+    tasks: tuple[TaskStatus, ...] = ()
+    connector_trace: str | None = None  # Connect's stack trace of a FAILED connector
 
     @property
     def is_running(self) -> bool:
@@ -66,59 +76,95 @@ class ConnectorStatus:
         )
 
 
+class ConnectorNotFound(ConnectError):
+    """Connect answers, but has no connector of that name."""
+
+
 def _request(method: str, url: str, **kwargs: Any) -> requests.Response:
     try:
         return requests.request(method, url, timeout=CONNECT_TIMEOUT_S, **kwargs)
-    except requests.ConnectionError as exc:
+    except requests.RequestException as exc:
         raise ConnectError(
-            f"Kafka Connect does not answer at {url}: is the stack up? (make stack-up; make stack-status)"
+            f"Kafka Connect does not answer at {url} ({type(exc).__name__}): is the stack up? "
+            "(make stack-up; make stack-status)"
         ) from exc
 
 
-def register(settings: Settings) -> dict[str, Any]:
-    url = f"{settings.connect_url}/connectors/{settings.cdc_connector}/config"
-    response = _request("PUT", url, json=render_config(settings))
+def _connector_url(settings: Settings, name: str | None = None) -> str:
+    return f"{settings.connect_url.rstrip('/')}/connectors/{quote(name or settings.cdc_connector, safe='')}"
+
+
+def register(settings: Settings, config: dict[str, str] | None = None, name: str | None = None) -> dict[str, Any]:
+    """Creates or updates connector `name` (default: the settings' connector) with `config` (default: the
+    rendered template)."""
+    name = name or settings.cdc_connector
+    response = _request("PUT", f"{_connector_url(settings, name)}/config", json=config or render_config(settings))
     if response.status_code not in (200, 201):
-        raise ConnectError(f"registering {settings.cdc_connector} failed: HTTP {response.status_code} "
-                           f"{response.text[:500]}")
+        raise ConnectError(f"registering {name} failed: HTTP {response.status_code} {response.text[:500]}")
     return response.json()
 
 
-def status(settings: Settings) -> ConnectorStatus:
-    url = f"{settings.connect_url}/connectors/{settings.cdc_connector}/status"
-    response = _request("GET", url)
+def status(settings: Settings, name: str | None = None) -> ConnectorStatus:
+    """The connector's and each task's state, as Connect reports them (``GET /connectors/<name>/status``)."""
+    name = name or settings.cdc_connector
+    response = _request("GET", f"{_connector_url(settings, name)}/status")
     if response.status_code == 404:
-        raise ConnectError(f"connector {settings.cdc_connector} is not registered: run make cdc-register")
-    response.raise_for_status()
+        raise ConnectorNotFound(f"connector {name} is not registered in Kafka Connect at {settings.connect_url}: "
+                                "run make cdc-register")
+    if response.status_code != 200:
+        raise ConnectError(f"Kafka Connect at {settings.connect_url} answered HTTP {response.status_code} for the "
+                           f"status of connector {name}: {response.text[:500]}")
     body = response.json()
-    tasks = body.get("tasks", [])
-    trace = next((task.get("trace") for task in tasks if task.get("trace")), None)
-    return ConnectorStatus(body["connector"]["state"], tuple(task["state"] for task in tasks), trace)
+    tasks = tuple(TaskStatus(int(task["id"]), task["state"], task.get("trace"))
+                  for task in sorted(body.get("tasks", []), key=lambda task: int(task["id"])))
+    connector_trace = body["connector"].get("trace")
+    trace = connector_trace or next((task.trace for task in tasks if task.trace), None)
+    return ConnectorStatus(body["connector"]["state"], tuple(task.state for task in tasks), trace, tasks,
+                           connector_trace)
 
 
-def wait_until_running(settings: Settings, timeout_s: float = 120) -> ConnectorStatus:
+def pause(settings: Settings, name: str | None = None) -> None:
+    _expect(_request("PUT", f"{_connector_url(settings, name)}/pause"), "pausing", name or settings.cdc_connector)
+
+
+def resume(settings: Settings, name: str | None = None) -> None:
+    _expect(_request("PUT", f"{_connector_url(settings, name)}/resume"), "resuming", name or settings.cdc_connector)
+
+
+def restart_task(settings: Settings, task: int, name: str | None = None) -> None:
+    _expect(_request("POST", f"{_connector_url(settings, name)}/tasks/{task}/restart"), f"restarting task {task} of",
+            name or settings.cdc_connector)
+
+
+def _expect(response: requests.Response, doing: str, name: str) -> None:
+    if response.status_code not in (200, 202, 204):
+        raise ConnectError(f"{doing} {name} failed: HTTP {response.status_code} {response.text[:500]}")
+
+
+def wait_until_running(settings: Settings, timeout_s: float = 120, name: str | None = None) -> ConnectorStatus:
+    name = name or settings.cdc_connector
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            current = status(settings)
+            current = status(settings, name)
         except ConnectError:
             current = None
         if current and current.is_running:
             return current
         if current and "FAILED" in (current.connector_state, *current.task_states):
-            raise ConnectError(f"connector {settings.cdc_connector} FAILED: {(current.trace or '')[:2000]}")
+            raise ConnectError(f"connector {name} FAILED: {(current.trace or '')[:2000]}")
         if time.monotonic() > deadline:
-            raise ConnectError(f"connector {settings.cdc_connector} not running after {timeout_s}s: {current}")
+            raise ConnectError(f"connector {name} not running after {timeout_s}s: {current}")
         time.sleep(1)
 
 
-def delete(settings: Settings) -> None:
-    response = _request("DELETE", f"{settings.connect_url}/connectors/{settings.cdc_connector}")
+def delete(settings: Settings, name: str | None = None) -> None:
+    response = _request("DELETE", _connector_url(settings, name))
     if response.status_code not in (204, 404):
-        raise ConnectError(f"deleting {settings.cdc_connector} failed: HTTP {response.status_code}")
+        raise ConnectError(f"deleting {name or settings.cdc_connector} failed: HTTP {response.status_code}")
 
 
-def wait_for_catch_up(settings: Settings, timeout_s: float = 120) -> None:
+def wait_for_catch_up(settings: Settings, timeout_s: float = 120, slot: str | None = None) -> None:
     """Waits until Debezium has every shop change committed so far in Kafka.
 
     Connect confirms a WAL position to the replication slot only after the records before it are flushed
@@ -128,7 +174,7 @@ def wait_for_catch_up(settings: Settings, timeout_s: float = 120) -> None:
     """
     import psycopg
 
-    slot = render_config(settings)["slot.name"]
+    slot = slot or render_config(settings)["slot.name"]
     with psycopg.connect(settings.shop_conninfo(admin=True), autocommit=True) as conn:
         target = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
         conn.execute("UPDATE shop.products SET updated_at = updated_at "

@@ -1,0 +1,182 @@
+"""freshness_monitor's connector and replication-slot alerts, end to end (docs/alerts.md).
+
+Each test registers its own Debezium connector (own name, slot, topic prefix; only shop.products, no snapshot)
+so the shared `shop-postgres` connector is never paused or broken, points the monitor at it with
+TIDEWATER_CDC_CONNECTOR, and runs `airflow dags test freshness_monitor` on a test bucket, mailing an SMTP server
+started on a free port. Only the messages about the test's own connector and slot are counted: the monitor also
+watches every other slot of the server, which other tests may move.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tidewater.cdc import connector
+from tidewater.config import Settings
+from tidewater.mailsink import read_messages
+
+from .conftest import new_bucket
+from .test_alerts import _dags_test, _html, _wait, smtp_server  # noqa: F401  (smtp_server is a fixture)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScratchConnector:
+    name: str
+    slot: str
+    prefix: str
+    publication: str
+
+
+def _task_state(settings: Settings, name: str) -> str | None:
+    try:
+        status = connector.status(settings, name)
+    except connector.ConnectError:
+        return None
+    return status.task_states[0] if status.task_states else None
+
+
+def _slot_lag(settings: Settings, slot: str) -> int | None:
+    with psycopg.connect(settings.shop_conninfo(admin=True), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint "
+                           "FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone()
+    return None if row is None else row[0]
+
+
+@pytest.fixture
+def test_connector(cdc: Settings) -> Iterator[tuple[ScratchConnector, dict[str, str]]]:
+    """A second connector's identity and config (registered by the test); removed with its slot and topics."""
+    suffix = uuid.uuid4().hex[:8]
+    made = ScratchConnector(name=f"tw-health-{suffix}", slot=f"tw_health_{suffix}", prefix=f"twhealth{suffix}",
+                         publication="tidewater_shop")
+    config = connector.render_config(cdc) | {
+        "slot.name": made.slot, "topic.prefix": made.prefix, "table.include.list": "shop.products",
+        "snapshot.mode": "no_data", "heartbeat.interval.ms": "1000",
+        "heartbeat.action.query": f"INSERT INTO tidewater_cdc.heartbeat (slot_name) VALUES ('{made.slot}') "
+                                  "ON CONFLICT (slot_name) DO UPDATE SET beat_at = now()",
+    }
+    config.pop("schema.include.list")
+    try:
+        yield made, config
+    finally:
+        connector.delete(cdc, made.name)
+        admin = cdc.shop_conninfo(admin=True)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            def dropped() -> bool:  # the walsender lets go of the slot shortly after the task stops
+                active = conn.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+                                      (made.slot,)).fetchone()
+                if active is None:
+                    return True
+                if not active[0]:
+                    conn.execute("SELECT pg_drop_replication_slot(%s)", (made.slot,))
+                return False
+            _wait(f"slot {made.slot} to be released", dropped, timeout=60)
+            conn.execute("DELETE FROM tidewater_cdc.heartbeat WHERE slot_name = %s", (made.slot,))
+            if made.publication != "tidewater_shop":
+                conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(made.publication)))
+        from confluent_kafka.admin import AdminClient
+
+        from tidewater.cdc.topics import consumer_config
+
+        kafka = AdminClient({"bootstrap.servers": consumer_config(cdc)["bootstrap.servers"]})
+        topics = [t for t in kafka.list_topics(timeout=30).topics if made.prefix in t]
+        for future in kafka.delete_topics(topics).values() if topics else []:
+            future.result()
+
+
+def _mails_about(maildir, *names: str) -> list[str]:
+    return [str(m["Subject"]) for m in read_messages(maildir) if any(name in str(m["Subject"]) for name in names)]
+
+
+def test_a_failed_connector_task_mails_once_then_once_when_it_runs_again(cdc, smtp_server,  # noqa: F811
+                                                                         test_connector):
+    port, maildir = smtp_server
+    made, config = test_connector
+    made = dataclasses.replace(made, publication=f"tw_health_{made.slot[-8:]}")
+    # Its task fails at start: the publication it names does not exist (and it may not create one).
+    connector.register(cdc, config | {"publication.name": made.publication}, made.name)
+    _wait(f"task 0 of {made.name} to fail", lambda: _task_state(cdc, made.name) == "FAILED")
+    with new_bucket(cdc) as lake:
+        monitor = {"TIDEWATER_LAKE_BUCKET": lake.bucket, "TIDEWATER_CDC_CONNECTOR": made.name,
+                   "TIDEWATER_DRAIN_TOPIC_REGEX": r"^tidewater-alerts-test-no-topic$",
+                   "TIDEWATER_ALERT_ERROR_MAX_LINES": "3"}
+
+        runs = [_dags_test("freshness_monitor", port, **monitor) for _ in range(2)]
+
+        for run in runs:
+            assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        [down] = [m for m in read_messages(maildir) if made.name in str(m["Subject"])]
+        assert down["Subject"] == f"[tidewater] DOWN Debezium connector {made.name} task 0: FAILED"
+        body = _html(down)
+        assert "Publication autocreation is disabled" in body  # the trace's first lines name the cause ...
+        assert "more lines in the log" in body  # ... and only the first 3 of them
+        assert f"curl -s -X POST {cdc.connect_url}/connectors/{made.name}/tasks/0/restart" in body
+
+        # The fix the email asks for: remove the cause, restart the task.
+        with psycopg.connect(cdc.shop_conninfo(admin=True), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE shop.products")
+                         .format(sql.Identifier(made.publication)))
+        connector.restart_task(cdc, 0, made.name)
+        _wait(f"task 0 of {made.name} to run again", lambda: _task_state(cdc, made.name) == "RUNNING")
+        recovered = _dags_test("freshness_monitor", port, **monitor)
+
+        assert recovered.returncode == 0, recovered.stdout[-3000:] + recovered.stderr[-3000:]
+        assert _mails_about(maildir, made.name) == [
+            f"[tidewater] DOWN Debezium connector {made.name} task 0: FAILED",
+            f"[tidewater] RECOVERED Debezium connector {made.name} task 0: RUNNING"]
+        assert not [key for key in lake.get_json("_alerts/freshness_state.json") if made.name in key]
+
+
+def test_a_paused_connectors_slot_mails_once_over_its_limit_then_once_caught_up(cdc, smtp_server,  # noqa: F811
+                                                                                test_connector, scratch_db):
+    port, maildir = smtp_server
+    made, config = test_connector
+    limit = 16 * 1024 * 1024
+    connector.register(cdc, config, made.name)
+    connector.wait_until_running(cdc, name=made.name)
+    connector.wait_for_catch_up(cdc, slot=made.slot)
+    connector.pause(cdc, made.name)
+    try:
+        _wait(f"{made.name} to pause", lambda: connector.status(cdc, made.name).connector_state == "PAUSED")
+        # WAL of any database of the server is held for the slot (Airflow's, here a scratch one), as is the
+        # shop's own change of a captured table.
+        with psycopg.connect(cdc.shop_conninfo(admin=True), autocommit=True) as conn:
+            conn.execute("UPDATE shop.products SET updated_at = updated_at "
+                         "WHERE product_id = (SELECT min(product_id) FROM shop.products)")
+        with psycopg.connect(scratch_db, autocommit=True) as conn:
+            conn.execute("CREATE TABLE filler (n int, pad text)")
+            while (_slot_lag(cdc, made.slot) or 0) <= 2 * limit:
+                conn.execute("INSERT INTO filler SELECT g, repeat('x', 1000) FROM generate_series(1, 5000) g")
+        with new_bucket(cdc) as lake:
+            monitor = {"TIDEWATER_LAKE_BUCKET": lake.bucket, "TIDEWATER_CDC_CONNECTOR": made.name,
+                       "TIDEWATER_DRAIN_TOPIC_REGEX": r"^tidewater-alerts-test-no-topic$",
+                       "TIDEWATER_MAX_SLOT_LAG_BYTES": str(limit)}
+
+            stale = _dags_test("freshness_monitor", port, **monitor)
+
+            assert stale.returncode == 0, stale.stdout[-3000:] + stale.stderr[-3000:]
+            subjects = _mails_about(maildir, f"slot {made.slot}:", made.name)
+            assert len(subjects) == 2, subjects
+            assert subjects[0] == f"[tidewater] DOWN Debezium connector {made.name}: PAUSED"
+            assert subjects[1].startswith(f"[tidewater] STALE replication slot {made.slot}: ")
+            assert subjects[1].endswith(f" bytes of WAL retained (limit {limit:,} bytes)")
+
+            connector.resume(cdc, made.name)
+            connector.wait_until_running(cdc, name=made.name)
+            connector.wait_for_catch_up(cdc, slot=made.slot)
+            # restart_lsn follows the confirmed position at the server's next running-transactions record.
+            _wait(f"slot {made.slot} back under {limit} bytes", lambda: (_slot_lag(cdc, made.slot) or 0) < limit // 2)
+            recovered = _dags_test("freshness_monitor", port, **monitor)
+
+            assert recovered.returncode == 0, recovered.stdout[-3000:] + recovered.stderr[-3000:]
+            subjects = _mails_about(maildir, f"slot {made.slot}:", made.name)
+            assert len(subjects) == 4, subjects
+            assert subjects[2] == f"[tidewater] RECOVERED Debezium connector {made.name}: RUNNING"
+            assert subjects[3].startswith(f"[tidewater] RECOVERED replication slot {made.slot}: ")
+    finally:
+        connector.resume(cdc, made.name)
