@@ -135,6 +135,11 @@ def test_an_old_landed_change_and_a_lagging_topic_each_mail_once(settings, smtp_
             sink = pa.BufferOutputStream()
             pq.write_table(changes, sink)
             lake.put_parquet("raw/orders/dt=2026-01-01/old.parquet", sink.getvalue().to_pybytes())
+            # A change dated in the future does not make the table fresh; the alert names it.
+            future = pa.table({"_source_ts": pa.array([datetime(2099, 1, 1, tzinfo=UTC)], pa.timestamp("us", "UTC"))})
+            sink = pa.BufferOutputStream()
+            pq.write_table(future, sink)
+            lake.put_parquet("raw/orders/dt=2099-01-01/future.parquet", sink.getvalue().to_pybytes())
             monitor = {"TIDEWATER_LAKE_BUCKET": lake.bucket, "TIDEWATER_DRAIN_TOPIC_REGEX": f"^{re.escape(topic)}$",
                        "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(kafka), "TIDEWATER_FRESHNESS_MAX_TOPIC_LAG": "3",
                        "TIDEWATER_FRESHNESS_MAX_CHANGE_AGE_MINUTES": "60"}
@@ -143,8 +148,11 @@ def test_an_old_landed_change_and_a_lagging_topic_each_mail_once(settings, smtp_
 
             for run in runs:
                 assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-            subjects = sorted(str(m["Subject"]) for m in _data_mails(maildir))
+            mails = sorted(_data_mails(maildir), key=lambda m: str(m["Subject"]))
+            subjects = [str(m["Subject"]) for m in mails]
             assert len(subjects) == 2, subjects
+            assert "ignored 1 change(s) dated after " in _html(mails[1])
+            assert "the newest at 2099-01-01T00:00:00+00:00" in _html(mails[1])
             assert subjects[0] == f"[tidewater] STALE lag of topic {topic}: 5 records behind (limit 3 records)"
             assert subjects[1].startswith("[tidewater] STALE newest landed change of table orders: ")
             assert subjects[1].endswith(" minutes old (limit 60 minutes)")
