@@ -52,8 +52,9 @@ def _slot_lag(settings: Settings, slot: str) -> int | None:
 def test_connector(cdc: Settings) -> Iterator[tuple[ScratchConnector, dict[str, str]]]:
     """A second connector's identity and config (registered by the test); removed with its slot and topics."""
     suffix = uuid.uuid4().hex[:8]
+    # `publication` is the test's own, if it wants one (the config names the shared tidewater_shop).
     made = ScratchConnector(name=f"tw-health-{suffix}", slot=f"tw_health_{suffix}", prefix=f"twhealth{suffix}",
-                         publication="tidewater_shop")
+                            publication=f"tw_health_{suffix}")
     config = connector.render_config(cdc) | {
         "slot.name": made.slot, "topic.prefix": made.prefix, "table.include.list": "shop.products",
         "snapshot.mode": "no_data", "heartbeat.interval.ms": "1000",
@@ -77,8 +78,7 @@ def test_connector(cdc: Settings) -> Iterator[tuple[ScratchConnector, dict[str, 
                 return False
             _wait(f"slot {made.slot} to be released", dropped, timeout=60)
             conn.execute("DELETE FROM tidewater_cdc.heartbeat WHERE slot_name = %s", (made.slot,))
-            if made.publication != "tidewater_shop":
-                conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(made.publication)))
+            conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(made.publication)))
         from confluent_kafka.admin import AdminClient
 
         from tidewater.cdc.topics import consumer_config
@@ -97,7 +97,6 @@ def test_a_failed_connector_task_mails_once_then_once_when_it_runs_again(cdc, sm
                                                                          test_connector):
     port, maildir = smtp_server
     made, config = test_connector
-    made = dataclasses.replace(made, publication=f"tw_health_{made.slot[-8:]}")
     # Its task fails at start: the publication it names does not exist (and it may not create one).
     connector.register(cdc, config | {"publication.name": made.publication}, made.name)
     _wait(f"task 0 of {made.name} to fail", lambda: _task_state(cdc, made.name) == "FAILED")
