@@ -178,7 +178,7 @@ OTHER_VARIABLES = frozenset({
     "TIDEWATER_AIRFLOW_PORT", "TIDEWATER_AIRFLOW_SECRET_KEY", "TIDEWATER_ALERT_EMAIL_FROM", "TIDEWATER_BIND_ADDRESS",
     "TIDEWATER_CACHE_DIR", "TIDEWATER_CONNECT_HOST", "TIDEWATER_CONNECT_PORT", "TIDEWATER_JUPYTER_PORT",
     "TIDEWATER_JUPYTER_TOKEN", "TIDEWATER_KAFKA_CONTROLLER_PORT", "TIDEWATER_KAFKA_HOST", "TIDEWATER_KAFKA_PORT",
-    "TIDEWATER_KAFKA_UI_PORT", "TIDEWATER_MAIL_UI_PORT", "TIDEWATER_PG_HOST",
+    "TIDEWATER_KAFKA_UI_PORT", "TIDEWATER_MAIL_UI_PORT", "TIDEWATER_PG_HOST", "TIDEWATER_PG_MAX_SLOT_WAL_KEEP_SIZE",
     "TIDEWATER_PG_PORT", "TIDEWATER_PG_SUPERUSER", "TIDEWATER_PG_SUPERUSER_PASSWORD", "TIDEWATER_PYTHON",
     "TIDEWATER_S3_ACCESS_KEY", "TIDEWATER_S3_CONSOLE_PORT", "TIDEWATER_S3_HOST",
     "TIDEWATER_S3_MARTS_READER_ACCESS_KEY", "TIDEWATER_S3_MARTS_READER_SECRET_KEY",
@@ -365,7 +365,7 @@ class Settings:
                                                        defaults.freshness_max_change_age_minutes),
             freshness_max_topic_lag=_positive(env, "TIDEWATER_FRESHNESS_MAX_TOPIC_LAG",
                                               defaults.freshness_max_topic_lag),
-            max_slot_lag_bytes=_int(env, "TIDEWATER_MAX_SLOT_LAG_BYTES", defaults.max_slot_lag_bytes),
+            max_slot_lag_bytes=_positive(env, "TIDEWATER_MAX_SLOT_LAG_BYTES", defaults.max_slot_lag_bytes),
             s3_console_url=env.get("TIDEWATER_S3_CONSOLE_URL") or (
                 f"http://{env['TIDEWATER_S3_HOST']}:{env['TIDEWATER_S3_CONSOLE_PORT']}"
                 if env.get("TIDEWATER_S3_HOST") and env.get("TIDEWATER_S3_CONSOLE_PORT") else defaults.s3_console_url),

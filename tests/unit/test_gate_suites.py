@@ -64,3 +64,17 @@ def test_reference_frame_resolves_present_keys_and_leaves_missing_ones_null():
 def test_unknown_batch_is_named():
     with pytest.raises(KeyError, match="no gate batch named 'nope'"):
         suites.batch("nope")
+
+
+def test_a_change_dated_in_the_future_does_not_count_as_the_newest():
+    con = duckdb.connect()
+    con.execute("create table int_order_items_current (order_id int, quantity int, unit_price_amount decimal(12,2), "
+                "discount_amount decimal(12,2))")
+    con.execute("create table int_orders_current (order_id int)")
+    for model in suites.VERSIONED_MODELS:
+        con.execute(f"create table {model} as select now() - interval 2 hours as valid_from "
+                    "union all select now() + interval 3 days")
+
+    newest, staged = con.execute(f"select newest_change_at, staged_at from ({suites.source_state_sql()})").fetchone()
+
+    assert 1.9 < (staged - newest).total_seconds() / 3600 < 2.1

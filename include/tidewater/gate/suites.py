@@ -111,12 +111,17 @@ select
     )) as newest_change_at,
     now() as staged_at
 """
+FUTURE_TOLERANCE_MINUTES = 5  # clock skew between the source and the warehouse that still counts as now
 VERSIONED_MODELS = ("int_customers_versioned", "int_addresses_versioned", "int_products_versioned",
                     "int_orders_versioned", "int_order_items_versioned", "int_payments_versioned")
 
 
 def source_state_sql() -> str:
-    newest = "\n        union all ".join(f"select max(valid_from) as newest from {model}" for model in VERSIONED_MODELS)
+    # A change dated in the future (a source clock ahead, a bad row) is no sign of freshness: counting it would
+    # hide staleness and fail every publication until the clock caught up.
+    newest = "\n        union all ".join(
+        f"select max(valid_from) filter (where valid_from <= now() + interval '{FUTURE_TOLERANCE_MINUTES} minutes') "
+        f"as newest from {model}" for model in VERSIONED_MODELS)
     return SOURCE_STATE_SQL.format(newest_changes=newest)
 
 
