@@ -37,6 +37,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def _shop_migrated(shop) -> None:
+    """The monitor reads the replication slots as the shop's application role, which the migrations create
+    (on a fresh stack these tests may run before any other test has migrated the shop)."""
+
+
 @pytest.fixture
 def smtp_server(tmp_path) -> Iterator[tuple[int, Path]]:
     """A real SMTP server on a free port keeping what it receives in a maildir: (port, maildir)."""
