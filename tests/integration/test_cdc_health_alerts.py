@@ -49,7 +49,7 @@ def _slot_lag(settings: Settings, slot: str) -> int | None:
 
 
 @pytest.fixture
-def test_connector(cdc: Settings) -> Iterator[tuple[ScratchConnector, dict[str, str]]]:
+def scratch_connector(cdc: Settings) -> Iterator[tuple[ScratchConnector, dict[str, str]]]:
     """A second connector's identity and config (registered by the test); removed with its slot and topics."""
     suffix = uuid.uuid4().hex[:8]
     # `publication` is the test's own, if it wants one (the config names the shared tidewater_shop).
@@ -94,9 +94,9 @@ def _mails_about(maildir, *names: str) -> list[str]:
 
 
 def test_a_failed_connector_task_mails_once_then_once_when_it_runs_again(cdc, smtp_server,  # noqa: F811
-                                                                         test_connector):
+                                                                         scratch_connector):
     port, maildir = smtp_server
-    made, config = test_connector
+    made, config = scratch_connector
     # Its task fails at start: the publication it names does not exist (and it may not create one).
     connector.register(cdc, config | {"publication.name": made.publication}, made.name)
     _wait(f"task 0 of {made.name} to fail", lambda: _task_state(cdc, made.name) == "FAILED")
@@ -132,9 +132,9 @@ def test_a_failed_connector_task_mails_once_then_once_when_it_runs_again(cdc, sm
 
 
 def test_a_paused_connectors_slot_mails_once_over_its_limit_then_once_caught_up(cdc, smtp_server,  # noqa: F811
-                                                                                test_connector, scratch_db):
+                                                                                scratch_connector, scratch_db):
     port, maildir = smtp_server
-    made, config = test_connector
+    made, config = scratch_connector
     limit = 16 * 1024 * 1024
     connector.register(cdc, config, made.name)
     connector.wait_until_running(cdc, name=made.name)
