@@ -350,8 +350,8 @@ def column_type(field_schema: dict[str, Any]) -> ColumnType:
     if kind == "string" and isinstance(params, dict) and \
             str(params.get(SOURCE_TYPE, "")).upper() in _SOURCE_NUMERIC_TYPES:
         precision, scale = _decimal_params(field_schema, SOURCE_LENGTH, SOURCE_SCALE, None)
-        # PostgreSQL reports an unconstrained NUMERIC as length 131089 (or 0), scale 0.
-        return _text_decimal(precision if precision and precision <= 1000 else None, scale)
+        # An unconstrained NUMERIC comes as length 131089, scale 0: wider than 38 digits, so exact text.
+        return _text_decimal(precision, scale)
     if name == "io.debezium.data.VariableScaleDecimal":
         return ColumnType(pa.struct([("scale", pa.int64()), ("value", pa.string())]), pa.string(),
                           _variable_scale_decimal)
