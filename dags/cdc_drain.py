@@ -63,6 +63,9 @@ settings = Settings.from_env()
                                        description="ISO 8601 time to replay from, e.g. 2026-11-23T08:00:00Z"),
         "replay_from_offsets": Param(None, type=["null", "object"],
                                      description='partition → offset to replay from, e.g. {"0": 1200}'),
+        "accept_recreated_topic": Param(None, type=["null", "string"],
+                                        description="topic that was deleted and created again: this run drains "
+                                                    "the new topic from its start (the old changes stay)"),
         "accept_quarantine_topic": Param(None, type=["null", "string"],
                                          description="topic whose quarantined records this run accepts above "
                                                      "TIDEWATER_DRAIN_MAX_BAD_SHARE (it commits and reports them)"),
@@ -87,17 +90,20 @@ def cdc_drain():
     @task(outlets=[assets.RAW_TABLES], map_index_template="{{ task.op_kwargs['topic'] }}")
     def drain_topic(topic: str, params: dict | None = None, outlet_events=None) -> dict:
         from tidewater import drain
-        from tidewater.drain import drainer, lake
+        from tidewater.drain import drainer
+        from tidewater.lake.objects import table_of
 
         consumer = drain.kafka_consumer(settings)
         try:
-            result = drainer.drain_topic(consumer, drain.open_lake(settings), topic, drain.limits(settings),
+            result = drainer.drain_topic(consumer, drain.open_lake(settings), topic,
+                                         drain.kafka_topic_id(settings, topic), drain.limits(settings),
                                          replay=drain.replay_request(params or {}, topic),
-                                         accept_quarantine=drain.accept_quarantine(params or {}, topic))
+                                         accept_quarantine=drain.accept_quarantine(params or {}, topic),
+                                         accept_recreated_topic=drain.accept_recreated_topic(params or {}, topic))
         finally:
             consumer.close()
         if result.rows or result.quarantined:
-            outlet_events[assets.RAW_TABLES].add(assets.raw_table(settings, lake.table_of(topic)),
+            outlet_events[assets.RAW_TABLES].add(assets.raw_table(settings, table_of(topic)),
                                                  extra=result.asset_extra())
         return result.as_dict()
 

@@ -222,6 +222,10 @@ SELECT format('CREATE DATABASE %I', '$TIDEWATER_SHOP_DB')
 SELECT format('CREATE DATABASE %I OWNER %I', '$TIDEWATER_AIRFLOW_DB', '$TIDEWATER_AIRFLOW_DB_USER')
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$TIDEWATER_AIRFLOW_DB') \gexec
 EOF
+  psql_admin -d postgres -v ON_ERROR_STOP=1 -f "$ROOT/stack/config/ducklake-catalogs.sql" \
+    -v lake_db="$TIDEWATER_LAKE_CATALOG_DB" -v marts_db="$TIDEWATER_MARTS_CATALOG_DB" \
+    -v writer="$TIDEWATER_LAKE_CATALOG_USER" -v writer_password="$TIDEWATER_LAKE_CATALOG_PASSWORD" \
+    -v reader="$TIDEWATER_MARTS_READER_USER" -v reader_password="$TIDEWATER_MARTS_READER_PASSWORD" >/dev/null
 }
 
 # ---------------------------------------------------------------------------------------------

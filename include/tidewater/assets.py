@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow.sdk import Asset, AssetAlias
 
 from tidewater.config import Settings
-from tidewater.drain.lake import RAW
+from tidewater.lake.objects import DATA, data_table_prefix
 
 # cdc_drain attaches an event for each table that landed data to this alias (tables are found at run time).
 RAW_TABLES = AssetAlias("tidewater_raw_tables")
@@ -17,12 +17,13 @@ RAW_TABLES = AssetAlias("tidewater_raw_tables")
 
 
 def raw_table(settings: Settings, table: str) -> Asset:
-    return Asset(uri=f"s3://{settings.lake_bucket}/{RAW}/{table}")
+    """A change table of the lake, named by where its data files are."""
+    return Asset(uri=f"s3://{settings.lake_bucket}/{data_table_prefix(table).rstrip('/')}")
 
 
 def raw_lake(settings: Settings) -> Asset:
     """One event per cdc_drain run that landed anything: what the warehouse is scheduled on."""
-    return Asset(uri=f"s3://{settings.lake_bucket}/{RAW}")
+    return Asset(uri=f"s3://{settings.lake_bucket}/{DATA}")
 
 
 def published_marts(settings: Settings) -> Asset:

@@ -221,6 +221,9 @@ class Settings:
     shop_admin_conn_id: str = "shop_postgres_admin"
     kafka_conn_id: str = "kafka_default"
     lake_conn_id: str = "lake_s3"
+    lake_catalog_conn_id: str = "lake_catalog"
+    marts_catalog_conn_id: str = "marts_catalog"
+    marts_reader_conn_id: str = "marts_catalog_reader"
     smtp_conn_id: str = "smtp_default"
     shop_user: str = "shop_app"
     shop_password: str = "shop-app-secret"
@@ -307,6 +310,9 @@ class Settings:
             shop_admin_conn_id=env.get("TIDEWATER_SHOP_ADMIN_CONN_ID", defaults.shop_admin_conn_id),
             kafka_conn_id=env.get("TIDEWATER_KAFKA_CONN_ID", defaults.kafka_conn_id),
             lake_conn_id=env.get("TIDEWATER_LAKE_CONN_ID", defaults.lake_conn_id),
+            lake_catalog_conn_id=env.get("TIDEWATER_LAKE_CATALOG_CONN_ID", defaults.lake_catalog_conn_id),
+            marts_catalog_conn_id=env.get("TIDEWATER_MARTS_CATALOG_CONN_ID", defaults.marts_catalog_conn_id),
+            marts_reader_conn_id=env.get("TIDEWATER_MARTS_READER_CONN_ID", defaults.marts_reader_conn_id),
             smtp_conn_id=env.get("TIDEWATER_SMTP_CONN_ID", defaults.smtp_conn_id),
             shop_user=env.get("TIDEWATER_SHOP_USER", defaults.shop_user),
             shop_password=env.get("TIDEWATER_SHOP_PASSWORD", defaults.shop_password),

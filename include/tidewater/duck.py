@@ -1,7 +1,8 @@
 """DuckDB connections that read the lake on S3.
 
-DuckDB cannot download extensions here, so httpfs comes from the pinned ``duckdb-extension-httpfs``
-package: it is installed from the package's file once (into DuckDB's extension directory) and loaded.
+DuckDB cannot download extensions here, so httpfs, ducklake and postgres come from the pinned
+``duckdb-extension-<name>`` packages: each is installed from its package's file once (into DuckDB's extension
+directory) and loaded.
 """
 
 from __future__ import annotations
@@ -14,25 +15,31 @@ import duckdb
 
 from tidewater.config import ConfigError, Connection
 
+EXTENSIONS = ("httpfs", "ducklake", "postgres")  # each from its pinned duckdb-extension-<name> package
 
-def httpfs_extension_file() -> Path:
-    spec = find_spec("duckdb_extension_httpfs")
+
+def extension_file(name: str) -> Path:
+    """The extension file the pinned ``duckdb-extension-<name>`` package ships for this duckdb version."""
+    package = f"duckdb_extension_{name}"
+    spec = find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the duckdb-extension-httpfs package is not installed: run make install")
+        raise ConfigError(f"the duckdb-extension-{name} package is not installed: run make install")
     path = Path(next(iter(spec.submodule_search_locations))) / "extensions" / f"v{duckdb.__version__}" / \
-        "httpfs.duckdb_extension"
+        f"{name}.duckdb_extension"
     if not path.exists():
-        raise ConfigError(f"{path} is missing: duckdb-extension-httpfs must have the same version as duckdb "
+        raise ConfigError(f"{path} is missing: duckdb-extension-{name} must have the same version as duckdb "
                           f"({duckdb.__version__})")
     return path
 
 
-def load_httpfs(con: duckdb.DuckDBPyConnection) -> None:
-    try:
-        con.load_extension("httpfs")
-    except duckdb.Error:
-        con.install_extension(str(httpfs_extension_file()))
-        con.load_extension("httpfs")
+def load_extensions(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Loads extensions, installing each from its package's file the first time (DuckDB downloads nothing)."""
+    for name in names:
+        try:
+            con.load_extension(name)
+        except duckdb.Error:
+            con.install_extension(str(extension_file(name)))
+            con.load_extension(name)
 
 
 def s3_secret_sql(conn: Connection, name: str = "lake") -> str:
@@ -53,16 +60,17 @@ def s3_secret_sql(conn: Connection, name: str = "lake") -> str:
 
 def connect_lake(conn: Connection, database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(database, read_only=read_only)
-    load_httpfs(con)
+    load_extensions(con, "httpfs")
     con.execute(s3_secret_sql(conn))
     return con
 
 
 def main() -> None:
-    """Installs httpfs from the pinned package into DuckDB's extension directory (make install runs it)."""
+    """Installs the extensions from their pinned packages into DuckDB's extension directory (make install)."""
     con = duckdb.connect()
-    load_httpfs(con)
-    print(f"[duckdb] httpfs {duckdb.__version__} installed from {httpfs_extension_file()}")
+    load_extensions(con, *EXTENSIONS)
+    for name in EXTENSIONS:
+        print(f"[duckdb] {name} {duckdb.__version__} installed from {extension_file(name)}")
 
 
 if __name__ == "__main__":

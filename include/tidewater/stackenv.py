@@ -23,10 +23,11 @@ def _need(env: Mapping[str, str], key: str) -> str:
         raise SystemExit(f"tidewater.stackenv: {key} is not set (see stack/defaults.env)") from None
 
 
-def _postgres_uri(env: Mapping[str, str], user_key: str, password_key: str) -> str:
+def _postgres_uri(env: Mapping[str, str], user_key: str, password_key: str,
+                  db_key: str = "TIDEWATER_SHOP_DB") -> str:
     return (
         f"postgresql://{quote(_need(env, user_key), safe='')}:{quote(_need(env, password_key), safe='')}"
-        f"@{_need(env, 'TIDEWATER_PG_HOST')}:{_need(env, 'TIDEWATER_PG_PORT')}/{_need(env, 'TIDEWATER_SHOP_DB')}"
+        f"@{_need(env, 'TIDEWATER_PG_HOST')}:{_need(env, 'TIDEWATER_PG_PORT')}/{quote(_need(env, db_key), safe='')}"
     )
 
 
@@ -38,6 +39,13 @@ def airflow_connections(env: Mapping[str, str]) -> dict[str, str]:
         "AIRFLOW_CONN_SHOP_POSTGRES_ADMIN": _postgres_uri(
             env, "TIDEWATER_PG_SUPERUSER", "TIDEWATER_PG_SUPERUSER_PASSWORD"
         ),
+        # DuckLake catalogs (docs/lake.md): the pipeline's writer on both, the mart readers' read-only role.
+        "AIRFLOW_CONN_LAKE_CATALOG": _postgres_uri(
+            env, "TIDEWATER_LAKE_CATALOG_USER", "TIDEWATER_LAKE_CATALOG_PASSWORD", "TIDEWATER_LAKE_CATALOG_DB"),
+        "AIRFLOW_CONN_MARTS_CATALOG": _postgres_uri(
+            env, "TIDEWATER_LAKE_CATALOG_USER", "TIDEWATER_LAKE_CATALOG_PASSWORD", "TIDEWATER_MARTS_CATALOG_DB"),
+        "AIRFLOW_CONN_MARTS_CATALOG_READER": _postgres_uri(
+            env, "TIDEWATER_MARTS_READER_USER", "TIDEWATER_MARTS_READER_PASSWORD", "TIDEWATER_MARTS_CATALOG_DB"),
         # The drain never relies on auto-commit: offsets are committed after the lake has the data.
         "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps({
             "conn_type": "kafka",

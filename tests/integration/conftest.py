@@ -5,14 +5,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from urllib.parse import quote
 
+import duckdb
 import psycopg
+import pyarrow as pa
 import pytest
 from psycopg import sql
 
 from tidewater.airflow_api import AirflowApi
 from tidewater.cdc import connector
 from tidewater.config import Settings
+from tidewater.duck import load_extensions, s3_secret_sql
+from tidewater.lake import Lake, commit
+from tidewater.lake.objects import Bucket
 from tidewater.shop import migrate
 
 
@@ -75,27 +82,62 @@ def shop_changes(cdc: Settings) -> Settings:
     return cdc
 
 
-@contextmanager
-def new_bucket(settings: Settings) -> Iterator:
-    """A new, empty bucket on the stack's MinIO, as a Lake; removed afterwards."""
-    from tidewater import drain
-    from tidewater.drain.lake import Lake
+@dataclass
+class ScratchLake(Lake):
+    """A lake of one test: its own bucket and catalog database. `env` points a subprocess (airflow dags test) at it."""
 
-    client = drain.open_lake(settings).client
-    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    env: dict[str, str] = field(default_factory=dict)
+
+    def changes(self, table: str, where: str = "true") -> pa.Table:
+        """The change table's rows (empty if the table does not exist yet)."""
+        if commit.table_columns(self.con, table) is None:
+            return pa.table({})
+        return self.con.execute(f"SELECT * FROM {commit.CHANGES}.{table} WHERE {where}").to_arrow_table()
+
+
+@contextmanager
+def new_lake(settings: Settings) -> Iterator[ScratchLake]:
+    """A new, empty lake (a bucket on the stack's MinIO, a catalog database owned by the catalog writer); removed
+    afterwards. Nothing of the deployment's lake is touched."""
+    from tidewater.config import get_connection
+    from tidewater.lake import catalog
+
+    client = _s3_client(settings)
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    bucket = name.replace("_", "-")
     client.create_bucket(Bucket=bucket)
-    lake = Lake(client, bucket)
+    writer = get_connection(settings.lake_catalog_conn_id)
+    with psycopg.connect(settings.shop_conninfo(admin=True), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(writer.login)))
+    metadata = replace(writer, schema=name)
+    con = duckdb.connect()
+    load_extensions(con, "httpfs", "ducklake", "postgres")
+    con.execute(s3_secret_sql(get_connection(settings.lake_conn_id)))
+    catalog.attach(con, catalog.LAKE, metadata, f"s3://{bucket}/{catalog.DATA_PREFIX[catalog.LAKE]}")
+    lake = ScratchLake(con, Bucket(client, bucket), env={
+        "TIDEWATER_LAKE_BUCKET": bucket,
+        "AIRFLOW_CONN_LAKE_CATALOG": f"postgresql://{quote(writer.login, safe='')}:"
+                                     f"{quote(writer.password or '', safe='')}@{writer.host}:{writer.port}/{name}"})
     try:
         yield lake
     finally:
-        lake.delete(lake.keys(""))
+        con.close()
+        lake.bucket.delete(lake.bucket.keys(""))
         client.delete_bucket(Bucket=bucket)
+        with psycopg.connect(settings.shop_conninfo(admin=True), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _s3_client(settings: Settings):
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=settings.lake_conn_id).get_conn()
 
 
 @pytest.fixture
-def lake_bucket(settings: Settings) -> Iterator:
-    with new_bucket(settings) as lake:
-        yield lake
+def lake(settings: Settings) -> Iterator[ScratchLake]:
+    with new_lake(settings) as scratch:
+        yield scratch
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """Runs one drain in this process and kills it with SIGKILL at a chosen point (test helper).
 
-  python drain_crash_driver.py TOPIC GROUP BUCKET MODE FILE_MAX_ROWS
+  python drain_crash_driver.py TOPIC GROUP MODE FILE_MAX_ROWS
 
+The lake is the one the environment names (TIDEWATER_LAKE_BUCKET, AIRFLOW_CONN_LAKE_CATALOG: a test's lake).
 MODE: after_first_upload | mid_file (during the upload of the second file) | before_commit (after the
-last upload) | none.
+last upload) | in_commit (inside the lake's transaction, after the files were registered) | none.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 from tidewater import drain
 from tidewater.config import Settings
 from tidewater.drain import drainer
-from tidewater.drain.lake import Lake
+from tidewater.lake import commit
 
 
 def die() -> None:
@@ -44,27 +45,37 @@ class DyingBody:
         return self.position
 
 
-def main(topic: str, group: str, bucket: str, mode: str, file_max_rows: str) -> None:
+def main(topic: str, group: str, mode: str, file_max_rows: str) -> None:
     settings = Settings.from_env()
-    lake = Lake(drain.open_lake(settings).client, bucket)
+    lake = drain.open_lake(settings)
+    bucket = lake.bucket
     uploads = 0
-    put_parquet = lake.put_parquet
+    put_parquet = bucket.put_parquet
 
     def counting_put_parquet(key, body):
         nonlocal uploads
         uploads += 1
         if mode == "mid_file" and uploads == 2:
-            lake.client.put_object(Bucket=bucket, Key=key, Body=DyingBody(body))
+            bucket.client.put_object(Bucket=bucket.bucket, Key=key, Body=DyingBody(body))
         written = put_parquet(key, body)
         if mode == "after_first_upload" and uploads == 1:
             die()
         return written
 
-    lake.put_parquet = counting_put_parquet
+    bucket.put_parquet = counting_put_parquet
     if mode == "before_commit":
-        drainer._commit = lambda *args, **kwargs: die()
+        commit.commit_drain = lambda *args, **kwargs: die()
+    if mode == "in_commit":
+        commit_drain = commit.commit_drain
+
+        def dying_commit(*args, **kwargs):
+            commit._set_positions = lambda *_args, **_kwargs: die()
+            return commit_drain(*args, **kwargs)
+
+        commit.commit_drain = dying_commit
     consumer = drain.kafka_consumer(settings, group_id=group)
-    drainer.drain_topic(consumer, lake, topic, drainer.DrainLimits(file_max_rows=int(file_max_rows)))
+    drainer.drain_topic(consumer, lake, topic, drain.kafka_topic_id(settings, topic),
+                        drainer.DrainLimits(file_max_rows=int(file_max_rows)))
     consumer.close()
 
 

@@ -6,29 +6,29 @@ import json
 import time
 import uuid
 from collections import Counter
-from io import BytesIO
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from confluent_kafka import Consumer, TopicPartition
 
 from tidewater.cdc.connector import wait_for_catch_up as wait_for_cdc_catch_up  # noqa: F401 (tests import it here)
 from tidewater.cdc.topics import consumer_config
-from tidewater.drain import lake as layout
-from tidewater.drain.lake import Lake
+from tidewater.drain import quarantine
+from tidewater.lake import Lake
+from tidewater.lake import objects as layout
 
 
 def read_raw(lake: Lake, topic: str) -> pa.Table:
-    tables = [pq.read_table(BytesIO(lake.client.get_object(Bucket=lake.bucket, Key=key)["Body"].read()))
-              for key in lake.keys(layout.raw_table_prefix(topic)) if key.endswith(".parquet")]
-    tables = [t for t in tables if t.column("_kafka_topic")[0].as_py() == topic]
-    return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
+    """The topic's rows in its change table."""
+    return lake.changes(layout.table_of(topic), f"_kafka_topic = '{topic}'")
 
 
-def read_quarantine(lake: Lake, topic: str) -> list[dict]:
+def read_quarantine(lake: Lake, topic: str, committed: bool = True) -> list[dict]:
+    """The records of the topic's quarantine files: those a commit accepted, or (committed=False) every file."""
+    keys = [f.key for f in quarantine.committed_files(lake) if f.topic == topic] if committed \
+        else lake.bucket.keys(layout.quarantine_prefix(topic))
     rows = []
-    for key in lake.keys(layout.quarantine_prefix(topic)):
-        body = lake.client.get_object(Bucket=lake.bucket, Key=key)["Body"].read().decode()
+    for key in keys:
+        body = lake.bucket.client.get_object(Bucket=lake.bucket.bucket, Key=key)["Body"].read().decode()
         rows += [json.loads(line) for line in body.splitlines()]
     return rows
 

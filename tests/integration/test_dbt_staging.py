@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 
 from tidewater.cdc.connector import table_topic
 from tidewater.config import REPO_ROOT, get_connection
-from tidewater.drain import lake as layout
-from tidewater.duck import load_httpfs, s3_secret_sql
+from tidewater.duck import load_extensions, s3_secret_sql
+from tidewater.lake import objects as layout
 
 from .lake_checks import read_raw
 from .test_drain import drain_once
@@ -54,7 +54,7 @@ def test_staging_keeps_each_change_once(shop_changes, lake_bucket, group_id, tmp
 
     assert run.returncode == 0, run.stdout[-4000:]
     with duckdb.connect(warehouse, read_only=True) as con:
-        load_httpfs(con)
+        load_extensions(con, "httpfs")
         con.execute(s3_secret_sql(get_connection(shop_changes.lake_conn_id)))
         staged = con.execute("select count(*), count(distinct change_id), max(_kafka_offset) "
                              "from stg_shop__orders").fetchone()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -21,17 +23,20 @@ from tidewater.cdc.connector import table_topic
 from tidewater.cdc.topics import consumer_config
 from tidewater.drain import drainer
 from tidewater.drain.drainer import DrainLimits, Replay
+from tidewater.lake import commit
+from tidewater.lake import objects as layout
 
-from .lake_checks import kafka_records, landed_offsets, read_quarantine, read_raw, wait_for_offsets
+from .lake_checks import kafka_records, landed_offsets, now_ms, read_quarantine, read_raw, wait_for_offsets
 
 CRASH_DRIVER = Path(__file__).with_name("drain_crash_driver.py")
 NOT_JSON = b"\xff\xfe not json, not even UTF-8"
 
 
-def drain_once(settings, lake, topic, group_id, **limits):
+def drain_once(settings, lake, topic, group_id, replay=None, **limits):
     consumer = drain.kafka_consumer(settings, group_id=group_id)
     try:
-        return drainer.drain_topic(consumer, lake, topic, DrainLimits(**limits))
+        return drainer.drain_topic(consumer, lake, topic, drain.kafka_topic_id(settings, topic), DrainLimits(**limits),
+                                   replay=replay)
     finally:
         consumer.close()
 
@@ -48,53 +53,96 @@ def assert_exactly_once(settings, lake, topic, result):
     assert set(landed) == expected_offsets(settings, topic, result)
 
 
-def test_drain_lands_every_change_once_with_exact_types(shop_changes, lake_bucket, group_id):
+def test_drain_lands_every_change_once_with_exact_types(shop_changes, lake, group_id):
     topic = table_topic(shop_changes, "order_items")
 
-    result = drain_once(shop_changes, lake_bucket, topic, group_id, file_max_rows=50)
+    result = drain_once(shop_changes, lake, topic, group_id, file_max_rows=50)
 
     assert result.rows > 50 and result.files > 1
-    assert_exactly_once(shop_changes, lake_bucket, topic, result)
-    raw = read_raw(lake_bucket, topic)
+    assert_exactly_once(shop_changes, lake, topic, result)
+    raw = read_raw(lake, topic)
     assert str(raw.schema.field("unit_price").type) == "decimal128(12, 2)"
-    assert str(raw.schema.field("created_at").type) == "timestamp[us, tz=UTC]"
+    created_at = raw.schema.field("created_at").type
+    assert (created_at.unit, created_at.tz in ("UTC", "Etc/UTC")) == ("us", True)
     assert set(raw.column("_op").to_pylist()) >= {"c", "d"}  # cancellations delete items
     # Debezium may still be emitting the fixture's traffic: a second run continues exactly where the first
     # stopped, and everything is still in the lake once.
-    again = drain_once(shop_changes, lake_bucket, topic, group_id)
+    again = drain_once(shop_changes, lake, topic, group_id)
     assert [p.start for p in again.partitions] == [p.end for p in result.partitions]
-    assert_exactly_once(shop_changes, lake_bucket, topic, again)
+    assert_exactly_once(shop_changes, lake, topic, again)
 
 
-@pytest.mark.parametrize("crash", ["after_first_upload", "mid_file", "before_commit"])
-def test_a_drain_killed_at_any_point_loses_and_duplicates_nothing(shop_changes, lake_bucket, group_id, crash):
+@pytest.mark.parametrize("crash", ["after_first_upload", "mid_file", "before_commit", "in_commit"])
+def test_a_drain_killed_at_any_point_loses_and_duplicates_nothing(shop_changes, lake, group_id, crash):
     topic = table_topic(shop_changes, "orders")
 
-    killed = subprocess.run([sys.executable, str(CRASH_DRIVER), topic, group_id, lake_bucket.bucket, crash, "40"],
-                            capture_output=True, text=True, timeout=300)
+    killed = subprocess.run([sys.executable, str(CRASH_DRIVER), topic, group_id, crash, "40"],
+                            env={**os.environ, **lake.env}, capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    assert lake_bucket.keys("raw/"), "the killed drain should have uploaded something first"
-    result = drain_once(shop_changes, lake_bucket, topic, group_id, file_max_rows=40)
+    assert lake.bucket.keys(layout.DATA + "/"), "the killed drain should have uploaded something first"
+    assert read_raw(lake, topic).num_rows == 0  # none of it is in the lake
+    result = drain_once(shop_changes, lake, topic, group_id, file_max_rows=40)
 
-    assert_exactly_once(shop_changes, lake_bucket, topic, result)
-    assert lake_bucket.keys("_drain/") == []  # no journal left behind
+    assert result.partitions[0].start == 0
+    assert_exactly_once(shop_changes, lake, topic, result)
 
 
-def test_replay_from_an_offset_redrains_without_duplicates(shop_changes, lake_bucket, group_id):
+def test_replay_from_an_offset_redrains_without_duplicates(shop_changes, lake, group_id):
     topic = table_topic(shop_changes, "orders")
-    first = drain_once(shop_changes, lake_bucket, topic, group_id, file_max_rows=30)
+    first = drain_once(shop_changes, lake, topic, group_id, file_max_rows=30)
     middle = first.partitions[0].start + (first.partitions[0].end - first.partitions[0].start) // 2
 
-    consumer = drain.kafka_consumer(shop_changes, group_id=group_id)
-    try:
-        replayed = drainer.drain_topic(consumer, lake_bucket, topic, DrainLimits(file_max_rows=30),
-                                       replay=Replay(offsets={0: middle}))
-    finally:
-        consumer.close()
+    replayed = drain_once(shop_changes, lake, topic, group_id, replay=Replay(offsets={0: middle}), file_max_rows=30)
 
-    assert replayed.partitions[0].start <= middle  # moved back to a file boundary
+    assert replayed.partitions[0].start == middle
     assert replayed.rows > 0
-    assert_exactly_once(shop_changes, lake_bucket, topic, replayed)
+    assert_exactly_once(shop_changes, lake, topic, replayed)
+
+
+def test_a_replay_at_or_after_the_lakes_position_is_refused(shop_changes, lake, group_id):
+    topic = table_topic(shop_changes, "orders")
+    first = drain_once(shop_changes, lake, topic, group_id)
+    position = first.partitions[0].end
+
+    with pytest.raises(drainer.DrainError, match=rf"continues at {position}\. A replay only goes back"):
+        drain_once(shop_changes, lake, topic, group_id, replay=Replay(offsets={0: position}))
+    with pytest.raises(drainer.DrainError, match="A replay only goes back"):
+        drain_once(shop_changes, lake, topic, group_id, replay=Replay(timestamp_ms=now_ms() + 3_600_000))
+    assert commit.read_positions(lake.con, topic).offsets == {0: position}  # nothing moved
+
+
+def test_the_lake_not_the_consumer_group_says_where_a_drain_continues(shop_changes, lake, group_id):
+    topic = table_topic(shop_changes, "customers")
+    first = drain_once(shop_changes, lake, topic, group_id, file_max_rows=25)
+    admin = AdminClient({"bootstrap.servers": consumer_config(shop_changes)["bootstrap.servers"]})
+    [deleted] = admin.delete_consumer_groups([group_id]).values()
+    deleted.result()
+
+    again = drain_once(shop_changes, lake, topic, group_id)
+
+    assert [p.start for p in again.partitions] == [p.end for p in first.partitions]
+    assert_exactly_once(shop_changes, lake, topic, again)
+
+
+def test_two_drains_of_one_topic_at_once_land_each_record_once_and_one_fails(shop_changes, lake, group_id):
+    topic = table_topic(shop_changes, "order_items")
+    env = {**os.environ, **lake.env}
+    runs = [subprocess.Popen([sys.executable, str(CRASH_DRIVER), topic, f"{group_id}-{n}", "none", "50"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(2)]
+    outcomes = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+
+    assert sorted(code for code, _ in outcomes) == [0, 1], [err[-1500:] for _, err in outcomes]
+    [loser] = [err for code, err in outcomes if code == 1]
+    assert "another drain of this topic committed first" in loser
+    landed = landed_offsets(lake, topic)
+    assert {key for key, count in landed.items() if count > 1} == set(), "records landed twice"
+    position = commit.read_positions(lake.con, topic).offsets
+    expected = {key for key, value in kafka_records(shop_changes, topic, position).items() if value is not None}
+    assert set(landed) == expected
+    registered = {row[0] for row in lake.con.execute(
+        f"SELECT data_file FROM ducklake_list_files('lake', '{layout.table_of(topic)}')").fetchall()}
+    uploaded = {lake.bucket.uri(key) for key in lake.bucket.keys(layout.DATA + "/")}
+    assert uploaded == registered  # the loser removed its files
 
 
 def delete_topic(settings, topic: str) -> None:
@@ -124,7 +172,7 @@ def _real_events(settings, count: int) -> list[bytes]:
     return [value for value in records.values() if value is not None][:count]
 
 
-def test_poison_records_are_quarantined_and_the_rest_lands(shop_changes, lake_bucket, group_id, scratch_topic):
+def test_poison_records_are_quarantined_and_the_rest_lands(shop_changes, lake, group_id, scratch_topic):
     topic = scratch_topic
     good = _real_events(shop_changes, 40)
     wrong_type = good[0].replace(b'"quantity":', b'"quantity":"many","was":', 1)
@@ -133,20 +181,20 @@ def test_poison_records_are_quarantined_and_the_rest_lands(shop_changes, lake_bu
     _produce(shop_changes, topic, [*good[:20], NOT_JSON, wrong_type, not_envelope, b'{"hello": 1}',
                                    *good[20:]])
 
-    result = drain_once(shop_changes, lake_bucket, topic, group_id, max_bad_share=0.2)
+    result = drain_once(shop_changes, lake, topic, group_id, max_bad_share=0.2)
 
     assert (result.rows, result.quarantined) == (40, 4)
-    quarantined = {row["offset"]: row for row in read_quarantine(lake_bucket, topic)}
+    quarantined = {row["offset"]: row for row in read_quarantine(lake, topic)}
     assert sorted(quarantined) == [20, 21, 22, 23]
     assert base64.b64decode(quarantined[20]["value"]["base64"]) == NOT_JSON
     assert "does not match its schema" in quarantined[21]["error"]
     assert "not a Debezium envelope" in quarantined[22]["error"]
     assert quarantined[23]["headers"] == [["source", {"text": "test"}]]
     assert quarantined[23]["key"] == {"text": '{"id": 1}'}
-    assert_exactly_once(shop_changes, lake_bucket, topic, result)
+    assert_exactly_once(shop_changes, lake, topic, result)
 
 
-def test_no_record_of_the_malformed_corpus_blocks_the_partition(shop_changes, lake_bucket, group_id, scratch_topic):
+def test_no_record_of_the_malformed_corpus_blocks_the_partition(shop_changes, lake, group_id, scratch_topic):
     corpus = [json.loads(line) for line in
               (Path(__file__).parents[1] / "unit" / "fixtures" / "malformed_records.jsonl").read_text().splitlines()]
     good = _real_events(shop_changes, 10)
@@ -160,34 +208,34 @@ def test_no_record_of_the_malformed_corpus_blocks_the_partition(shop_changes, la
     values.append(good[-1])
     _produce(shop_changes, scratch_topic, values)
 
-    result = drain_once(shop_changes, lake_bucket, scratch_topic, group_id, max_bad_share=1.0)
+    result = drain_once(shop_changes, lake, scratch_topic, group_id, max_bad_share=1.0)
 
-    quarantined = {row["offset"]: row for row in read_quarantine(lake_bucket, scratch_topic)}
+    quarantined = {row["offset"]: row for row in read_quarantine(lake, scratch_topic)}
     assert sorted(quarantined) == sorted(expected)
     for offset, entry in expected.items():
         assert entry["expect"].lower() in quarantined[offset]["error"].lower(), entry["name"]
     assert (result.rows, result.quarantined) == (len(values) - len(expected), len(expected))
-    assert sorted(read_raw(lake_bucket, scratch_topic).column("_kafka_offset").to_pylist()) == \
+    assert sorted(read_raw(lake, scratch_topic).column("_kafka_offset").to_pylist()) == \
         [offset for offset in range(len(values)) if offset not in expected]
-    assert_exactly_once(shop_changes, lake_bucket, scratch_topic, result)
+    assert_exactly_once(shop_changes, lake, scratch_topic, result)
     # The partition moved on: the next drain has nothing left to read.
-    assert drain_once(shop_changes, lake_bucket, scratch_topic, group_id, max_bad_share=1.0).records == 0
+    assert drain_once(shop_changes, lake, scratch_topic, group_id, max_bad_share=1.0).records == 0
 
 
-def test_too_many_poison_records_fail_the_run_naming_the_quarantine(shop_changes, lake_bucket, group_id,
+def test_too_many_poison_records_fail_the_run_naming_the_quarantine(shop_changes, lake, group_id,
                                                                    scratch_topic):
     topic = scratch_topic
     _produce(shop_changes, topic, [*_real_events(shop_changes, 10), b"garbage", b"more garbage"])
 
-    with pytest.raises(drainer.DrainError, match=rf"2 of 12 records .* s3://{lake_bucket.bucket}/quarantine/"):
-        drain_once(shop_changes, lake_bucket, topic, group_id, max_bad_share=0.05)
+    with pytest.raises(drainer.DrainError, match=rf"2 of 12 records .* s3://{lake.bucket.bucket}/quarantine/"):
+        drain_once(shop_changes, lake, topic, group_id, max_bad_share=0.05)
 
     # Not committed: a retry drains the same slice and fails the same way (tests/integration/test_quarantine.py).
     with pytest.raises(drainer.QuarantineLimitExceeded, match="2 of 12 records"):
-        drain_once(shop_changes, lake_bucket, topic, group_id, max_bad_share=0.05)
+        drain_once(shop_changes, lake, topic, group_id, max_bad_share=0.05)
 
 
-def test_a_column_added_mid_stream_reads_together_with_old_files(shop, lake_bucket, group_id):
+def test_a_column_added_mid_stream_reads_together_with_old_files(shop, lake, group_id):
     table = f"evolution_{uuid.uuid4().hex[:8]}"
     topic = table_topic(shop, table)
     admin = shop.shop_conninfo(admin=True)
@@ -197,27 +245,20 @@ def test_a_column_added_mid_stream_reads_together_with_old_files(shop, lake_buck
         conn.execute(f"INSERT INTO shop.{table} VALUES (1, 1.50, '2026-03-29'), (2, NULL, NULL)")
     try:
         wait_for_offsets(shop, topic, 2)
-        first = drain_once(shop, lake_bucket, topic, group_id)
+        first = drain_once(shop, lake, topic, group_id)
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"ALTER TABLE shop.{table} ADD COLUMN note jsonb")
             conn.execute(f"""INSERT INTO shop.{table} VALUES (3, 99999999.99, '2026-10-25', '{{"a": "ü"}}')""")
             conn.execute(f"UPDATE shop.{table} SET amount = 2.25 WHERE id = 1")
         wait_for_offsets(shop, topic, 4)
-        second = drain_once(shop, lake_bucket, topic, group_id)
+        second = drain_once(shop, lake, topic, group_id)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP TABLE shop.{table}")
         delete_topic(shop, topic)  # or every later cdc_drain run would land the probe table
 
     assert (first.rows, second.rows) == (2, 2)
-    from tidewater.config import get_connection
-    from tidewater.duck import connect_lake
-
-    con = connect_lake(get_connection(shop.lake_conn_id))
-    rows = con.sql(f"""
-        select id, amount, seen, note, _op
-        from read_parquet('s3://{lake_bucket.bucket}/raw/{table}/*/*.parquet', union_by_name = true)
-        order by _kafka_offset""").fetchall()
+    rows = lake.con.sql(f"select id, amount, seen, note, _op from lake.main.{table} order by _kafka_offset").fetchall()
     from datetime import date
     from decimal import Decimal
     rows = [(*row[:3], json.loads(row[3]) if row[3] else None, row[4]) for row in rows]
@@ -229,14 +270,44 @@ def test_a_column_added_mid_stream_reads_together_with_old_files(shop, lake_buck
     ]
 
 
-def test_an_empty_topic_run_writes_nothing(shop_changes, lake_bucket, group_id, scratch_topic):
+def test_an_empty_topic_run_writes_nothing(shop_changes, lake, group_id, scratch_topic):
     topic = scratch_topic
     _produce(shop_changes, topic, _real_events(shop_changes, 5))
-    first = drain_once(shop_changes, lake_bucket, topic, group_id)
-    keys_before = lake_bucket.keys("")
+    first = drain_once(shop_changes, lake, topic, group_id)
+    keys_before = lake.bucket.keys("")
+    snapshot = lake.con.execute("SELECT id FROM lake.current_snapshot()").fetchone()
 
-    result = drain_once(shop_changes, lake_bucket, topic, group_id)
+    result = drain_once(shop_changes, lake, topic, group_id)
 
     assert first.rows == 5
     assert (result.records, result.rows, result.files) == (0, 0, 0)
-    assert lake_bucket.keys("") == keys_before
+    assert lake.bucket.keys("") == keys_before
+    assert lake.con.execute("SELECT id FROM lake.current_snapshot()").fetchone() == snapshot  # no commit either
+
+
+def test_a_recreated_topic_fails_clearly_until_accepted_and_loses_nothing(shop_changes, lake, group_id,
+                                                                         scratch_topic):
+    topic = scratch_topic
+    events = _real_events(shop_changes, 8)
+    _produce(shop_changes, topic, events[:5])
+    assert drain_once(shop_changes, lake, topic, group_id).rows == 5
+    delete_topic(shop_changes, topic)
+    for _ in range(50):  # Kafka deletes topics asynchronously
+        try:
+            _produce(shop_changes, topic, events[5:])
+            break
+        except Exception:
+            time.sleep(0.2)
+
+    with pytest.raises(drainer.DrainError, match="was deleted and created again.*accept_recreated_topic"):
+        drain_once(shop_changes, lake, topic, group_id)
+    assert read_raw(lake, topic).num_rows == 5
+
+    consumer = drain.kafka_consumer(shop_changes, group_id=group_id)
+    try:
+        accepted = drainer.drain_topic(consumer, lake, topic, drain.kafka_topic_id(shop_changes, topic),
+                                       accept_recreated_topic=True)
+    finally:
+        consumer.close()
+    assert (accepted.partitions[0].start, accepted.rows) == (0, 3)
+    assert read_raw(lake, topic).num_rows == 8

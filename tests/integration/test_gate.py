@@ -14,7 +14,7 @@ import pytest
 
 from tidewater.cdc.connector import table_topic
 from tidewater.config import REPO_ROOT, Settings, get_connection
-from tidewater.duck import load_httpfs, s3_secret_sql
+from tidewater.duck import load_extensions, s3_secret_sql
 from tidewater.gate import context, publish, stage, steps
 from tidewater.gate.report import GateFailed
 from tidewater.gate.suites import MARTS
@@ -79,7 +79,7 @@ def test_clean_run_publishes_marts_equal_to_the_warehouse(built):
     assert publish.current_publication(settings) == publication_id
     assert lake.get_json(publish.POINTER_KEY)["publication_id"] == publication_id
     with duckdb.connect(settings.warehouse_path, read_only=True) as con:
-        load_httpfs(con)
+        load_extensions(con, "httpfs")
         con.execute(s3_secret_sql(get_connection(settings.lake_conn_id)))
         con.execute(f"attach '{publish.published_path(settings)}' as published (read_only)")
         for table in MARTS:

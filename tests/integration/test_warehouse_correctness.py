@@ -12,7 +12,7 @@ import pytest
 
 from tidewater.cdc.connector import table_topic
 from tidewater.config import get_connection
-from tidewater.duck import load_httpfs, s3_secret_sql
+from tidewater.duck import load_extensions, s3_secret_sql
 
 from .conftest import new_bucket
 from .lake_checks import wait_for_cdc_catch_up
@@ -167,7 +167,7 @@ def _built_warehouse(path, bucket: str, *args: str) -> None:
 
 def _open(settings, path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(path), read_only=True)
-    load_httpfs(con)
+    load_extensions(con, "httpfs")
     con.execute(s3_secret_sql(get_connection(settings.lake_conn_id)))
     return con
 

@@ -12,9 +12,9 @@ from confluent_kafka import Consumer
 
 from tidewater.cdc.topics import consumer_config
 from tidewater.config import Settings
-from tidewater.drain import lake as layout
 from tidewater.drain.drainer import DrainLimits, Replay
-from tidewater.drain.lake import Lake
+from tidewater.lake import Lake
+from tidewater.lake import objects as layout
 
 # The drain stops reading while the previous chunk is still being written, so librdkafka's 64 MiB prefetch
 # queue fills; by default librdkafka then waits a whole second before fetching again, which tripled the
@@ -34,10 +34,24 @@ def kafka_consumer(settings: Settings, group_id: str | None = None) -> Consumer:
 
 
 def open_lake(settings: Settings) -> Lake:
-    """The lake bucket through the Amazon provider's connection (endpoint from its extras)."""
+    """The lake catalog attached as its writer, and the bucket through the Amazon provider's connection."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    return Lake(S3Hook(aws_conn_id=settings.lake_conn_id).get_conn(), settings.lake_bucket)
+    from tidewater.lake import catalog
+    from tidewater.lake.objects import Bucket
+
+    return Lake(catalog.connect(settings), Bucket(S3Hook(aws_conn_id=settings.lake_conn_id).get_conn(),
+                                                 settings.lake_bucket))
+
+
+def kafka_topic_id(settings: Settings, topic: str) -> str:
+    """Kafka's id of the topic now (a topic deleted and created again gets a new one)."""
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(consumer_config(settings))
+    description = admin.describe_topics(TopicCollection([topic]), request_timeout=30)[topic].result()
+    return str(description.topic_id)
 
 
 def limits(settings: Settings) -> DrainLimits:
@@ -59,7 +73,7 @@ class ParamError(ValueError):
 
 
 OFFSETS_EXAMPLE = '{"0": 1200}'
-TOPIC_PARAMS = ("replay_topic", "accept_quarantine_topic")
+TOPIC_PARAMS = ("replay_topic", "accept_quarantine_topic", "accept_recreated_topic")
 _WHOLE = re.compile(r"[0-9]+")
 
 
@@ -84,6 +98,11 @@ def check_params(params: Mapping[str, Any], topics: list[str]) -> None:
 def accept_quarantine(params: Mapping[str, Any], topic: str) -> bool:
     """Whether a person accepted, for this run, more quarantined records of `topic` than max_bad_share."""
     return bool(params.get("accept_quarantine_topic")) and params["accept_quarantine_topic"] == topic
+
+
+def accept_recreated_topic(params: Mapping[str, Any], topic: str) -> bool:
+    """Whether a person accepted, for this run, that `topic` was deleted and created again."""
+    return bool(params.get("accept_recreated_topic")) and params["accept_recreated_topic"] == topic
 
 
 def _whole(value: object) -> int | None:
@@ -140,10 +159,10 @@ def report_quarantine(settings: Settings, lake: Lake, *, dag_id: str, run_id: st
     files = quarantine.unreported_files(lake)
     if not files:
         return {}
-    topics = [messages.QuarantinedTopic(t.topic, t.records, dict(t.reasons), [lake.uri(key) for key in t.keys])
+    topics = [messages.QuarantinedTopic(t.topic, t.records, dict(t.reasons), [lake.bucket.uri(key) for key in t.keys])
               for t in quarantine.summarize(lake, files)]
     notify.send(settings, messages.quarantine_report_email(
         dag_id=dag_id, run_id=run_id, run_link=messages.run_url(settings.airflow_url, dag_id, run_id),
-        prefix_uri=lake.uri(layout.QUARANTINE + "/"), topics=topics))
+        prefix_uri=lake.bucket.uri(layout.QUARANTINE + "/"), topics=topics))
     quarantine.mark_reported(lake, [f.key for f in files])
     return {t.topic: t.records for t in topics}

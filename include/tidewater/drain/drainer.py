@@ -1,30 +1,8 @@
-"""Drains one Kafka CDC topic into Parquet on S3 with exactly-once effect.
+"""Drains one Kafka CDC topic into its DuckLake change table with exactly-once effect.
 
-Protocol, per partition (the Kafka consumer group's committed offset C is the only progress marker):
-
-1. Recover. If an in-flight journal ``_drain/inflight/<topic>/p<N>.json`` exists and its ``start``
-   equals C, the run that wrote it died before committing: every lake object of this partition whose
-   first offset is >= C, in the date folders and quarantine the journal names, is a leftover. They are
-   deleted. (A journal whose start is below C belongs to a run that committed but died before
-   removing it.) Then the journal is removed.
-2. Bound the slice: read the high watermark H now and drain [C, min(H, C + budget)), so a run ends.
-3. Consume in order; cut a file whenever it reaches the row or byte bound (memory stays bounded);
-   decode it; write one Parquet object per change date, named by its first and last offsets. Before the
-   first object goes into a date folder (or quarantine), the journal is (re)written to name it.
-4. Check the share of quarantined records: above ``max_bad_share`` the run fails here, before its commit,
-   so the journals stay and every retry recovers (step 1), drains the same slice and fails the same way until
-   a person accepts the quarantine for one run (``accept_quarantine``) or fixes the cause. The failed run
-   deletes the raw files it wrote (readers never see uncommitted rows) and keeps its quarantine files for
-   people to read (the journal names them). Otherwise, after every
-   partition's objects are in S3, commit the end offsets synchronously; then delete the journals.
-
-A crash at any point leaves either no commit (step 1 of the next run removes whatever the dead run
-wrote, and the records are drained again) or a commit of exactly what is in the lake. S3 PUTs are
-atomic, so a crash in the middle of a file leaves no partial object. Offsets are never auto-committed.
-
-Replay (recovery) rewinds: it commits an earlier offset R' (moved back to a file boundary, so no
-file straddles it) and writes a journal naming every date folder holding files at or after R'; the
-normal protocol then treats those files as leftovers, deletes them and drains them again.
+The protocol (positions in the lake, one commit per drain, replays, recreated topics) is described in
+tidewater.lake; this module runs it for one topic: it reads each partition's slice [position, end), decodes it
+in bounded chunks, uploads the Parquet files and quarantine files, and hands them to the lake's commit.
 """
 
 from __future__ import annotations
@@ -34,17 +12,18 @@ import ctypes
 import logging
 import math
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from tidewater.drain import lake as lake_layout
 from tidewater.drain.encoder import ChunkEncoder
-from tidewater.drain.lake import Lake
+from tidewater.lake import Lake, commit
+from tidewater.lake import objects as layout
 
 log = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD = -1  # mallopt parameter number, from glibc's malloc.h
@@ -110,6 +89,7 @@ class DrainResult:
     quarantine_files: list[str] = field(default_factory=list)  # keys written by this run
     quarantine_reasons: dict[str, int] = field(default_factory=dict)  # reason → records, most frequent first
     accepted_quarantine: bool = False  # committed above max_bad_share because a person accepted it
+    snapshot_id: int | None = None  # the lake snapshot of this drain's commit
 
     @property
     def rows(self) -> int:
@@ -147,62 +127,56 @@ class DrainResult:
         return {**self.asset_extra(), "partitions": [asdict(p) for p in self.partitions]}
 
 
-def _committed(consumer: Consumer, topic: str, partitions: list[int]) -> dict[int, int]:
-    committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=30)
-    return {tp.partition: tp.offset for tp in committed}
-
-
 def _watermarks(consumer: Consumer, topic: str, partition: int) -> tuple[int, int]:
     return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30, cached=False)
 
 
-def _commit(consumer: Consumer, topic: str, offsets: dict[int, int]) -> None:
-    consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+def _commit_group(consumer: Consumer, topic: str, offsets: dict[int, int]) -> None:
+    """The consumer group's offsets, for lag tools only (the lake's positions are the truth): failures are logged."""
+    try:
+        results = consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()],
+                                  asynchronous=False) or []
+    except KafkaException as error:
+        log.warning("%s: the consumer group's offsets were not updated (lag tools may show stale lag): %s",
+                    topic, error)
+        return
+    for tp in results:
+        if tp.error is not None:
+            log.warning("%s[%s]: the consumer group's offset was not updated: %s", topic, tp.partition, tp.error)
 
 
 class _PartitionWriter:
-    """Writes one partition's slice: journals each new destination, then uploads."""
+    """Uploads one partition's slice: Parquet files for the change table, JSONL for the quarantine."""
 
-    def __init__(self, lake: Lake, topic: str, progress: PartitionProgress, encoder: ChunkEncoder) -> None:
-        self.lake, self.topic, self.progress, self.encoder = lake, topic, progress, encoder
-        self.journal_key = lake_layout.inflight_key(topic, progress.partition)
-        self.journal = {"start": progress.start, "dts": [], "quarantine": False}
+    def __init__(self, lake: Lake, topic: str, progress: PartitionProgress, encoder: ChunkEncoder, run: str) -> None:
+        self.lake, self.topic, self.progress, self.encoder, self.run = lake, topic, progress, encoder, run
         self.newest_source_ts: datetime | None = None
-        self.quarantine_keys: list[str] = []
-        self.raw_keys: list[str] = []
+        self.quarantine: list[commit.QuarantineFile] = []
+        self.files: list[commit.DataFile] = []
+        self.keys: list[str] = []  # data files uploaded by this run
         self.reasons: Counter[str] = Counter()
-
-    def _journal(self, dt: str | None = None, quarantine: bool = False) -> None:
-        changed = False
-        if dt is not None and dt not in self.journal["dts"]:
-            self.journal["dts"].append(dt)
-            changed = True
-        if quarantine and not self.journal["quarantine"]:
-            self.journal["quarantine"] = True
-            changed = True
-        if changed:
-            self.lake.put_json(self.journal_key, self.journal)
 
     def write(self, records: list) -> None:
         chunk = self.encoder.encode(records)
         progress = self.progress
         progress.tombstones += chunk.tombstones
         if chunk.quarantined:
-            self._journal(quarantine=True)
             offsets = [q.record.offset() for q in chunk.quarantined]
-            key = lake_layout.quarantine_key(self.topic, progress.partition, min(offsets), max(offsets))
-            self.lake.put_jsonl(key, [q.as_json() for q in chunk.quarantined])
-            self.quarantine_keys.append(key)
+            key = layout.quarantine_key(self.topic, progress.partition, min(offsets), max(offsets))
+            self.lake.bucket.put_jsonl(key, [q.as_json() for q in chunk.quarantined])
+            self.quarantine.append(commit.QuarantineFile(key, progress.partition, min(offsets), max(offsets),
+                                                         len(chunk.quarantined)))
             self.reasons.update(short_reason(q.error) for q in chunk.quarantined)
             progress.quarantined += len(chunk.quarantined)
             for q in chunk.quarantined[:3]:
                 log.warning("quarantined %s[%s]@%s: %s", self.topic, progress.partition, q.record.offset(),
                             q.error)
         for file in chunk.files:
-            self._journal(dt=file.dt)
-            key = lake_layout.raw_key(self.topic, file.dt, progress.partition, file.first_offset, file.last_offset)
-            progress.bytes_written += self.lake.put_parquet(key, file.body)
-            self.raw_keys.append(key)
+            key = layout.data_key(self.topic, file.dt, progress.partition, file.first_offset, file.last_offset,
+                                  self.run)
+            progress.bytes_written += self.lake.bucket.put_parquet(key, file.body)
+            self.keys.append(key)
+            self.files.append(commit.DataFile(self.lake.bucket.uri(key), file.schema, progress.partition, file.rows))
             progress.files += 1
             progress.rows += file.rows
             if file.newest_source_ts and (self.newest_source_ts is None
@@ -231,7 +205,7 @@ def _check_quarantine(result: DrainResult, limits: DrainLimits, accept: bool) ->
     raise QuarantineLimitExceeded(
         f"{result.topic}: {quarantined} of {records} records ({quarantined / records:.1%}) were quarantined, "
         f"above the {limits.max_bad_share:.1%} limit (TIDEWATER_DRAIN_MAX_BAD_SHARE). Nothing of this slice landed "
-        "and its offsets are NOT committed: every run fails the same way until this is resolved. "
+        "and the lake's positions did not move: every run fails the same way until this is resolved. "
         f"The records are in {result.quarantine_uri} "
         f"(raw key, value, headers, offset and the error of each). Reasons: {reasons}. "
         "Fix the cause (producer, connector settings or decoder) and let the next run drain them again, or "
@@ -239,47 +213,11 @@ def _check_quarantine(result: DrainResult, limits: DrainLimits, accept: bool) ->
         "the rest, commits, and reports the quarantined records by email.")
 
 
-def _recover(lake: Lake, topic: str, partition: int, committed: int) -> None:
-    """Step 1 of the protocol: delete what a run that died before committing left behind."""
-    key = lake_layout.inflight_key(topic, partition)
-    journal = lake.get_json(key)
-    if journal is None:
-        return
-    if journal["start"] == committed:
-        prefixes = [lake_layout.raw_dt_prefix(topic, dt) for dt in journal["dts"]]
-        if journal.get("quarantine"):
-            prefixes.append(lake_layout.quarantine_prefix(topic))
-        leftovers = [f.key for prefix in prefixes for f in lake.partition_files(prefix, topic, partition)
-                     if f.first_offset >= committed]
-        if leftovers:
-            log.warning("%s[%s]: removing %d objects of a drain that died before committing offset %s",
-                        topic, partition, len(leftovers), committed)
-            lake.delete(leftovers)
-    lake.delete([key])
-
-
-def _rewind(lake: Lake, consumer: Consumer, topic: str, targets: dict[int, int]) -> None:
-    """Replay: commit earlier offsets and mark the files after them as leftovers of a dead run."""
-    for partition, target in targets.items():
-        files = lake.partition_files(lake_layout.raw_table_prefix(topic), topic, partition) + \
-            lake.partition_files(lake_layout.quarantine_prefix(topic), topic, partition)
-        start = target
-        while True:  # move back until no file straddles the start
-            straddling = [f.first_offset for f in files if f.last_offset >= start and f.first_offset < start]
-            if not straddling:
-                break
-            start = min(straddling)
-        after = [f for f in files if f.first_offset >= start]
-        dts = sorted({f.key.split("/dt=", 1)[1].split("/", 1)[0] for f in after if "/dt=" in f.key})
-        quarantine = any(f.key.startswith(lake_layout.QUARANTINE) for f in after)
-        lake.put_json(lake_layout.inflight_key(topic, partition),
-                      {"start": start, "dts": dts, "quarantine": quarantine})
-        _commit(consumer, topic, {partition: start})
-        log.warning("%s[%s]: replay from offset %s (asked %s); %d files will be drained again",
-                    topic, partition, start, target, len(after))
-
-
-def _replay_targets(consumer: Consumer, topic: str, partitions: list[int], replay: Replay) -> dict[int, int]:
+def _replay_targets(consumer: Consumer, lake: Lake, positions: commit.Positions, partitions: list[int],
+                    replay: Replay, watermarks: dict[int, tuple[int, int]]) -> dict[int, int]:
+    """The offsets a replay moves each partition back to; refuses targets at or after the lake's position (except
+    exactly Kafka's low watermark when the lake is below it: that accepts a gap retention made)."""
+    topic = positions.topic
     if replay.offsets is not None:
         unknown = set(replay.offsets) - set(partitions)
         if unknown:
@@ -289,14 +227,40 @@ def _replay_targets(consumer: Consumer, topic: str, partitions: list[int], repla
     else:
         found = consumer.offsets_for_times(
             [TopicPartition(topic, p, replay.timestamp_ms) for p in partitions], timeout=30)
-        targets = {tp.partition: (tp.offset if tp.offset >= 0 else _watermarks(consumer, topic, tp.partition)[1])
-                   for tp in found}
-    for partition, offset in targets.items():
-        low, _ = _watermarks(consumer, topic, partition)
-        if offset < low:
-            raise DrainError(f"replay of {topic}[{partition}] from offset {offset}: Kafka keeps only offsets "
+        targets = {tp.partition: (tp.offset if tp.offset >= 0 else watermarks[tp.partition][1]) for tp in found}
+    for partition, target in sorted(targets.items()):
+        low, _ = watermarks[partition]
+        position = positions.offsets.get(partition, low)
+        if target < low:
+            raise DrainError(f"replay of {topic}[{partition}] from offset {target}: Kafka keeps only offsets "
                              f">= {low} (older records were removed by retention)")
+        if target >= position and not (position < low and target == low):
+            raise DrainError(
+                f"replay of {topic}[{partition}] from offset {target}: the lake holds this partition up to offset "
+                f"{position - 1} and continues at {position}. A replay only goes back (an offset below {position}, "
+                "or a time before the changes it holds); moving forward would skip records that never landed.")
+        targets[partition] = commit.quarantine_start(lake.con, topic, partition, target)
     return targets
+
+
+def _positions(lake: Lake, topic: str, table: str, topic_id: str, low: dict[int, int],
+               accept_recreated_topic: bool) -> commit.Positions:
+    """The lake's positions of `topic`, recording it first if the lake has never drained it (or a person accepted
+    that it was recreated). Fails on a topic id the lake does not know."""
+    positions = commit.read_positions(lake.con, topic)
+    if positions.topic_id is None:
+        return commit.start_topic(lake.con, table, positions, topic_id, low)
+    if positions.topic_id != topic_id:
+        if not accept_recreated_topic:
+            raise DrainError(
+                f"{topic} was deleted and created again: Kafka's topic id is {topic_id}, the lake drained "
+                f"{positions.topic_id} up to offsets {positions.offsets}. The new topic reuses offsets, so nothing "
+                "was drained. If the new topic is the same source (e.g. the connector was reset), trigger "
+                f"cdc_drain with {{\"accept_recreated_topic\": \"{topic}\"}}: its changes land from its low watermark "
+                "and the old ones stay in the lake.")
+        log.warning("%s: accepting the recreated topic %s (was %s)", topic, topic_id, positions.topic_id)
+        return commit.start_topic(lake.con, table, positions, topic_id, low)
+    return positions
 
 
 def _consume_slice(consumer: Consumer, topic: str, progress: PartitionProgress, limits: DrainLimits,
@@ -369,13 +333,14 @@ def _keep_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").mallopt(_M_TRIM_THRESHOLD, 256 * 1024 * 1024)
 
 
-def drain_topic(consumer: Consumer, lake: Lake, topic: str, limits: DrainLimits = DrainLimits(),
-                replay: Replay | None = None, now: datetime | None = None,
-                accept_quarantine: bool = False) -> DrainResult:
-    """Runs the protocol above for every partition of `topic`. The consumer must not auto-commit.
+def drain_topic(consumer: Consumer, lake: Lake, topic: str, topic_id: str, limits: DrainLimits = DrainLimits(),
+                replay: Replay | None = None, now: datetime | None = None, accept_quarantine: bool = False,
+                accept_recreated_topic: bool = False) -> DrainResult:
+    """Drains `topic` (whose Kafka topic id is `topic_id`) from the lake's positions, in one lake commit.
 
     Raises QuarantineLimitExceeded, committing nothing, when more than `limits.max_bad_share` of the slice was
-    quarantined, unless `accept_quarantine` (a person's decision for this run).
+    quarantined, unless `accept_quarantine` (a person's decision for this run); commit.CommitConflict when another
+    drain of the topic committed first. Either way the run's data files are removed.
     """
     _keep_freed_memory()
     ingested_at = now or datetime.now(UTC)
@@ -383,45 +348,59 @@ def drain_topic(consumer: Consumer, lake: Lake, topic: str, limits: DrainLimits 
     if metadata is None or metadata.error is not None:
         raise DrainError(f"topic {topic} does not exist")
     partitions = sorted(metadata.partitions)
+    table = layout.table_of(topic)
+    watermarks = {p: _watermarks(consumer, topic, p) for p in partitions}
+    commit.ensure_tables(lake.con)
+    positions = _positions(lake, topic, table, topic_id, {p: low for p, (low, _) in watermarks.items()},
+                           accept_recreated_topic)
     if replay is not None:
-        _rewind(lake, consumer, topic, _replay_targets(consumer, topic, partitions, replay))
-    committed = _committed(consumer, topic, partitions)
-    result = DrainResult(topic, quarantine_uri=lake.uri(lake_layout.quarantine_prefix(topic)))
+        targets = _replay_targets(consumer, lake, positions, partitions, replay, watermarks)
+        commit.rewind(lake.con, table, positions, targets)
+        log.warning("%s: replay from offsets %s (the lake was at %s)", topic, targets, positions.offsets)
+        positions = commit.read_positions(lake.con, topic)
+    result = DrainResult(topic, quarantine_uri=lake.bucket.uri(layout.quarantine_prefix(topic)))
     for partition in partitions:
-        low, high = _watermarks(consumer, topic, partition)
-        start = committed[partition]
-        if start == OFFSET_INVALID or start < 0:
-            start = low
-        elif start < low:
+        low, high = watermarks[partition]
+        start = positions.offsets.get(partition, low)
+        if start < low:
             raise DrainError(
                 f"{topic}[{partition}]: offsets {start}..{low - 1} were removed by Kafka retention before "
                 f"they were drained. To accept the gap, trigger cdc_drain with replay_topic={topic} and "
                 f"replay_from_offsets={{\"{partition}\": {low}}}")
-        _recover(lake, topic, partition, start)
+        if start > high:
+            raise DrainError(f"{topic}[{partition}]: the lake continues at offset {start} but Kafka's partition "
+                             f"ends at {high}: records the lake holds are gone from Kafka (was the topic recreated with the "
+                             "same id, or its records deleted?). Nothing was drained.")
         result.partitions.append(PartitionProgress(partition, start, min(high, start + limits.max_records_per_run)))
     encoder = ChunkEncoder(ingested_at)
+    run = uuid.uuid4().hex[:12]
     writers: list[_PartitionWriter] = []
-    for progress in result.partitions:
-        if progress.end <= progress.start:
-            continue
-        writer = _PartitionWriter(lake, topic, progress, encoder)
-        writers.append(writer)
-        _consume_slice(consumer, topic, progress, limits, writer.write)
-    reasons: Counter[str] = Counter()
-    for writer in writers:
-        result.quarantine_files += writer.quarantine_keys
-        reasons.update(writer.reasons)
-    result.quarantine_reasons = dict(reasons.most_common())
     try:
+        for progress in result.partitions:
+            if progress.end <= progress.start:
+                continue
+            writer = _PartitionWriter(lake, topic, progress, encoder, run)
+            writers.append(writer)
+            _consume_slice(consumer, topic, progress, limits, writer.write)
+        reasons: Counter[str] = Counter()
+        for writer in writers:
+            result.quarantine_files += [q.key for q in writer.quarantine]
+            reasons.update(writer.reasons)
+        result.quarantine_reasons = dict(reasons.most_common())
         _check_quarantine(result, limits, accept_quarantine)
-    except QuarantineLimitExceeded:
-        # Readers of the lake must not see rows whose offsets are not committed; the quarantine files stay for
-        # people to inspect (the journals name them: the next run's recovery replaces them).
-        lake.delete([key for w in writers for key in w.raw_keys])
+        if writers:
+            result.snapshot_id = commit.commit_drain(
+                lake.con, table, positions, {p.partition: p.end for p in result.partitions if p.end > p.start},
+                [f for w in writers for f in w.files], [q for w in writers for q in w.quarantine])
+    except BaseException:
+        # Nothing of this run is in the lake: its data files go (quarantine files stay for people to read; the next
+        # drain of the slice writes them again under the same names).
+        keys = [key for w in writers for key in w.keys]
+        with contextlib.suppress(Exception):
+            lake.bucket.delete(keys)
         raise
-    if any(p.end > p.start for p in result.partitions):
-        _commit(consumer, topic, {p.partition: p.end for p in result.partitions if p.end > p.start})
-        lake.delete([w.journal_key for w in writers if w.journal["dts"] or w.journal["quarantine"]])
+    if writers:
+        _commit_group(consumer, topic, {p.partition: p.end for p in result.partitions if p.end > p.start})
     result.newest_source_ts = max((w.newest_source_ts for w in writers if w.newest_source_ts), default=None)
     result.remaining_lag = sum(_watermarks(consumer, topic, p.partition)[1] - p.end for p in result.partitions)
     return result

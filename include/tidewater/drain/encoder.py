@@ -30,6 +30,7 @@ class EncodedFile:
     rows: int
     body: bytes
     newest_source_ts: datetime | None
+    schema: pa.Schema
 
 
 @dataclass
@@ -56,7 +57,7 @@ def encode_table(table: pa.Table, ingested_at: datetime) -> list[EncodedFile]:
         pq.write_table(part, buffer, compression="zstd")
         files.append(EncodedFile(dt or ingested_at.strftime("%Y-%m-%d"), pc.min(offsets).as_py(),
                                  pc.max(offsets).as_py(), part.num_rows, buffer.getvalue(),
-                                 pc.max(part["_source_ts"]).as_py()))
+                                 pc.max(part["_source_ts"]).as_py(), part.schema))
     return files
 
 

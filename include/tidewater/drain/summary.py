@@ -6,9 +6,9 @@ from collections import Counter
 
 from tidewater import drain
 from tidewater.config import Settings, get_connection
-from tidewater.drain import lake as layout
 from tidewater.drain import quarantine
 from tidewater.duck import connect_lake
+from tidewater.lake import objects as layout
 
 
 def lake_summary(settings: Settings) -> list[str]:

@@ -233,7 +233,7 @@ def wait_for_drain(consumer: Any, marks: dict[str, dict[int, int]], group: str, 
 
 def unloaded_lake_files(lake: Any, loaded: set[str], marks: dict[str, dict[int, int]]) -> list[str]:
     """Lake files holding changes below the watermarks that the warehouse has not loaded (`loaded`: its URIs)."""
-    from tidewater.drain import lake as layout
+    from tidewater.lake import objects as layout
 
     missing = []
     for topic, partitions in marks.items():

@@ -1,10 +1,14 @@
-"""The lake's object layout on S3 and the few operations the drain needs on it.
+"""The lake bucket's object layout and the few S3 operations the pipeline needs on it.
 
-  raw/<table>/dt=<YYYY-MM-DD>/<topic>-p<partition>-o<first offset>-<last offset>.parquet
-  quarantine/<topic>/<topic>-p<partition>-o<first offset>-<last offset>.jsonl
-  _drain/inflight/<topic>/p<partition>.json      journal of a drain not yet committed to Kafka
+  lake/main/<table>/dt=<YYYY-MM-DD>/<topic>-p<partition>-o<first>-<last>-<run>.parquet
+      data files of the DuckLake change tables (the catalog's data path is ``lake/``); a file is part of the
+      lake only once a drain's commit registered it (tidewater.lake.commit)
+  quarantine/<topic>/<topic>-p<partition>-o<first>-<last>.jsonl
+      records no decoder could read; accepted with the drain's commit (``tidewater.quarantine_files``)
+  marts/…   data files of the published marts' catalog
 
-Offsets are zero-padded to 20 digits so keys sort in offset order.
+Offsets are zero-padded to 20 digits so names sort in offset order; ``<run>`` makes each drain's names its
+own, so two drains of one slice never overwrite each other's files.
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-RAW = "raw"
+DATA = "lake/main"
 QUARANTINE = "quarantine"
-INFLIGHT = "_drain/inflight"
-_KEY = re.compile(r"(?P<topic>.+)-p(?P<partition>\d+)-o(?P<first>\d{20})-(?P<last>\d{20})\.(?:parquet|jsonl)$")
+_KEY = re.compile(r"(?P<topic>.+)-p(?P<partition>\d+)-o(?P<first>\d{20})-(?P<last>\d{20})(?:-[0-9a-f]+)?"
+                  r"\.(?:parquet|jsonl)$")
+
+
+class ObjectStoreError(RuntimeError):
+    """S3 refused an operation on some objects; the message names them."""
 
 
 def table_of(topic: str) -> str:
@@ -25,20 +33,16 @@ def table_of(topic: str) -> str:
     return topic.rsplit(".", 1)[-1]
 
 
-def _file_name(topic: str, partition: int, first: int, last: int, suffix: str) -> str:
-    return f"{topic}-p{partition}-o{first:020d}-{last:020d}.{suffix}"
+def _file_name(topic: str, partition: int, first: int, last: int, suffix: str, run: str = "") -> str:
+    return f"{topic}-p{partition}-o{first:020d}-{last:020d}{'-' + run if run else ''}.{suffix}"
 
 
-def raw_key(topic: str, dt: str, partition: int, first: int, last: int) -> str:
-    return f"{RAW}/{table_of(topic)}/dt={dt}/{_file_name(topic, partition, first, last, 'parquet')}"
+def data_table_prefix(table: str) -> str:
+    return f"{DATA}/{table}/"
 
 
-def raw_table_prefix(topic: str) -> str:
-    return f"{RAW}/{table_of(topic)}/"
-
-
-def raw_dt_prefix(topic: str, dt: str) -> str:
-    return f"{RAW}/{table_of(topic)}/dt={dt}/"
+def data_key(topic: str, dt: str, partition: int, first: int, last: int, run: str) -> str:
+    return f"{data_table_prefix(table_of(topic))}dt={dt}/{_file_name(topic, partition, first, last, 'parquet', run)}"
 
 
 def quarantine_prefix(topic: str) -> str:
@@ -47,10 +51,6 @@ def quarantine_prefix(topic: str) -> str:
 
 def quarantine_key(topic: str, partition: int, first: int, last: int) -> str:
     return quarantine_prefix(topic) + _file_name(topic, partition, first, last, "jsonl")
-
-
-def inflight_key(topic: str, partition: int) -> str:
-    return f"{INFLIGHT}/{topic}/p{partition}.json"
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ def parse_key(key: str) -> LakeFile | None:
     return LakeFile(key, match["topic"], int(match["partition"]), int(match["first"]), int(match["last"]))
 
 
-class Lake:
-    """S3 operations on one bucket, through a boto3 S3 client."""
+class Bucket:
+    """S3 operations on the lake bucket, through a boto3 S3 client."""
 
     def __init__(self, client: Any, bucket: str) -> None:
         self.client = client
@@ -106,13 +106,14 @@ class Lake:
             keys += [item["Key"] for item in page.get("Contents", [])]
         return keys
 
-    def partition_files(self, prefix: str, topic: str, partition: int) -> list[LakeFile]:
-        """Files of one topic partition under a prefix, in offset order."""
-        files = [parse_key(key) for key in self.keys(prefix)]
-        return sorted((f for f in files if f and f.topic == topic and f.partition == partition),
-                      key=lambda f: (f.first_offset, f.last_offset))
-
     def delete(self, keys: list[str]) -> None:
+        """Deletes the objects; raises ObjectStoreError naming every key S3 did not delete."""
+        failed = []
         for start in range(0, len(keys), 1000):
             batch = [{"Key": key} for key in keys[start:start + 1000]]
-            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            response = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            failed += [f"{error.get('Key')} ({error.get('Code')}: {error.get('Message')})"
+                       for error in response.get("Errors", [])]
+        if failed:
+            raise ObjectStoreError(f"S3 did not delete {len(failed)} objects of s3://{self.bucket}: "
+                                   + "; ".join(failed[:10]))

@@ -1,0 +1,53 @@
+"""Attaching a DuckLake catalog: metadata in PostgreSQL, data files on S3 (docs/lake.md).
+
+Every credential comes from an Airflow connection: the catalog's PostgreSQL connection (a writer's or a
+reader's) and the S3 connection the data files are read and written with.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from tidewater.config import Connection, Settings, get_connection
+from tidewater.duck import load_extensions, s3_secret_sql
+
+LAKE = "lake"  # the alias the change tables' catalog is attached as
+MARTS = "marts"  # the alias the published marts' catalog is attached as
+DATA_PREFIX = {LAKE: "lake/", MARTS: "marts/"}  # where each catalog's data files live in the lake bucket
+
+
+def sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def data_path(settings: Settings, alias: str) -> str:
+    return f"s3://{settings.lake_bucket}/{DATA_PREFIX[alias]}"
+
+
+def attach(con: duckdb.DuckDBPyConnection, alias: str, metadata: Connection, data_path: str,
+           read_only: bool = False) -> None:
+    """Attaches the DuckLake whose metadata database `metadata` names as `alias` (created on first attach).
+
+    DuckLake keeps the data path in its metadata; `data_path` is what a new catalog gets.
+    """
+    if not metadata.schema:
+        raise ValueError(f"connection {metadata.conn_id!r}: no database (schema) set: it names the DuckLake catalog")
+    options = [f"DATA_PATH {sql_string(data_path)}", "METADATA_SCHEMA 'public'"]
+    if read_only:
+        options.append("READ_ONLY")
+    con.execute(f"ATTACH {sql_string('ducklake:postgres:' + metadata.postgres_conninfo())} AS {alias} "
+                f"({', '.join(options)})")
+
+
+def connect(settings: Settings, *aliases: str, read_only: bool = False,
+            database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the S3 secret and the named catalogs attached (the pipeline's writer by default;
+    `read_only` attaches the marts as their reader)."""
+    con = duckdb.connect(database)
+    load_extensions(con, "httpfs", "ducklake", "postgres")
+    con.execute(s3_secret_sql(get_connection(settings.lake_conn_id)))
+    for alias in aliases or (LAKE,):
+        conn_id = settings.lake_catalog_conn_id if alias == LAKE else (
+            settings.marts_reader_conn_id if read_only else settings.marts_catalog_conn_id)
+        attach(con, alias, get_connection(conn_id), data_path(settings, alias), read_only=read_only)
+    return con
