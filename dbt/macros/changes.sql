@@ -1,69 +1,119 @@
 {#
-  The change log of one shop table, each change once, read from the raw Parquet cdc_drain landed.
+  The change log of one source table, each change once, read from its change table in the DuckLake lake
+  (`lake.main.<table>`, landed by cdc_drain; docs/lake.md).
 
-  Staging models are incremental: a run reads only the lake files its table has not loaded yet (the
-  file name is kept in `_lake_file`), so a build costs what is new, not the whole history. A full
-  refresh reads every file and gives the same rows. Each change is kept once:
-  1. exact duplicates of one Kafka record (the same topic, partition and offset landed twice) are removed;
-  2. Debezium re-deliveries of the same change (after a connector restart the same LSN, key and operation
-     come again at new offsets) collapse to the first delivery.
-  Both rules also hold against the rows loaded by earlier runs.
+  Staging models are incremental by lake snapshot: a build reads the changes committed after the snapshot
+  its last build read up to (`lake_loads`) through `ducklake_table_changes`, so it costs what is new and
+  never lists files. Rows a replay deleted from the lake are deleted here too (pre-hook), matched by their
+  lake row id (`_lake_rowid`); their re-drained copies come back as new inserts. The first or a full build
+  reads the table as of the newest snapshot. Debezium re-deliveries of the same change (after a connector
+  restart the same LSN, key and operation come again at new offsets) collapse to the first delivery, also
+  against the rows loaded by earlier builds. The lake itself holds each Kafka record once.
 #}
 {% macro deduplicated_changes(source_relation, key_column) %}
-    {%- set files = unloaded_lake_files(source_relation.identifier) %}
+    {%- set window = lake_window(source_relation.identifier) %}
     select *
     from (
-        select *
-        from {{ read_lake(files or lake_files(source_relation.identifier)[-1:]) }}
-        {%- if not files %}
-        where false  -- nothing new: no rows, but the lake's columns
+        {%- if window.start is none %}
+        select *, rowid as _lake_rowid, snapshot_id as _lake_snapshot
+        from {{ source_relation }} at (version => {{ window.end }})
+        {%- else %}
+        select * exclude (snapshot_id, rowid, change_type), rowid as _lake_rowid, snapshot_id as _lake_snapshot
+        from {{ lake_changes(source_relation.identifier, window) }} as change
+        where change_type = 'insert'
+            and rowid not in (
+                select rowid from {{ lake_changes(source_relation.identifier, window) }} where change_type = 'delete'
+            )
         {%- endif %}
-        qualify row_number() over (
-            partition by _kafka_topic, _kafka_partition, _kafka_offset order by _ingested_at
-        ) = 1
-    ) as each_record_once
+    ) as new_change
     {%- if is_incremental() %}
-    anti join {{ this }} as loaded_record using (_kafka_topic, _kafka_partition, _kafka_offset)
     anti join {{ this }} as loaded_change using ({{ key_column }}, _lsn, _op)
     {%- endif %}
-    {#- In sequence, not in one qualify: both windows over the same rows could each keep another copy. #}
     qualify row_number() over (
         partition by {{ key_column }}, _lsn, _op order by _kafka_partition, _kafka_offset
     ) = 1
 {% endmacro %}
 
-{# Where cdc_drain lands a table's changes: raw/<table>/dt=<date of the change>/<topic>-p<N>-o<first>-<last>.parquet #}
-{% macro lake_glob(table) -%}
-    s3://{{ var('lake_bucket') }}/raw/{{ table }}/*/*.parquet
-{%- endmacro %}
-
-{# Every raw file of a table, in name order; an error that says what to do when there is none yet. #}
-{% macro lake_files(table) %}
-    {%- if not execute %}{{ return(['']) }}{% endif %}
-    {%- set files = run_query("select file from glob('" ~ lake_glob(table) ~ "') order by file").columns[0].values() %}
-    {%- if not files %}
+{#
+  Which lake snapshots a staging build reads.
+  - end: the newest snapshot committed when the dbt invocation started (`run_started_at`), so the model and its
+    hooks agree on it. (A snapshot stamped earlier but visible only later is read by the next build.)
+  - start: one after the newest snapshot whose changes this model holds, or none for a first or full build
+    (then the table is read as of `end`). start > end: nothing new.
+  If the lake expired snapshots this model has not read, the build fails unless none of them held a change
+  of the table still in it (then it starts at the oldest snapshot kept).
+#}
+{% macro lake_window(table) %}
+    {%- if not execute %}{{ return({'start': none, 'end': 0}) }}{% endif %}
+    {%- set found = run_query("select count(*) from information_schema.tables where table_catalog = 'lake' "
+                              ~ "and table_schema = 'main' and table_name = '" ~ table ~ "'").columns[0].values()[0] %}
+    {%- if not found %}
         {{ exceptions.raise_compiler_error(
-            "no raw files for the shop table '" ~ table ~ "' under " ~ lake_glob(table)
-            ~ ": run the cdc_drain DAG (or `make drain`) so the lake has its changes, then build again") }}
+            "the lake has no change table '" ~ table ~ "' (lake.main." ~ table ~ "): run the cdc_drain DAG "
+            ~ "(or `make drain`) so the lake has its changes, then build again") }}
     {%- endif %}
-    {{ return(files | list) }}
+    {%- set bounds = run_query("select max(snapshot_id) filter (where snapshot_time <= '" ~ run_started_at.isoformat()
+                               ~ "'::timestamptz), min(snapshot_id) from lake.snapshots()").rows[0] %}
+    {%- set end, oldest = bounds[0] if bounds[0] is not none else bounds[1], bounds[1] %}
+    {%- set start = none %}
+    {%- if is_incremental() %}
+        {%- set last = run_query("select max(_lake_snapshot) from " ~ this).columns[0].values()[0] %}
+        {%- set start = none if last is none else last + 1 %}
+        {%- if start is not none and start < oldest %}
+            {%- set unread = run_query("select count(*) from lake.main." ~ table ~ " where snapshot_id >= " ~ start
+                                       ~ " and snapshot_id < " ~ oldest).columns[0].values()[0] %}
+            {%- if unread %}
+                {{ exceptions.raise_compiler_error(
+                    "lake.main." ~ table ~ ": the lake expired snapshots " ~ start ~ ".." ~ (oldest - 1) ~ " before "
+                    ~ this ~ " read their " ~ unread ~ " changes (the warehouse did not run for longer than the "
+                    ~ "lake keeps snapshots): rebuild it with a full refresh (trigger the warehouse DAG with "
+                    ~ "full_refresh: true)") }}
+            {%- endif %}
+            {%- set start = oldest %}
+        {%- endif %}
+    {%- endif %}
+    {{ return({'start': start, 'end': end}) }}
 {% endmacro %}
 
-{# The raw files of a table this (incremental) model has not loaded yet; every file on a full build. #}
-{% macro unloaded_lake_files(table) %}
-    {%- set files = lake_files(table) %}
-    {%- if not (execute and is_incremental()) %}{{ return(files) }}{% endif %}
-    {%- set loaded = run_query("select distinct _lake_file from " ~ this).columns[0].values() %}
-    {{ return(files | reject('in', loaded) | list) }}
-{% endmacro %}
-
-{# Change rows of the given files, columns unioned by name (a column added mid-stream is null in older files). #}
-{% macro read_lake(files) -%}
-    read_parquet(
-        [{% for file in files %}'{{ file }}'{{ ", " if not loop.last }}{% endfor %}],
-        union_by_name = true, hive_partitioning = true, filename = '_lake_file'
-    )
+{# The changes of a table in a window (an empty window reads nothing). #}
+{% macro lake_changes(table, window) -%}
+    {%- if window.start > window.end -%}
+        (select *, null::bigint as snapshot_id, null::bigint as rowid, null::varchar as change_type
+         from lake.main.{{ table }} where false)
+    {%- else -%}
+        ducklake_table_changes('lake', 'main', '{{ table }}', {{ window.start }}, {{ window.end }})
+    {%- endif -%}
 {%- endmacro %}
+
+{# The source table of a staging model: stg_<source>__<table> → <table>. #}
+{% macro staged_table() -%}
+    {{ this.identifier.split('__')[-1] }}
+{%- endmacro %}
+
+{# Up to which lake snapshot each staging model has read: one row per build (the reconciliation reads it). #}
+{% macro lake_loads() -%}
+    {{ target.schema }}.lake_loads
+{%- endmacro %}
+
+{% macro create_lake_loads() %}
+    create table if not exists {{ lake_loads() }} (model varchar not null, snapshot_id bigint not null,
+                                                  loaded_at timestamptz not null)
+{% endmacro %}
+
+{# Staging pre-hook: the rows a replay deleted from the lake go from the staging model too. #}
+{% macro delete_replayed_changes() %}
+    {%- set window = lake_window(staged_table()) %}
+    {%- if is_incremental() and window.start is not none and window.start <= window.end %}
+    delete from {{ this }} where _lake_rowid in (
+        select rowid from {{ lake_changes(staged_table(), window) }} where change_type = 'delete'
+    )
+    {%- endif %}
+{% endmacro %}
+
+{# Staging post-hook. #}
+{% macro record_lake_load() %}
+    insert into {{ lake_loads() }} values ('{{ this.identifier }}', {{ lake_window(staged_table()).end }}, current_timestamp)
+{% endmacro %}
 
 {# Change metadata every staging model keeps, under its lake names. #}
 {% macro change_columns() %}
@@ -76,6 +126,7 @@
         _kafka_partition,
         _kafka_offset,
         _ingested_at,
-        _lake_file,
+        _lake_rowid,
+        _lake_snapshot,
         current_timestamp as _loaded_at  -- the build that loaded the change: scopes its tests (tests.sql)
 {% endmacro %}

@@ -6,7 +6,7 @@
   (is_deleted); truncates are not versions of any row.
 #}
 {#
-  Incremental: a run rebuilds every version of the keys whose changes arrived in lake files it has not seen
+  Incremental: a run rebuilds every version of the keys whose changes arrived in lake snapshots it has not seen
   (delete + insert by key), from their whole history, so late or re-delivered changes land in order and a
   full refresh gives the same table. The rows it writes carry the build's time (`_versioned_at`): what the
   dimensions and facts downstream rebuild is what got newer versions since their own last build.
@@ -22,7 +22,7 @@ changes as (
     {%- if is_incremental() %}
         and {{ key_column }} in (
             select {{ key_column }} from {{ ref(staging_model) }}
-            where _lake_file not in (select distinct _lake_file from {{ this }})
+            where _lake_snapshot not in (select distinct _lake_snapshot from {{ this }})
         )
     {%- endif %}
 ),

@@ -116,6 +116,7 @@ def new_lake(settings: Settings) -> Iterator[ScratchLake]:
     catalog.attach(con, catalog.LAKE, metadata, f"s3://{bucket}/{catalog.DATA_PREFIX[catalog.LAKE]}")
     lake = ScratchLake(con, Bucket(client, bucket), env={
         "TIDEWATER_LAKE_BUCKET": bucket,
+        "TIDEWATER_LAKE_CATALOG_DB": name,
         "AIRFLOW_CONN_LAKE_CATALOG": f"postgresql://{quote(writer.login, safe='')}:"
                                      f"{quote(writer.password or '', safe='')}@{writer.host}:{writer.port}/{name}"})
     try:

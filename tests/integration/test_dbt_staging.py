@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-from io import BytesIO
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from tidewater.cdc.connector import table_topic
-from tidewater.config import REPO_ROOT, get_connection
-from tidewater.duck import load_extensions, s3_secret_sql
-from tidewater.lake import objects as layout
+from tidewater.config import REPO_ROOT
+from tidewater.drain.drainer import Replay
 
 from .lake_checks import read_raw
 from .test_drain import drain_once
@@ -23,52 +19,72 @@ from .test_drain import drain_once
 TABLES = ("customers", "addresses", "products", "orders", "order_items", "payments")
 
 
-def dbt(*args: str, bucket: str, warehouse: str) -> subprocess.CompletedProcess:
-    """dbt on the given bucket and warehouse file; its target folder (compiled SQL, run results) beside the file."""
-    env = {**os.environ, "TIDEWATER_LAKE_BUCKET": bucket, "TIDEWATER_WAREHOUSE_PATH": warehouse,
+def dbt(*args: str, lake, warehouse: str) -> subprocess.CompletedProcess:
+    """dbt on the given lake and warehouse file; its target folder (compiled SQL, run results) beside the file."""
+    env = {**os.environ, **lake.env, "TIDEWATER_WAREHOUSE_PATH": warehouse,
            "DBT_PROFILES_DIR": str(REPO_ROOT / "dbt"), "DBT_TARGET_PATH": str(Path(warehouse).parent / "target")}
     return subprocess.run([str(REPO_ROOT / ".venv" / "bin" / "dbt"), *args, "--project-dir", str(REPO_ROOT / "dbt")],
                           capture_output=True, text=True, timeout=600, env=env, cwd=REPO_ROOT / "dbt")
 
 
-def test_staging_keeps_each_change_once(shop_changes, lake_bucket, group_id, tmp_path):
+def staged(warehouse: str, sql: str) -> tuple:
+    with duckdb.connect(warehouse, read_only=True) as con:
+        return con.execute(sql).fetchone()
+
+
+def test_staging_keeps_each_change_once(shop_changes, lake, group_id, tmp_path):
     for table in TABLES:
-        drain_once(shop_changes, lake_bucket, table_topic(shop_changes, table), group_id)
-    orders_topic = table_topic(shop_changes, "orders")
-    landed = read_raw(lake_bucket, orders_topic)
-    [first_key] = [k for k in lake_bucket.keys(layout.raw_table_prefix(orders_topic)) if k.endswith(".parquet")][:1]
-    body = lake_bucket.client.get_object(Bucket=lake_bucket.bucket, Key=first_key)["Body"].read()
-    # An exact duplicate of landed records (a file written twice under another name) ...
-    lake_bucket.put_parquet(first_key.replace(".parquet", "-copy.parquet"), body)
-    # ... and a Debezium re-delivery: the same changes again at new offsets after a connector restart.
-    redelivered = pq.read_table(BytesIO(body))
-    redelivered = redelivered.set_column(
-        redelivered.schema.get_field_index("_kafka_offset"), "_kafka_offset",
-        pc.add(redelivered["_kafka_offset"], pa.scalar(10_000_000, pa.int64())))
-    buffer = BytesIO()
-    pq.write_table(redelivered, buffer)
-    lake_bucket.put_parquet(first_key.rsplit("/", 1)[0] + "/redelivered.parquet", buffer.getvalue())
+        drain_once(shop_changes, lake, table_topic(shop_changes, table), group_id)
+    landed = read_raw(lake, table_topic(shop_changes, "orders"))
+    # A Debezium re-delivery: the same changes again at new offsets after a connector restart.
+    lake.con.execute("insert into lake.main.orders select * replace (_kafka_offset + 10000000 as _kafka_offset) "
+                     "from lake.main.orders order by _kafka_offset limit 20")
     warehouse = str(tmp_path / "warehouse.duckdb")
 
-    run = dbt("build", "--select", "staging", bucket=lake_bucket.bucket, warehouse=warehouse)
+    run = dbt("build", "--select", "staging", lake=lake, warehouse=warehouse)
 
     assert run.returncode == 0, run.stdout[-4000:]
-    with duckdb.connect(warehouse, read_only=True) as con:
-        load_extensions(con, "httpfs")
-        con.execute(s3_secret_sql(get_connection(shop_changes.lake_conn_id)))
-        staged = con.execute("select count(*), count(distinct change_id), max(_kafka_offset) "
-                             "from stg_shop__orders").fetchone()
-    assert staged == (landed.num_rows, landed.num_rows, pc.max(landed["_kafka_offset"]).as_py())
+    assert staged(warehouse, "select count(*), count(distinct change_id), max(_kafka_offset) from stg_shop__orders") \
+        == (landed.num_rows, landed.num_rows, pc.max(landed["_kafka_offset"]).as_py())
 
 
-def test_data_tests_read_the_latest_batch_unless_asked_for_every_row(shop_changes, lake_bucket, group_id, tmp_path):
-    drain_once(shop_changes, lake_bucket, table_topic(shop_changes, "orders"), group_id)
+def test_staging_reads_new_snapshots_only_and_follows_a_replay(shop_changes, lake, group_id, tmp_path):
+    topic = table_topic(shop_changes, "orders")
+    first = drain_once(shop_changes, lake, topic, group_id)
     warehouse = str(tmp_path / "warehouse.duckdb")
-    assert (built := dbt("build", "--select", "stg_shop__orders", bucket=lake_bucket.bucket,
+    assert (built := dbt("build", "--select", "stg_shop__orders", lake=lake, warehouse=warehouse)).returncode == 0, \
+        built.stdout[-4000:]
+    loaded_at = staged(warehouse, "select min(_loaded_at), count(*) from stg_shop__orders")
+    middle = (first.partitions[0].start + first.partitions[0].end) // 2
+
+    drain_once(shop_changes, lake, topic, group_id, replay=Replay(offsets={0: middle}))
+    rebuilt = dbt("build", "--select", "stg_shop__orders", lake=lake, warehouse=warehouse)
+
+    assert rebuilt.returncode == 0, rebuilt.stdout[-4000:]
+    landed = read_raw(lake, topic)
+    before = sum(1 for offset in landed["_kafka_offset"].to_pylist() if offset < middle)
+    assert staged(warehouse, "select count(*), count(distinct change_id), count(distinct _lake_rowid) "
+                             "from stg_shop__orders") == (landed.num_rows,) * 3
+    # The changes before the replay point were not loaded again; the replayed ones were replaced.
+    assert staged(warehouse, f"select count(*) from stg_shop__orders where _kafka_offset < {middle} "
+                             f"and _loaded_at = timestamptz '{loaded_at[0]}'")[0] == before
+    assert staged(warehouse, f"select count(*) from stg_shop__orders where _kafka_offset >= {middle} "
+                             f"and _loaded_at > timestamptz '{loaded_at[0]}'")[0] == landed.num_rows - before
+    with duckdb.connect(warehouse, read_only=True) as con:
+        loads = con.execute("select snapshot_id from lake_loads where model = 'stg_shop__orders' "
+                            "order by loaded_at").fetchall()
+    current = lake.con.execute("select id from lake.current_snapshot()").fetchone()[0]
+    assert len(loads) == 2 and loads[-1][0] == current
+
+
+def test_data_tests_read_the_latest_batch_unless_asked_for_every_row(shop_changes, lake, group_id, tmp_path):
+    drain_once(shop_changes, lake, table_topic(shop_changes, "orders"), group_id)
+    warehouse = str(tmp_path / "warehouse.duckdb")
+    assert (built := dbt("build", "--select", "stg_shop__orders", lake=lake,
                          warehouse=warehouse)).returncode == 0, built.stdout[-4000:]
 
     def unique_change_id_test(*args: str) -> subprocess.CompletedProcess:
-        return dbt("test", "--select", "stg_shop__orders,test_name:unique", *args, bucket=lake_bucket.bucket,
+        return dbt("test", "--select", "stg_shop__orders,test_name:unique", *args, lake=lake,
                    warehouse=warehouse)
 
     def duplicate_one_change(loaded_at: str) -> None:
