@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,6 +88,11 @@ class ScratchLake(Lake):
     """A lake of one test: its own bucket and catalog database. `env` points a subprocess (airflow dags test) at it."""
 
     env: dict[str, str] = field(default_factory=dict)
+    conn_id: str = ""  # an Airflow connection id of its catalog, defined in this process's environment
+
+    def settings(self, base: Settings) -> Settings:
+        """`base`, pointed at this lake (for code that runs in the test's process)."""
+        return replace(base, lake_bucket=self.bucket.bucket, lake_catalog_conn_id=self.conn_id)
 
     def changes(self, table: str, where: str = "true") -> pa.Table:
         """The change table's rows (empty if the table does not exist yet)."""
@@ -119,9 +125,13 @@ def new_lake(settings: Settings) -> Iterator[ScratchLake]:
         "TIDEWATER_LAKE_CATALOG_DB": name,
         "AIRFLOW_CONN_LAKE_CATALOG": f"postgresql://{quote(writer.login, safe='')}:"
                                      f"{quote(writer.password or '', safe='')}@{writer.host}:{writer.port}/{name}"})
+    lake.conn_id = f"lake_catalog_{name}"
+    conn_key = f"AIRFLOW_CONN_{lake.conn_id.upper()}"
+    os.environ[conn_key] = lake.env["AIRFLOW_CONN_LAKE_CATALOG"]
     try:
         yield lake
     finally:
+        os.environ.pop(conn_key, None)
         con.close()
         lake.bucket.delete(lake.bucket.keys(""))
         client.delete_bucket(Bucket=bucket)

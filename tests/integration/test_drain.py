@@ -299,7 +299,7 @@ def test_a_recreated_topic_fails_clearly_until_accepted_and_loses_nothing(shop_c
         except Exception:
             time.sleep(0.2)
 
-    with pytest.raises(drainer.DrainError, match="was deleted and created again.*accept_recreated_topic"):
+    with pytest.raises(drainer.DrainError, match=r"was deleted and created again.*accept_recreated_topic"):
         drain_once(shop_changes, lake, topic, group_id)
     assert read_raw(lake, topic).num_rows == 5
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC
 
@@ -14,7 +15,7 @@ from tidewater.cdc.connector import table_topic
 from tidewater.config import get_connection
 from tidewater.duck import load_extensions, s3_secret_sql
 
-from .conftest import new_bucket
+from .conftest import new_lake
 from .lake_checks import wait_for_cdc_catch_up
 from .test_dbt_staging import TABLES, dbt
 from .test_drain import drain_once
@@ -160,8 +161,8 @@ def _second_stage_changes(conn, edge: dict) -> None:
             conn.execute("UPDATE shop.customers SET phone = %s WHERE customer_id = %s", (f"+{n}", edge["one_tx"]))
 
 
-def _built_warehouse(path, bucket: str, *args: str) -> None:
-    run = dbt("build", *args, bucket=bucket, warehouse=str(path))
+def _built_warehouse(path, lake, *args: str) -> None:
+    run = dbt("build", *args, lake=lake, warehouse=str(path))
     assert run.returncode == 0, run.stdout[-4000:]
 
 
@@ -179,7 +180,7 @@ def warehouse(shop_changes, tmp_path_factory):
 
     workdir = tmp_path_factory.mktemp("warehouse")
     group = f"test-warehouse-{uuid.uuid4().hex[:8]}"
-    with new_bucket(shop_changes) as lake:
+    with new_lake(shop_changes) as lake:
         def drain_everything() -> None:
             wait_for_cdc_catch_up(shop_changes)
             for table in TABLES:
@@ -188,18 +189,22 @@ def warehouse(shop_changes, tmp_path_factory):
         with psycopg.connect(shop_changes.shop_conninfo(), autocommit=True) as conn:
             edge = _first_stage_changes(conn)
         drain_everything()
-        _built_warehouse(workdir / "incremental.duckdb", lake.bucket)
-        first_files = set(lake.keys("raw/orders/"))
+        _built_warehouse(workdir / "incremental.duckdb", lake)
+        with duckdb.connect(str(workdir / "incremental.duckdb"), read_only=True) as first:
+            first_newest = first.execute("select max(_lake_snapshot) from stg_shop__orders").fetchone()[0]
         with psycopg.connect(shop_changes.shop_conninfo(), autocommit=True) as conn:
             _second_stage_changes(conn, edge)
         _new_customers_and_orders(shop_changes.shop_conninfo(), seed=13, operations=400)
         drain_everything()
-        _built_warehouse(workdir / "incremental.duckdb", lake.bucket)
+        _built_warehouse(workdir / "incremental.duckdb", lake)
         compiled_staging = workdir / "target" / "compiled" / "tidewater" / "models" / "staging"
         compiled = (compiled_staging / "stg_shop__orders.sql").read_text()
-        edge["incremental_read"] = {key for key in lake.keys("raw/orders/") if f"/{key}'" in compiled}
-        edge["second_files"] = set(lake.keys("raw/orders/")) - first_files
-        _built_warehouse(workdir / "full.duckdb", lake.bucket, "--full-refresh")
+        edge["incremental_window"] = {tuple(map(int, window)) for window in re.findall(
+            r"ducklake_table_changes\('lake', 'main', 'orders', (\d+), (\d+)\)", compiled)}
+        edge["first_newest"] = first_newest
+        edge["second_snapshots"] = {row[0] for row in lake.con.execute(
+            "select distinct snapshot_id from lake.main.orders where snapshot_id > ?", [first_newest]).fetchall()}
+        _built_warehouse(workdir / "full.duckdb", lake, "--full-refresh")
         con, full = _open(shop_changes, workdir / "incremental.duckdb"), _open(shop_changes, workdir / "full.duckdb")
         try:
             yield con, edge, full
@@ -324,23 +329,26 @@ def test_marts_equal_figures_computed_in_postgres(shop_changes, warehouse):
                             "where order_count > 0").fetchall()) == lifetime_value
 
 
-def test_incremental_build_reads_only_new_lake_files(warehouse):
+def test_incremental_build_reads_only_new_lake_snapshots(warehouse):
     _, edge, _ = warehouse
 
-    assert edge["second_files"], "the second stage landed no orders"
-    assert edge["incremental_read"] == edge["second_files"]
+    assert edge["second_snapshots"], "the second stage landed no orders"
+    [(start, end)] = edge["incremental_window"]
+    assert start == edge["first_newest"] + 1
+    assert max(edge["second_snapshots"]) <= end
 
 
 def test_incremental_build_equals_a_full_refresh(warehouse):
     con, _, full = warehouse
     models = [name for (name,) in con.execute(
-        "select table_name from information_schema.tables where table_name <> 'fact_builds' order by 1").fetchall()]
+        "select table_name from information_schema.tables where table_catalog <> 'lake' "
+        "and table_name not in ('fact_builds', 'lake_loads') order by 1").fetchall()]
     assert {"stg_shop__orders", "int_orders_versioned", "int_orders_current", "dim_customer", "fct_order_items",
             "mart_daily_sales"} <= set(models)
 
     for model in models:
-        # Every column but when and from which file a row was loaded; row order fixed by sorting on all of them.
-        load_columns = [column for column in ("_lake_file", "_loaded_at", "_versioned_at", "_built_at")
+        # Every column but when a row was loaded; row order fixed by sorting on all of them.
+        load_columns = [column for column in ("_loaded_at", "_versioned_at", "_built_at")
                         if _has_column(con, model, column)]
         query = f"select * exclude ({', '.join(load_columns)}) from {model} order by all" if load_columns else \
             f"select * from {model} order by all"
