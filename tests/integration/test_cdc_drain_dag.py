@@ -12,20 +12,20 @@ from decimal import Decimal
 import psycopg
 
 from tidewater.cdc.connector import table_topic
-from tidewater.config import REPO_ROOT, get_connection
-from tidewater.duck import connect_lake
+from tidewater.config import REPO_ROOT
+from tidewater.lake import objects as layout
 
 from .lake_checks import now_ms, read_events
 
 
-def airflow_dags_test(dag_id: str, conf: dict | None = None) -> subprocess.CompletedProcess:
+def airflow_dags_test(dag_id: str, conf: dict | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     command = [str(REPO_ROOT / ".venv" / "bin" / "airflow"), "dags", "test", dag_id]
     if conf:
         command += ["-c", json.dumps(conf)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=os.environ.copy())
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=os.environ | (env or {}))
 
 
-def test_dags_test_cdc_drain_lands_shop_changes_with_exact_types(cdc):
+def test_dags_test_cdc_drain_lands_shop_changes_with_exact_types(cdc, lake):
     since = now_ms()
     started = datetime.now(UTC)
     email = f"drain-{uuid.uuid4().hex[:8]}@example.com"
@@ -46,26 +46,20 @@ def test_dags_test_cdc_drain_lands_shop_changes_with_exact_types(cdc):
     assert read_events(cdc, table_topic(cdc, "customers"), since, "customer_id", customer_id, count=1)
     assert read_events(cdc, table_topic(cdc, "products"), since, "product_id", product_id, count=1)
 
-    run = airflow_dags_test("cdc_drain")
+    run = airflow_dags_test("cdc_drain", env=lake.env)
 
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    con = connect_lake(get_connection(cdc.lake_conn_id))
-    bucket = cdc.lake_bucket
-    customer = con.execute(
-        f"""select full_name, phone, birth_date, preferences, created_at, _op, typeof(birth_date),
-                   typeof(created_at)
-            from read_parquet('s3://{bucket}/raw/customers/*/*.parquet', union_by_name = true)
-            where email = ?""", [email]).fetchall()
+    customer = lake.con.execute(
+        """select full_name, phone, birth_date, preferences, created_at, _op, typeof(birth_date),
+                  typeof(created_at)
+           from lake.main.customers where email = ?""", [email]).fetchall()
     assert customer == [("Zoë Ünal", None, date(1970, 1, 2), '{"n": [1, 2], "tier": "gold"}',
                          datetime(2026, 3, 29, 0, 59, 59, 123456, tzinfo=UTC), "c", "DATE",
                          "TIMESTAMP WITH TIME ZONE")]
-    product = con.execute(
-        f"""select price, typeof(price)
-            from read_parquet('s3://{bucket}/raw/products/*/*.parquet', union_by_name = true)
-            where sku = ?""", [sku]).fetchall()
+    product = lake.con.execute("select price, typeof(price) from lake.main.products where sku = ?", [sku]).fetchall()
     assert product == [(Decimal("9999999999.99"), "DECIMAL(12,2)")]
-    assert _asset_event_rows(f"s3://{bucket}/raw/customers", started) >= 1
-    assert _asset_event_rows(f"s3://{bucket}/raw", started) >= 1
+    assert _asset_event_rows(lake.bucket.uri(layout.DATA + "/customers"), started) >= 1
+    assert _asset_event_rows(lake.bucket.uri(layout.DATA), started) >= 1
 
 
 def _asset_event_rows(uri: str, since: datetime) -> int:

@@ -16,16 +16,17 @@ import subprocess
 from datetime import UTC, datetime
 
 import pytest
-from confluent_kafka import TopicPartition
 
 from tidewater import drain
 from tidewater.config import REPO_ROOT
 from tidewater.drain import drainer, quarantine
 from tidewater.drain.drainer import DrainLimits
 from tidewater.gate import steps
+from tidewater.lake import commit
+from tidewater.lake import objects as layout
 from tidewater.mailsink import read_messages
 
-from .conftest import new_bucket
+from .conftest import new_lake
 from .test_alerts import _html, smtp_server  # noqa: F401 (a fixture)
 from .test_drain import _produce, _real_events, scratch_topic  # noqa: F401 (a fixture)
 
@@ -35,56 +36,53 @@ GARBAGE = [b"garbage", b"more garbage"]
 def _drain(settings, lake, topic, group_id, accept=False, **limits):
     consumer = drain.kafka_consumer(settings, group_id=group_id)
     try:
-        return drainer.drain_topic(consumer, lake, topic, DrainLimits(**limits), accept_quarantine=accept)
+        return drainer.drain_topic(consumer, lake, topic, drain.kafka_topic_id(settings, topic), DrainLimits(**limits),
+                                   accept_quarantine=accept)
     finally:
         consumer.close()
 
 
-def _committed(settings, topic: str, group_id: str) -> int:
-    consumer = drain.kafka_consumer(settings, group_id=group_id)
-    try:
-        return consumer.committed([TopicPartition(topic, 0)], timeout=30)[0].offset
-    finally:
-        consumer.close()
+def _position(lake, topic: str) -> int:
+    """Where the lake continues partition 0 of the topic."""
+    return commit.read_positions(lake.con, topic).offsets[0]
 
 
-def test_above_the_limit_nothing_is_committed_every_retry_fails_and_acceptance_commits(shop_changes, lake_bucket,
+def test_above_the_limit_nothing_is_committed_every_retry_fails_and_acceptance_commits(shop_changes, lake,
                                                                                         group_id,
                                                                                         scratch_topic):  # noqa: F811
     topic = scratch_topic
     _produce(shop_changes, topic, [*_real_events(shop_changes, 10), *GARBAGE])
 
     with pytest.raises(drainer.QuarantineLimitExceeded) as failed:
-        _drain(shop_changes, lake_bucket, topic, group_id, max_bad_share=0.05)
+        _drain(shop_changes, lake, topic, group_id, max_bad_share=0.05)
 
     message = str(failed.value)
     assert message.startswith(f"{topic}: 2 of 12 records (16.7%) were quarantined, above the 5.0% limit")
-    assert f"s3://{lake_bucket.bucket}/quarantine/{topic}/" in message
-    assert "NOT committed" in message and f'{{"accept_quarantine_topic": "{topic}"}}' in message
-    assert _committed(shop_changes, topic, group_id) < 0  # nothing committed
-    assert lake_bucket.keys("raw/") == []  # no uncommitted rows for readers
-    first_keys = lake_bucket.keys("quarantine/")
-    assert len(first_keys) == 1 and lake_bucket.keys("_drain/inflight/")  # kept for people, named by the journal
-    assert quarantine.committed_files(lake_bucket) == []  # in flight: neither reported nor blocking
+    assert f"s3://{lake.bucket.bucket}/quarantine/{topic}/" in message
+    assert "positions did not move" in message and f'{{"accept_quarantine_topic": "{topic}"}}' in message
+    assert _position(lake, topic) == 0  # nothing committed
+    assert lake.bucket.keys(layout.DATA + "/") == []  # the run's data files are gone
+    first_keys = lake.bucket.keys("quarantine/")
+    assert len(first_keys) == 1  # kept for people to read
+    assert quarantine.committed_files(lake) == []  # not accepted by a commit: neither reported nor blocking
 
     for _ in range(2):  # the retries: the same slice, the same failure, the leftovers replaced (not doubled)
         with pytest.raises(drainer.QuarantineLimitExceeded, match=re.escape(f"{topic}: 2 of 12 records")):
-            _drain(shop_changes, lake_bucket, topic, group_id, max_bad_share=0.05)
-        assert lake_bucket.keys("quarantine/") == first_keys
-        assert _committed(shop_changes, topic, group_id) < 0
+            _drain(shop_changes, lake, topic, group_id, max_bad_share=0.05)
+        assert lake.bucket.keys("quarantine/") == first_keys
+        assert _position(lake, topic) == 0
 
-    accepted = _drain(shop_changes, lake_bucket, topic, group_id, accept=True, max_bad_share=0.05)
+    accepted = _drain(shop_changes, lake, topic, group_id, accept=True, max_bad_share=0.05)
 
     assert (accepted.rows, accepted.quarantined, accepted.accepted_quarantine) == (10, 2, True)
     assert accepted.quarantine_files == first_keys
-    assert _committed(shop_changes, topic, group_id) == 12
-    assert lake_bucket.keys("_drain/") == []
-    assert [f.key for f in quarantine.unreported_files(lake_bucket)] == first_keys  # committed, not yet reported
-    assert _drain(shop_changes, lake_bucket, topic, group_id, max_bad_share=0.05).records == 0
+    assert _position(lake, topic) == 12
+    assert [f.key for f in quarantine.unreported_files(lake)] == first_keys  # committed, not yet reported
+    assert _drain(shop_changes, lake, topic, group_id, max_bad_share=0.05).records == 0
 
 
-def _dags_test(smtp_port: int, bucket: str, topic: str, conf: dict | None = None) -> subprocess.CompletedProcess:
-    env = os.environ.copy() | {"TIDEWATER_LAKE_BUCKET": bucket, "TIDEWATER_DRAIN_TOPIC_REGEX": f"^{re.escape(topic)}$"}
+def _dags_test(smtp_port: int, lake, topic: str, conf: dict | None = None) -> subprocess.CompletedProcess:
+    env = os.environ.copy() | lake.env | {"TIDEWATER_DRAIN_TOPIC_REGEX": f"^{re.escape(topic)}$"}
     smtp = json.loads(env["AIRFLOW_CONN_SMTP_DEFAULT"])
     env["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps(smtp | {"port": smtp_port})
     command = [str(REPO_ROOT / ".venv" / "bin" / "airflow"), "dags", "test", "cdc_drain"]
@@ -110,28 +108,29 @@ def test_cdc_drain_reports_quarantine_once_and_fails_above_the_limit_until_accep
     topic = scratch_topic
     good = _real_events(shop_changes, 40)
     started = datetime.now(UTC)
-    with new_bucket(shop_changes) as lake:
+    with new_lake(shop_changes) as lake:
         _produce(shop_changes, topic, [*good[:20], b"not json at all", *good[20:]])  # 1 of 41: under 5%
 
-        first = _dags_test(port, lake.bucket, topic)
-        second = _dags_test(port, lake.bucket, topic)  # nothing new: no second report
+        first = _dags_test(port, lake, topic)
+        second = _dags_test(port, lake, topic)  # nothing new: no second report
 
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
         [report] = read_messages(maildir)
         assert report["Subject"] == f"[tidewater] QUARANTINED 1 record in {topic} (1)"
         body = _html(report)
-        [key] = lake.keys(f"quarantine/{topic}/")
-        assert f"s3://{lake.bucket}/{key}" in body
+        [key] = lake.bucket.keys(f"quarantine/{topic}/")
+        assert lake.bucket.uri(key) in body
         assert "1: <code>" in body and "/dags/cdc_drain/runs/" in body
-        assert lake.get_json(quarantine.REPORTED_KEY) == {"files": [key]}
-        [extra] = [e for e in _asset_extras(f"s3://{lake.bucket}/raw/order_items", started) if e.get("topic") == topic]
+        assert lake.bucket.get_json(quarantine.REPORTED_KEY) == {"files": [key]}
+        extras = _asset_extras(lake.bucket.uri(layout.DATA + "/order_items"), started)
+        [extra] = [e for e in extras if e.get("topic") == topic]
         assert (extra["rows"], extra["quarantined"], extra["quarantine_files"]) == (40, 1, [key])
         assert sum(extra["quarantine_reasons"].values()) == 1
         steps.check_quarantine_reported(shop_changes, lake)  # reported: the warehouse may publish
 
         _produce(shop_changes, topic, [*good[:10], *GARBAGE])  # 2 of 12: above 5%
-        failed = _dags_test(port, lake.bucket, topic)
+        failed = _dags_test(port, lake, topic)
 
         assert failed.returncode != 0
         mails = read_messages(maildir)
@@ -142,39 +141,39 @@ def test_cdc_drain_reports_quarantine_once_and_fails_above_the_limit_until_accep
         assert "accept_quarantine_topic" in _html(mails[1])
         steps.check_quarantine_reported(shop_changes, lake)  # uncommitted quarantine does not block
 
-        typo = _dags_test(port, lake.bucket, topic, {"accept_quarantine_topic": topic + "x"})
+        typo = _dags_test(port, lake, topic, {"accept_quarantine_topic": topic + "x"})
         assert typo.returncode != 0
         assert f"accept_quarantine_topic='{topic}x' is not a topic cdc_drain drains" in typo.stdout + typo.stderr
 
-        accepted = _dags_test(port, lake.bucket, topic, {"accept_quarantine_topic": topic})
+        accepted = _dags_test(port, lake, topic, {"accept_quarantine_topic": topic})
 
         assert accepted.returncode == 0, accepted.stdout[-3000:] + accepted.stderr[-3000:]
         mails = read_messages(maildir)
         assert [m["Subject"] for m in mails[3:]] == [f"[tidewater] QUARANTINED 2 records in {topic} (2)"]
-        assert len(lake.get_json(quarantine.REPORTED_KEY)["files"]) == 2
+        assert len(lake.bucket.get_json(quarantine.REPORTED_KEY)["files"]) == 2
 
 
-def test_publish_refuses_while_committed_quarantine_is_unreported(shop_changes, lake_bucket, group_id,
+def test_publish_refuses_while_committed_quarantine_is_unreported(shop_changes, lake, group_id,
                                                                   scratch_topic, smtp_server,  # noqa: F811
                                                                   monkeypatch):
     port, maildir = smtp_server
     topic = scratch_topic
     _produce(shop_changes, topic, [*_real_events(shop_changes, 30), b"garbage"])
-    _drain(shop_changes, lake_bucket, topic, group_id)  # 1 of 31 under the limit: committed, but never mailed
+    _drain(shop_changes, lake, topic, group_id)  # 1 of 31 under the limit: committed, but never mailed
 
     with pytest.raises(quarantine.UnreportedQuarantine) as refused:
-        steps.check_quarantine_reported(shop_changes, lake_bucket)
+        steps.check_quarantine_reported(shop_changes, lake)
 
     assert str(refused.value).startswith(f"not publishing the marts: quarantined records of {topic} (1 files) under "
-                                         f"s3://{lake_bucket.bucket}/quarantine/ were committed but never reported")
+                                         f"s3://{lake.bucket.bucket}/quarantine/ were committed but never reported")
     assert "The next cdc_drain run reports them" in str(refused.value)
 
     smtp = json.loads(os.environ["AIRFLOW_CONN_SMTP_DEFAULT"])
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(smtp | {"port": port}))
-    reported = drain.report_quarantine(shop_changes, lake_bucket, dag_id="cdc_drain", run_id="manual__test")
+    reported = drain.report_quarantine(shop_changes, lake, dag_id="cdc_drain", run_id="manual__test")
 
     assert reported == {topic: 1}
     assert len(read_messages(maildir)) == 1
-    steps.check_quarantine_reported(shop_changes, lake_bucket)  # reported: publishing may go on
-    assert drain.report_quarantine(shop_changes, lake_bucket, dag_id="cdc_drain", run_id="manual__again") == {}
+    steps.check_quarantine_reported(shop_changes, lake)  # reported: publishing may go on
+    assert drain.report_quarantine(shop_changes, lake, dag_id="cdc_drain", run_id="manual__again") == {}
     assert len(read_messages(maildir)) == 1  # each record is reported once
