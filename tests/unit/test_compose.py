@@ -210,6 +210,21 @@ def test_airflow_init_does_every_step_of_the_native_airflow_migrate():
     assert SERVICES["airflow-init"]["command"] == ["bash", "/opt/tidewater/docker/airflow-init.sh"]
 
 
+def test_the_ducklake_catalogs_come_from_the_native_stacks_sql_before_airflow_starts():
+    """One definition of the catalog databases and roles: the SQL file stack/stack.sh runs, with the same variables."""
+    init = SERVICES["catalog-init"]
+    assert "./stack/config/ducklake-catalogs.sql:/catalogs.sql:ro" in init["volumes"]
+    native = re.search(r"ducklake-catalogs\.sql\" \\\n(.*?)>/dev/null", STACK_SH, re.S)[1]
+    native_variables = dict(re.findall(r'-v (\w+)="\$(\w+)"', native))
+    compose_variables = dict(re.findall(r'-v (\w+)="\$(\w+)"', " ".join(init["command"])))
+    assert set(compose_variables) == set(native_variables) == {
+        "lake_db", "marts_db", "writer", "writer_password", "reader", "reader_password"}
+    for name, variable in compose_variables.items():
+        assert init["environment"][variable] == DEFAULTS[native_variables[name]], name
+    for name in ("airflow-scheduler", "airflow-api-server", "airflow-dag-processor"):
+        assert SERVICES[name]["depends_on"]["catalog-init"] == {"condition": "service_completed_successfully"}
+
+
 # ------------------------------------------------------------------ settings
 
 
