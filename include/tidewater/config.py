@@ -178,8 +178,10 @@ OTHER_VARIABLES = frozenset({
     "TIDEWATER_AIRFLOW_PORT", "TIDEWATER_AIRFLOW_SECRET_KEY", "TIDEWATER_ALERT_EMAIL_FROM", "TIDEWATER_BIND_ADDRESS",
     "TIDEWATER_CACHE_DIR", "TIDEWATER_CONNECT_HOST", "TIDEWATER_CONNECT_PORT", "TIDEWATER_JUPYTER_PORT",
     "TIDEWATER_JUPYTER_TOKEN", "TIDEWATER_KAFKA_CONTROLLER_PORT", "TIDEWATER_KAFKA_HOST", "TIDEWATER_KAFKA_PORT",
-    "TIDEWATER_KAFKA_UI_PORT", "TIDEWATER_MAIL_UI_PORT", "TIDEWATER_PG_HOST", "TIDEWATER_PG_MAX_SLOT_WAL_KEEP_SIZE",
-    "TIDEWATER_PG_PORT", "TIDEWATER_PG_SUPERUSER", "TIDEWATER_PG_SUPERUSER_PASSWORD", "TIDEWATER_PYTHON",
+    "TIDEWATER_KAFKA_UI_PORT", "TIDEWATER_LAKE_CATALOG_DB", "TIDEWATER_LAKE_CATALOG_PASSWORD",
+    "TIDEWATER_LAKE_CATALOG_USER", "TIDEWATER_MAIL_UI_PORT", "TIDEWATER_MARTS_CATALOG_DB",
+    "TIDEWATER_MARTS_READER_PASSWORD", "TIDEWATER_MARTS_READER_USER", "TIDEWATER_PG_HOST",
+    "TIDEWATER_PG_MAX_SLOT_WAL_KEEP_SIZE", "TIDEWATER_PG_PORT", "TIDEWATER_PG_SUPERUSER", "TIDEWATER_PG_SUPERUSER_PASSWORD", "TIDEWATER_PYTHON",
     "TIDEWATER_S3_ACCESS_KEY", "TIDEWATER_S3_CONSOLE_PORT", "TIDEWATER_S3_HOST",
     "TIDEWATER_S3_MARTS_READER_ACCESS_KEY", "TIDEWATER_S3_MARTS_READER_SECRET_KEY",
     "TIDEWATER_S3_PIPELINE_ACCESS_KEY", "TIDEWATER_S3_PIPELINE_SECRET_KEY", "TIDEWATER_S3_PORT",
@@ -250,7 +252,9 @@ class Settings:
     # gate and publish
     gx_context_dir: str = str(REPO_ROOT / "great_expectations")
     marts_dir: str = str(REPO_ROOT / ".stack" / "marts")
-    marts_keep_publications: int = 5
+    # Retention of the published marts' snapshots (tidewater.gate.publish): a publication stays readable (and can be
+    # rolled back to) until this long after a newer one replaced it.
+    marts_keep_hours: float = 168.0
     gate_max_change_age_hours: float = 24.0
     # Where the Airflow UI serves the data docs (plugins/tidewater_docs.py), for links in gate failures.
     docs_url: str = "http://127.0.0.1:28080/tidewater-docs"
@@ -339,8 +343,8 @@ class Settings:
             reconcile_max_examples=_positive(env, "TIDEWATER_RECONCILE_MAX_EXAMPLES", defaults.reconcile_max_examples),
             gx_context_dir=env.get("TIDEWATER_GX_CONTEXT_DIR", defaults.gx_context_dir),
             marts_dir=env.get("TIDEWATER_MARTS_DIR", defaults.marts_dir),
-            marts_keep_publications=_bounded(env, "TIDEWATER_MARTS_KEEP_PUBLICATIONS", defaults.marts_keep_publications,
-                                             minimum=1, why="the current publication is always kept"),
+            marts_keep_hours=_positive(env, "TIDEWATER_MARTS_KEEP_HOURS", defaults.marts_keep_hours,
+                                       "0 would expire the snapshot a reader has just started reading"),
             gate_max_change_age_hours=_positive(env, "TIDEWATER_GATE_MAX_CHANGE_AGE_HOURS",
                                                 defaults.gate_max_change_age_hours),
             docs_url=env.get("TIDEWATER_DOCS_URL", defaults.docs_url).rstrip("/"),

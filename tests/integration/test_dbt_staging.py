@@ -19,9 +19,10 @@ from .test_drain import drain_once
 TABLES = ("customers", "addresses", "products", "orders", "order_items", "payments")
 
 
-def dbt(*args: str, lake, warehouse: str) -> subprocess.CompletedProcess:
-    """dbt on the given lake and warehouse file; its target folder (compiled SQL, run results) beside the file."""
-    env = {**os.environ, **lake.env, "TIDEWATER_WAREHOUSE_PATH": warehouse,
+def dbt(*args: str, warehouse: str, lake=None) -> subprocess.CompletedProcess:
+    """dbt on the given lake (default: the stack's) and warehouse file; its target folder (compiled SQL, run results)
+    beside the file."""
+    env = {**os.environ, **(lake.env if lake else {}), "TIDEWATER_WAREHOUSE_PATH": warehouse,
            "DBT_PROFILES_DIR": str(REPO_ROOT / "dbt"), "DBT_TARGET_PATH": str(Path(warehouse).parent / "target")}
     return subprocess.run([str(REPO_ROOT / ".venv" / "bin" / "dbt"), *args, "--project-dir", str(REPO_ROOT / "dbt")],
                           capture_output=True, text=True, timeout=600, env=env, cwd=REPO_ROOT / "dbt")

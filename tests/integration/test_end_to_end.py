@@ -63,7 +63,7 @@ def test_published_marts_follow_the_shop_through_two_cycles(shop_changes):
             dict.fromkeys(MARTS, 0)
     for site in docs.SITES:
         assert docs.resolve_file(settings, site, "index.html"), site
-        assert lake.keys(f"{docs.LAKE_PREFIX}/{site}/index.html") == [f"{docs.LAKE_PREFIX}/{site}/index.html"]
+        assert lake.bucket.keys(f"{docs.LAKE_PREFIX}/{site}/index.html") == [f"{docs.LAKE_PREFIX}/{site}/index.html"]
 
     with psycopg.connect(settings.shop_conninfo(admin=True), autocommit=True) as conn:
         item, product = conn.execute("UPDATE shop.order_items SET quantity = quantity + 7 WHERE order_item_id = "

@@ -96,7 +96,7 @@ def test_backfill_of_three_days_equals_the_full_refresh_for_those_days(shop_chan
     wait_for_cdc_catch_up(settings)
     drained = airflow_dags_test("cdc_drain")
     assert drained.returncode == 0, drained.stdout[-3000:]
-    built = dbt("build", bucket=settings.lake_bucket, warehouse=settings.warehouse_path)
+    built = dbt("build", warehouse=settings.warehouse_path)
     assert built.returncode == 0, built.stdout[-4000:]
     in_days = f"placed_at >= '{DAYS[0]}' and placed_at < date '{DAYS[-1]}' + 1"
     outside = "placed_at >= date '2026-01-08'"
@@ -115,8 +115,7 @@ def test_backfill_of_three_days_equals_the_full_refresh_for_those_days(shop_chan
 
     assert [run["state"] for run in runs] == ["success"] * len(DAYS), runs
     full_refresh = str(tmp_path / "full.duckdb")
-    rebuilt = dbt("run", "--select", "+fct_order_items", "--full-refresh", bucket=settings.lake_bucket,
-                  warehouse=full_refresh)
+    rebuilt = dbt("run", "--select", "+fct_order_items", "--full-refresh", warehouse=full_refresh)
     assert rebuilt.returncode == 0, rebuilt.stdout[-4000:]
     with duckdb.connect(settings.warehouse_path, read_only=True) as con, \
             duckdb.connect(full_refresh, read_only=True) as full:

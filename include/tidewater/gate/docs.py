@@ -81,7 +81,8 @@ def generate_dbt_docs(settings: Settings) -> Path:
 
 
 def copy_to_lake(settings: Settings, lake) -> int:
-    """Copies both sites to s3://<bucket>/docs/<site>/ (dbt: only the files its page needs)."""
+    """Copies both sites to s3://<bucket>/docs/<site>/ (dbt: only the files its page needs); `lake` is a
+    tidewater.lake.Lake."""
     copied = 0
     for site in SITES:
         root = site_dir(settings, site)
@@ -89,6 +90,6 @@ def copy_to_lake(settings: Settings, lake) -> int:
         for path in files:
             if path.is_file():
                 key = f"{LAKE_PREFIX}/{site}/{path.relative_to(root).as_posix()}"
-                lake.client.upload_file(str(path), lake.bucket, key)
+                lake.bucket.client.upload_file(str(path), lake.bucket.bucket, key)
                 copied += 1
     return copied

@@ -1,182 +1,254 @@
-"""Atomic publication of the marts, keeping the last few so a user can roll back.
+"""Publication of the marts as snapshots of the marts' DuckLake catalog (docs/marts.md).
 
-Readers open one of two published locations, each switched by one atomic step:
+Readers attach the marts catalog read-only with their own credentials (``open_published``, or the duckdb CLI
+as docs/marts.md shows) and read ``marts.main.<mart>``. What they can rely on:
 
-- ``<marts_dir>/marts.duckdb``: a symlink to ``publications/<id>/marts.duckdb``, replaced by ``rename``
-  (open it read-only; several readers can, and none of them blocks the warehouse);
-- ``s3://<bucket>/marts/<id>/<table>.parquet``, found through the pointer object ``marts/_current.json``
-  (one PUT replaces it whole).
-
-A publication's files are all written before either pointer moves, and are never changed afterwards, so a
-reader sees the previous publication or the new one, never a mix and never a candidate that failed.
+- A publication is ONE DuckLake transaction: it replaces every mart (tidewater.gate.suites.MARTS) from a
+  candidate that passed the gate and adds a row to ``marts.tidewater.publications``. A reader's transaction
+  reads one snapshot, so it sees the previous publication or the new one, never a mix and never a candidate
+  that failed. A publish killed before its commit changes nothing readers see; the files it wrote are orphans
+  that retention deletes.
+- Each publication's snapshot names it in the commit's message and extra info (``marts.snapshots()``), so
+  ``history`` lists the publications still kept and their snapshot ids.
+- Rollback publishes an earlier publication again: one transaction that replaces every mart with its rows
+  ``AT (VERSION => <that publication's snapshot>)``, recorded like a publish (action ``rollback``).
+- Retention is by age: a snapshot stays readable until ``marts_keep_hours`` after a newer one replaced it, so
+  a reader whose transaction started that recently keeps reading; older snapshots are expired, their files
+  deleted, and files of publishes that never committed are deleted once that old.
+- After the commit, ``marts/_current.json`` gets the publication's summary for monitors (freshness_monitor
+  reads ``published_at``). Readers do not need it; a crash right after the commit leaves it one publication
+  behind until the next one.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import contextlib
 import json
-import os
-import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import duckdb
 
 from tidewater.config import ConfigError, Settings
-from tidewater.gate.stage import MARTS_FILE, candidate_path, sql_string
+from tidewater.gate.stage import candidate_path, discard_candidate, sql_string
 from tidewater.gate.suites import MARTS
+from tidewater.lake import Lake, catalog
 
-PREFIX = "marts"
-POINTER_KEY = f"{PREFIX}/_current.json"
-MANIFEST = "_manifest.json"
+PREFIX = "marts"  # the marts catalog's data files in the lake bucket (catalog.DATA_PREFIX)
+POINTER_KEY = f"{PREFIX}/_current.json"  # the last publication's summary, for monitors
+PUBLICATIONS = f"{catalog.MARTS}.tidewater.publications"
+AUTHOR = "tidewater"
+Action = Literal["publish", "rollback"]
 
 
 @dataclass(frozen=True)
 class Publication:
+    """One publication's snapshot of the marts catalog."""
+
     publication_id: str
-    local_path: Path
-    s3_uri: str
+    snapshot_id: int
+    published_at: datetime
+    action: Action
     rows: dict[str, int]
 
     def summary(self) -> dict:
-        """What the publish task returns (XCom): JSON only."""
-        return {"publication_id": self.publication_id, "local_path": str(self.local_path), "s3_uri": self.s3_uri,
-                "rows": self.rows}
+        """What the publish task returns (XCom) and ``marts/_current.json`` holds: JSON only."""
+        return {"publication_id": self.publication_id, "snapshot_id": self.snapshot_id,
+                "published_at": self.published_at.isoformat(), "action": self.action, "rows": self.rows}
 
 
-def publications_dir(settings: Settings) -> Path:
-    return Path(settings.marts_dir) / "publications"
+@dataclass(frozen=True)
+class Retention:
+    """What one retention pass removed."""
+
+    expired_snapshots: list[int]
+    deleted_files: int
+    deleted_orphans: int
 
 
-def published_path(settings: Settings) -> Path:
-    """What readers open: the current publication's DuckDB file (through the symlink)."""
-    return Path(settings.marts_dir) / MARTS_FILE
+def open_marts(settings: Settings) -> Lake:
+    """The marts catalog attached as its writer (``marts``), and the lake bucket (for the monitors' summary)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from tidewater.lake.objects import Bucket
+
+    return Lake(catalog.connect(settings, catalog.MARTS),
+                Bucket(S3Hook(aws_conn_id=settings.lake_conn_id).get_conn(), settings.lake_bucket))
 
 
-def s3_prefix(publication_id: str) -> str:
-    return f"{PREFIX}/{publication_id}/"
+def open_published(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """A reader's connection: the marts catalog attached read-only as the marts reader, and in use (``select *
+    from fct_orders`` reads ``marts.main.fct_orders``)."""
+    con = catalog.connect(settings, catalog.MARTS, read_only=True)
+    con.execute(f"use {catalog.MARTS}")
+    return con
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Creates the publications table on a new catalog (its own commit, before any publication)."""
+    con.execute(f"create schema if not exists {catalog.MARTS}.tidewater")
+    con.execute(f"create table if not exists {PUBLICATIONS} (publication_id varchar not null, "
+                "action varchar not null, published_at timestamp with time zone not null, rows json not null)")
+
+
+def history(con: duckdb.DuckDBPyConnection) -> list[Publication]:
+    """The publications whose snapshots are still kept, oldest first; the last one is what readers see."""
+    rows = con.execute(f"select snapshot_id, snapshot_time, commit_extra_info from {catalog.MARTS}.snapshots() "
+                       "where author = ? and commit_extra_info is not null order by snapshot_id", [AUTHOR]).fetchall()
+    publications = []
+    for snapshot_id, snapshot_time, extra in rows:
+        info = json.loads(extra)
+        publications.append(Publication(info["publication_id"], snapshot_id, snapshot_time, info["action"],
+                                        info.get("rows", {})))
+    return publications
+
+
+def current(con: duckdb.DuckDBPyConnection) -> Publication | None:
+    kept = history(con)
+    return kept[-1] if kept else None
 
 
 def current_publication(settings: Settings) -> str | None:
-    """The id of the publication readers get locally, or None before the first one."""
-    link = published_path(settings)
-    return Path(os.readlink(link)).parent.name if link.is_symlink() else None
+    """The id of the publication readers get now (read as the marts reader), or None before the first one."""
+    with open_published(settings) as con:
+        publication = current(con)
+    return publication.publication_id if publication else None
 
 
-def list_publications(settings: Settings) -> list[str]:
-    """Kept publications, oldest first (ids sort by time)."""
-    root = publications_dir(settings)
-    return sorted(path.name for path in root.iterdir() if (path / MANIFEST).exists()) if root.exists() else []
-
-
-def _export_parquet(database: Path, target: Path) -> dict[str, int]:
-    rows = {}
-    with duckdb.connect(str(database), read_only=True) as con:
+def _replace_marts(con: duckdb.DuckDBPyConnection, publication_id: str, action: Action,
+                   source: dict[str, str]) -> Publication:
+    """One transaction: every mart replaced by `source[mart]` (a relation), the publication recorded."""
+    con.execute("begin")
+    try:
         for table in MARTS:
-            rows[table] = con.execute(f"select count(*) from {table}").fetchone()[0]
-            con.execute(f"copy (select * from {table}) to {sql_string(target / (table + '.parquet'))} "
-                        "(format parquet, compression zstd)")
-    return rows
+            con.execute(f"create or replace table {catalog.MARTS}.main.{table} as select * from {source[table]}")
+        rows = {table: con.execute(f"select count(*) from {catalog.MARTS}.main.{table}").fetchone()[0]
+                for table in MARTS}
+        _record(con, publication_id, action, rows)
+        con.execute("commit")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended the transaction
+            con.execute("rollback")
+        raise
+    snapshot_id = con.execute(f"select id from ducklake_last_committed_snapshot({sql_string(catalog.MARTS)})"
+                              ).fetchone()[0]
+    published = next((p for p in reversed(history(con)) if p.snapshot_id == snapshot_id), None)
+    if published is None or published.publication_id != publication_id:
+        raise RuntimeError(f"publication {publication_id} committed, but snapshot {snapshot_id} of the marts "
+                           "catalog does not name it: look at `from marts.snapshots()`")
+    return published
 
 
-def _switch_local_pointer(settings: Settings, publication_id: str) -> None:
-    """Points marts.duckdb at a publication with one rename (a reader opens the old file or the new one)."""
-    link = published_path(settings)
-    staging = link.with_name(f".{MARTS_FILE}.{publication_id}.tmp")
-    staging.unlink(missing_ok=True)
-    staging.symlink_to(Path("publications") / publication_id / MARTS_FILE)
-    os.replace(staging, link)
+def _record(con: duckdb.DuckDBPyConnection, publication_id: str, action: Action, rows: dict[str, int]) -> None:
+    """The publication's row and the commit's message, inside the publishing transaction."""
+    extra = json.dumps({"publication_id": publication_id, "action": action, "rows": rows})
+    con.execute(f"call {catalog.MARTS}.set_commit_message(?, ?, extra_info => ?)",
+                [AUTHOR, f"{action} {publication_id}", extra])
+    con.execute(f"insert into {PUBLICATIONS} values (?, ?, get_current_timestamp(), ?)",
+                [publication_id, action, json.dumps(rows)])
 
 
-def _switch_s3_pointer(lake, publication_id: str) -> None:
-    manifest = lake.get_json(s3_prefix(publication_id) + MANIFEST)
-    if manifest is None:
-        raise ConfigError(f"publication {publication_id} is not in {lake.uri(PREFIX)}: its Parquet files are missing")
-    lake.put_json(POINTER_KEY, manifest)
+def _announce(marts: Lake, publication: Publication) -> None:
+    marts.bucket.put_json(POINTER_KEY, publication.summary())
 
 
-def publish(settings: Settings, publication_id: str, lake) -> Publication:
-    """Publishes a candidate that passed the gate: files first, then the two pointers, then pruning."""
+def publish(settings: Settings, publication_id: str, marts: Lake) -> Publication:
+    """Publishes the candidate that passed the gate as one snapshot, then applies retention.
+
+    `marts.con` has the marts catalog attached as its writer (``open_marts``). The candidate file is removed
+    once published.
+    """
     candidate = candidate_path(settings, publication_id)
     if not candidate.exists():
         raise ConfigError(f"no candidate {candidate}: publish only runs after the gate staged and passed it")
-    target = publications_dir(settings) / publication_id
-    if target.exists():
-        raise ConfigError(f"publication {publication_id} exists already in {target}; publication ids are never reused")
-    rows = _export_parquet(candidate, candidate.parent)
-    manifest = {"publication_id": publication_id, "published_at": datetime.now(UTC).isoformat(),
-                "prefix": lake.uri(s3_prefix(publication_id)), "rows": rows,
-                "tables": {table: lake.uri(s3_prefix(publication_id) + table + ".parquet") for table in MARTS},
-                "duckdb_sha256": file_sha256(candidate)}
-    for table in MARTS:
-        lake.client.upload_file(str(candidate.parent / f"{table}.parquet"), lake.bucket,
-                                s3_prefix(publication_id) + f"{table}.parquet")
-    lake.put_json(s3_prefix(publication_id) + MANIFEST, manifest)
-    (candidate.parent / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(candidate.parent, target)
-    _switch_s3_pointer(lake, publication_id)
-    _switch_local_pointer(settings, publication_id)
-    prune(settings, lake)
-    return Publication(publication_id, target / MARTS_FILE, manifest["prefix"], rows)
+    con = marts.con
+    ensure_tables(con)
+    if con.execute(f"select count(*) from {PUBLICATIONS} where publication_id = ?", [publication_id]).fetchone()[0]:
+        raise ConfigError(f"publication {publication_id} exists already in {PUBLICATIONS}; "
+                          "publication ids are never reused")
+    con.execute(f"attach {sql_string(candidate)} as candidate (read_only)")
+    try:
+        published = _replace_marts(con, publication_id, "publish", {table: f"candidate.main.{table}"
+                                                                    for table in MARTS})
+    finally:
+        con.execute("detach candidate")
+    discard_candidate(settings, publication_id)
+    _announce(marts, published)
+    retain(settings, marts.con)
+    return published
 
 
-def prune(settings: Settings, lake) -> list[str]:
-    """Deletes all but the newest ``marts_keep_publications`` (never the current one)."""
-    keep = max(settings.marts_keep_publications, 1)
-    current = current_publication(settings)
-    kept = list_publications(settings)
-    removed = [pid for pid in kept[:-keep] if pid != current]
-    for publication_id in removed:
-        lake.delete(lake.keys(s3_prefix(publication_id)))
-        shutil.rmtree(publications_dir(settings) / publication_id)
-    return removed
-
-
-def rollback(settings: Settings, lake, to: str | None = None) -> str:
-    """Points both published locations back at a kept publication (default: the one before the current)."""
-    kept = list_publications(settings)
-    current = current_publication(settings)
+def rollback(settings: Settings, marts: Lake, to: str | None = None) -> Publication:
+    """Publishes a kept publication's rows again (default: the newest one older than the current)."""
+    kept = history(marts.con)
+    if not kept:
+        raise ConfigError("nothing is published in the marts catalog: nothing to roll back")
+    now = kept[-1]
+    snapshots = {p.publication_id: p.snapshot_id for p in kept}  # the newest snapshot holding each publication
     if to is None:
-        older = [pid for pid in kept if current is None or pid < current]
+        older = sorted(pid for pid in snapshots if pid < now.publication_id)
         if not older:
-            raise ConfigError(f"no publication older than {current} is kept in {publications_dir(settings)}: "
-                              "nothing to roll back to")
+            raise ConfigError(f"no publication older than {now.publication_id} is kept (TIDEWATER_MARTS_KEEP_HOURS="
+                              f"{settings.marts_keep_hours:g}): nothing to roll back to")
         to = older[-1]
-    if to not in kept:
-        raise ConfigError(f"publication {to!r} is not kept; choose one of: {', '.join(kept) or '(none)'}")
-    _switch_s3_pointer(lake, to)
-    _switch_local_pointer(settings, to)
-    return to
+    if to not in snapshots:
+        raise ConfigError(f"publication {to!r} is not kept; choose one of: {', '.join(sorted(snapshots))}")
+    version = snapshots[to]
+    published = _replace_marts(marts.con, to, "rollback", {
+        table: f"{catalog.MARTS}.main.{table} at (version => {version})" for table in MARTS})
+    _announce(marts, published)
+    return published
+
+
+def retain(settings: Settings, con: duckdb.DuckDBPyConnection, now: datetime | None = None) -> Retention:
+    """Expires snapshots replaced more than ``marts_keep_hours`` ago, deletes their files, and deletes files of
+    publishes that never committed once that old. The snapshot current at the cutoff stays (readers may have
+    started on it since), and so does every later one."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(hours=settings.marts_keep_hours)
+    alias = sql_string(catalog.MARTS)
+    anchor = con.execute(f"select max(snapshot_time) from {catalog.MARTS}.snapshots() where snapshot_time <= ?",
+                         [cutoff]).fetchone()[0]
+    expired = []
+    if anchor is not None:
+        expired = [row[0] for row in con.execute(
+            f"select snapshot_id from ducklake_expire_snapshots({alias}, older_than => ?)", [anchor]).fetchall()]
+    deleted = con.execute(f"select count(*) from ducklake_cleanup_old_files({alias}, cleanup_all => true)"
+                          ).fetchone()[0]
+    orphans = con.execute(f"select count(*) from ducklake_delete_orphaned_files({alias}, older_than => ?)",
+                          [cutoff]).fetchone()[0]
+    return Retention(expired, deleted, orphans)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m tidewater.gate.publish list|rollback [--to ID]`."""
-    from tidewater import drain
-
+    """`python -m tidewater.gate.publish list|rollback [--to ID]|retain`."""
     parser = argparse.ArgumentParser(prog="python -m tidewater.gate.publish", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="kept publications, the current one marked")
-    back = commands.add_parser("rollback", help="point the published marts at an earlier publication")
-    back.add_argument("--to", help="publication id (default: the one before the current)")
+    commands.add_parser("list", help="kept publications (snapshot, time, action), the current one marked")
+    back = commands.add_parser("rollback", help="publish an earlier publication's rows again")
+    back.add_argument("--to", help="publication id (default: the newest one older than the current)")
+    commands.add_parser("retain", help="expire snapshots older than TIDEWATER_MARTS_KEEP_HOURS, delete their files")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.command == "list":
-        current = current_publication(settings)
-        for publication_id in list_publications(settings):
-            print(("* " if publication_id == current else "  ") + publication_id)
-    else:
-        print(f"[marts] now publishing {rollback(settings, drain.open_lake(settings), args.to)}")
+        with open_published(settings) as con:
+            kept = history(con)
+        for publication in kept:
+            print(("* " if publication is kept[-1] else "  ") + f"{publication.publication_id}  snapshot "
+                  f"{publication.snapshot_id}  {publication.published_at.isoformat()}  {publication.action}")
+        return
+    marts = open_marts(settings)
+    try:
+        if args.command == "rollback":
+            published = rollback(settings, marts, args.to)
+            print(f"[marts] now publishing {published.publication_id} (snapshot {published.snapshot_id})")
+        else:
+            done = retain(settings, marts.con)
+            print(f"[marts] expired {len(done.expired_snapshots)} snapshots, deleted {done.deleted_files} files "
+                  f"and {done.deleted_orphans} orphaned files")
+    finally:
+        marts.con.close()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from tidewater.config import Settings
 from tidewater.gate import context, docs, publish, stage
 from tidewater.gate.report import GateFailed, GateReport
+from tidewater.lake import Lake
 
 
 def run_gate(settings: Settings, publication_id: str | None = None) -> GateReport:
@@ -27,19 +28,28 @@ def run_gate(settings: Settings, publication_id: str | None = None) -> GateRepor
     return report
 
 
-def publish_marts(settings: Settings, publication_id: str, lake=None) -> publish.Publication:
-    from tidewater import drain
+def publish_marts(settings: Settings, publication_id: str, marts: Lake | None = None) -> publish.Publication:
+    """Publishes the candidate that passed the gate as one snapshot of the marts catalog (tidewater.gate.publish)."""
+    session = marts or publish.open_marts(settings)
+    try:
+        return publish.publish(settings, publication_id, session)
+    finally:
+        if marts is None:
+            session.con.close()
 
-    return publish.publish(settings, publication_id, lake or drain.open_lake(settings))
 
-
-def check_quarantine_reported(settings: Settings, lake=None) -> None:
+def check_quarantine_reported(settings: Settings, lake: Lake | None = None) -> None:
     """Refuses to publish while a committed quarantine file of the lake was never reported to people
-    (tidewater.drain.quarantine: one listing of quarantine/, cheap); raises UnreportedQuarantine."""
+    (tidewater.drain.quarantine: one query of the lake's catalog, cheap); raises UnreportedQuarantine."""
     from tidewater import drain
     from tidewater.drain import quarantine
 
-    quarantine.check_reported(lake or drain.open_lake(settings))
+    session = lake or drain.open_lake(settings)
+    try:
+        quarantine.check_reported(session)
+    finally:
+        if lake is None:
+            session.con.close()
 
 
 def docs_due(settings: Settings, *, run_type: str, gate_passed: bool, now: datetime | None = None) -> bool:
