@@ -1,20 +1,22 @@
 """
-### cdc_drain: Kafka CDC topics → typed Parquet on MinIO, exactly once
+### cdc_drain: Kafka CDC topics → the DuckLake lake, exactly once
 
 Every few minutes (`TIDEWATER_DRAIN_INTERVAL_MINUTES`, default 5) this DAG finds the shop's Debezium
 topics (`TIDEWATER_DRAIN_TOPIC_REGEX`; the heartbeat topic is never drained) and drains each in its own
-mapped task, up to the high watermark it saw at start. Rows land in
-`s3://<bucket>/raw/<table>/dt=<change date>/`, poison records in `quarantine/<topic>/`, and offsets are
-committed only once the lake holds everything they cover. The protocol that makes a crash at any point
-safe is in `include/tidewater/drain/drainer.py`.
+mapped task, up to the high watermark it saw at start, from the positions the lake holds. Rows land in the
+change table `lake.main.<table>` (Parquet under `s3://<bucket>/lake/main/<table>/`), poison records in
+`quarantine/<topic>/`; files and positions are committed in one DuckLake transaction, so a crash at any point
+or a second drain of the topic loses and doubles nothing (protocol: `include/tidewater/lake/__init__.py`,
+docs/lake.md).
 
-Each table that landed data gets an asset event (`s3://<bucket>/raw/<table>`: rows, files,
+Each table that landed data gets an asset event (`s3://<bucket>/lake/main/<table>`: rows, files,
 quarantined, offsets before/after, remaining lag, newest source time); `lake_updated` then emits one
-`s3://<bucket>/raw` event per run, which schedules the warehouse.
+`s3://<bucket>/lake/main` event per run, which schedules the warehouse.
 
-**Replay** (recovery): trigger with `replay_topic` and either `replay_from_timestamp` or
-`replay_from_offsets` (partition → non-negative offset, e.g. `{"0": 1200}`); the files from there on are
-replaced by a fresh drain. A topic that is not drained, or malformed offsets, fail the run at once
+**Replay** (recovery, backwards only): trigger with `replay_topic` and either `replay_from_timestamp` or
+`replay_from_offsets` (partition → non-negative offset, e.g. `{"0": 1200}`) before the lake's position; the
+changes from there on are deleted and drained again. **A recreated topic** (new Kafka topic id) fails until a
+run sets `accept_recreated_topic` to it. A topic that is not drained, or malformed offsets, fail the run at once
 (`discover_topics`, listing the real topics).
 
 **Quarantine** (docs/alerts.md): records that cannot be decoded go to `quarantine/<topic>/` and the rest

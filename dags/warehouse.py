@@ -1,7 +1,7 @@
 """
 ### warehouse: the DuckDB star schema, rebuilt from the CDC lake by dbt (rendered by Cosmos)
 
-Runs after every `cdc_drain` run that landed new rows (scheduled on the `s3://<bucket>/raw` asset, one
+Runs after every `cdc_drain` run that landed new rows (scheduled on the `s3://<bucket>/lake/main` asset, one
 event per drain run, so not once per table), once a day, and on demand. Cosmos renders the dbt project in `dbt/`
 from its manifest (`dbt parse`, run by `make install`): staging (each change once), intermediate
 (versions and current state per entity, built from the change log), marts (SCD2 dimensions, facts,
