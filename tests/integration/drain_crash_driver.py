@@ -4,7 +4,8 @@
 
 The lake is the one the environment names (TIDEWATER_LAKE_BUCKET, AIRFLOW_CONN_LAKE_CATALOG: a test's lake).
 MODE: after_first_upload | mid_file (during the upload of the second file) | before_commit (after the
-last upload) | in_commit (inside the lake's transaction, after the files were registered) | none.
+last upload) | in_commit (inside the lake's transaction, after the files were registered) | none |
+barrier:<dir>:<n> (before committing, wait until n drivers reached that point: concurrent commits for sure).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
+from pathlib import Path
 
 from tidewater import drain
 from tidewater.config import Settings
@@ -73,6 +76,18 @@ def main(topic: str, group: str, mode: str, file_max_rows: str) -> None:
             return commit_drain(*args, **kwargs)
 
         commit.commit_drain = dying_commit
+    if mode.startswith("barrier:"):
+        _, folder, count = mode.split(":")
+        commit_drain = commit.commit_drain
+
+        def commit_together(*args, **kwargs):
+            Path(folder, str(os.getpid())).touch()
+            deadline = time.monotonic() + 120
+            while len(list(Path(folder).iterdir())) < int(count) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return commit_drain(*args, **kwargs)
+
+        commit.commit_drain = commit_together
     consumer = drain.kafka_consumer(settings, group_id=group)
     drainer.drain_topic(consumer, lake, topic, drain.kafka_topic_id(settings, topic),
                         drainer.DrainLimits(file_max_rows=int(file_max_rows)))

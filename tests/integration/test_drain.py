@@ -124,10 +124,12 @@ def test_the_lake_not_the_consumer_group_says_where_a_drain_continues(shop_chang
     assert_exactly_once(shop_changes, lake, topic, again)
 
 
-def test_two_drains_of_one_topic_at_once_land_each_record_once_and_one_fails(shop_changes, lake, group_id):
+def test_two_drains_of_one_topic_at_once_land_each_record_once_and_one_fails(shop_changes, lake, group_id,
+                                                                            tmp_path):
     topic = table_topic(shop_changes, "order_items")
     env = {**os.environ, **lake.env}
-    runs = [subprocess.Popen([sys.executable, str(CRASH_DRIVER), topic, f"{group_id}-{n}", "none", "50"], env=env,
+    together = f"barrier:{tmp_path}:2"  # both have drained the same slice before either commits
+    runs = [subprocess.Popen([sys.executable, str(CRASH_DRIVER), topic, f"{group_id}-{n}", together, "500"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in range(2)]
     outcomes = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
 
