@@ -1,65 +1,60 @@
-"""IPython startup (jupyter profile of docker compose): opens the published marts read-only in every kernel.
+"""IPython startup (jupyter profile of docker compose): attaches the published marts read-only in every kernel.
 
-  marts       DuckDB on the current publication's marts.duckdb (TIDEWATER_MARTS_DIR, on a read-only volume)
-  lake_marts  DuckDB views over the same publication's Parquet files on S3 (through marts/_current.json),
-              read with the marts-reader user, which can list and read marts/ and nothing else
+  marts   DuckDB with the marts' DuckLake catalog attached read-only as `marts` and in use: the catalog through
+          the marts reader's PostgreSQL role (AIRFLOW_CONN_MARTS_CATALOG_READER), the data files through the
+          marts-reader S3 user, which can list and read marts/ and nothing else
 
   marts.sql("show tables")
-  lake_marts.sql("select * from mart_daily_sales limit 10").df()
+  marts.sql("select * from mart_daily_sales limit 10").df()
+  marts.sql("from marts.tidewater.publications order by published_at desc limit 1")   # what you are reading
+  marts.sql("from marts.snapshots()")                                                  # time travel: docs/marts.md
 
-Before the first publication (the warehouse DAG's publish task) neither exists; run %run -i on this file
+Each query (or each transaction you open with `begin`) reads one publication whole. Before the first
+publication (the warehouse DAG's publish task) the marts do not exist; run %run -i on this file
 (~/.ipython/profile_default/startup/00-open-marts.py) to try again.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 import duckdb
 
-from tidewater.config import Connection, Settings
-from tidewater.duck import connect_lake
-from tidewater.gate.publish import POINTER_KEY, published_path
-from tidewater.gate.stage import sql_string
+from tidewater.config import ConfigError, Connection, Settings, get_connection
+from tidewater.duck import load_extensions, s3_secret_sql
+from tidewater.lake import catalog
 
 
-def _reader() -> Connection:
+def _reader_s3() -> Connection:
     """The marts-reader user's S3 connection, from the variables docker/services.yaml gives this container."""
     return Connection(
-        conn_id="marts_reader", conn_type="aws",
+        conn_id="marts_reader_s3", conn_type="aws",
         login=os.environ["TIDEWATER_S3_ACCESS_KEY"], password=os.environ["TIDEWATER_S3_SECRET_KEY"],
         extra={"endpoint_url": f"http://{os.environ['TIDEWATER_S3_HOST']}:{os.environ['TIDEWATER_S3_PORT']}",
                "region_name": os.environ.get("TIDEWATER_S3_REGION", "us-east-1")},
     )
 
 
-def open_local(settings: Settings) -> duckdb.DuckDBPyConnection | None:
-    path = published_path(settings)
-    return duckdb.connect(str(path), read_only=True) if path.exists() else None
-
-
-def open_lake(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with one view per published mart, reading the Parquet files on S3."""
-    con = connect_lake(_reader())
-    pointer = f"s3://{settings.lake_bucket}/{POINTER_KEY}"
-    manifest = json.loads(con.execute(f"select content from read_text({sql_string(pointer)})").fetchone()[0])
-    for table, uri in manifest["tables"].items():
-        con.execute(f'create view "{table}" as select * from read_parquet({sql_string(uri)})')
+def open_marts(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the marts catalog attached read-only as the marts reader, and in use."""
+    con = duckdb.connect()
+    load_extensions(con, "httpfs", "ducklake", "postgres")
+    con.execute(s3_secret_sql(_reader_s3()))
+    catalog.attach(con, catalog.MARTS, get_connection(settings.marts_reader_conn_id),
+                   catalog.data_path(settings, catalog.MARTS), read_only=True)
+    con.execute(f"use {catalog.MARTS}")
     return con
 
 
-_settings = Settings.from_env()
-marts = open_local(_settings)
 try:
-    lake_marts = open_lake(_settings)
-except duckdb.Error as exc:
-    lake_marts = None
-    print(f"[tidewater] no published marts on S3 yet ({str(exc).splitlines()[0]})")
-if marts is None:
-    print(f"[tidewater] no published marts.duckdb yet in {_settings.marts_dir}: run the warehouse DAG first")
+    marts = open_marts(Settings.from_env())
+except (duckdb.Error, ConfigError) as exc:
+    marts = None
+    print(f"[tidewater] could not attach the published marts: {str(exc).splitlines()[0]}")
 else:
-    print("[tidewater] marts (local, read-only):", ", ".join(row[0] for row in marts.sql("show tables").fetchall()))
-if lake_marts is not None:
-    print("[tidewater] lake_marts (S3, read-only user): views", ", ".join(
-        row[0] for row in lake_marts.sql("show tables").fetchall()))
+    tables = [row[0] for row in marts.sql("select table_name from duckdb_tables() where database_name = 'marts' "
+                                          "and schema_name = 'main' order by 1").fetchall()]
+    if not tables:
+        print("[tidewater] nothing published yet: run the warehouse DAG first")
+    else:
+        print("[tidewater] marts (read-only, one publication per query):", ", ".join(tables))

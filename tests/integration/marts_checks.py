@@ -105,11 +105,12 @@ def stage_synthetic(settings: Settings, number: int) -> str:
         for table in MARTS:
             con.execute(f"create table {table} as select {number} as publication_no, range as row_no, "
                         f"repeat('x', 200) as padding from range({rows_of(number, table)})")
+        con.execute(f"create schema gate; create table gate.source_state as select {number} as publication_no")
     return publication_id
 
 
 def read_all_marts(con: duckdb.DuckDBPyConnection) -> dict:
-    """Every mart and the last publications row, read in ONE transaction of a reader."""
+    """Every mart, the gate figures and the last publications row, read in ONE transaction of a reader."""
     con.execute("begin")
     try:
         seen = {"publication": con.execute(f"select publication_id from {publish.PUBLICATIONS} "
@@ -117,6 +118,8 @@ def read_all_marts(con: duckdb.DuckDBPyConnection) -> dict:
         for table in MARTS:
             seen[table] = con.execute(f"select list(distinct publication_no), count(*) from marts.main.{table}"
                                       ).fetchone()
+        seen["gate"] = con.execute("select list(distinct publication_no), count(*) from marts.gate.source_state"
+                                   ).fetchone()
     finally:
         con.execute("commit")
     return seen

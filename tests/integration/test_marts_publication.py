@@ -43,11 +43,11 @@ def publish_number(marts: ScratchMarts, number: int) -> publish.Publication:
 
 def number_of(seen: dict) -> int | None:
     """The one publication every mart of a read belongs to, or None if the read mixed publications."""
-    numbers = {tuple(seen[table][0]) for table in MARTS}
+    numbers = {tuple(seen[table][0]) for table in (*MARTS, "gate")}
     if len(numbers) != 1 or len(next(iter(numbers))) != 1:
         return None
     number = next(iter(numbers))[0]
-    complete = all(seen[table][1] == rows_of(number, table) for table in MARTS)
+    complete = all(seen[table][1] == rows_of(number, table) for table in MARTS) and list(seen["gate"]) == [[number], 1]
     return number if complete and seen["publication"].endswith(f"-{number:03d}") else None
 
 

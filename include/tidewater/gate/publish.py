@@ -3,15 +3,16 @@
 Readers attach the marts catalog read-only with their own credentials (``open_published``, or the duckdb CLI
 as docs/marts.md shows) and read ``marts.main.<mart>``. What they can rely on:
 
-- A publication is ONE DuckLake transaction: it replaces every mart (tidewater.gate.suites.MARTS) from a
-  candidate that passed the gate and adds a row to ``marts.tidewater.publications``. A reader's transaction
+- A publication is ONE DuckLake transaction: it replaces every mart (tidewater.gate.suites.MARTS, in
+  ``marts.main``) and the figures the gate checked them against (``marts.gate.source_state``) from a candidate
+  that passed the gate, and adds a row to ``marts.tidewater.publications``. A reader's transaction
   reads one snapshot, so it sees the previous publication or the new one, never a mix and never a candidate
   that failed. A publish killed before its commit changes nothing readers see; the files it wrote are orphans
   that retention deletes.
 - Each publication's snapshot names it in the commit's message and extra info (``marts.snapshots()``), so
   ``history`` lists the publications still kept and their snapshot ids.
-- Rollback publishes an earlier publication again: one transaction that replaces every mart with its rows
-  ``AT (VERSION => <that publication's snapshot>)``, recorded like a publish (action ``rollback``).
+- Rollback publishes an earlier publication again: one transaction that replaces every table above with its
+  rows ``AT (VERSION => <that publication's snapshot>)``, recorded like a publish (action ``rollback``).
 - Retention is by age: a snapshot stays readable until ``marts_keep_hours`` after a newer one replaced it, so
   a reader whose transaction started that recently keeps reading; older snapshots are expired, their files
   deleted, and files of publishes that never committed are deleted once that old.
@@ -39,6 +40,8 @@ from tidewater.lake import Lake, catalog
 PREFIX = "marts"  # the marts catalog's data files in the lake bucket (catalog.DATA_PREFIX)
 POINTER_KEY = f"{PREFIX}/_current.json"  # the last publication's summary, for monitors
 PUBLICATIONS = f"{catalog.MARTS}.tidewater.publications"
+# What a publication replaces, as (schema, table): the marts, and the gate's source figures beside them.
+PUBLISHED = (*(("main", table) for table in MARTS), ("gate", "source_state"))
 AUTHOR = "tidewater"
 Action = Literal["publish", "rollback"]
 
@@ -118,12 +121,15 @@ def current_publication(settings: Settings) -> str | None:
 
 
 def _replace_marts(con: duckdb.DuckDBPyConnection, publication_id: str, action: Action,
-                   source: dict[str, str]) -> Publication:
-    """One transaction: every mart replaced by `source[mart]` (a relation), the publication recorded."""
+                   source: str) -> Publication:
+    """One transaction: every PUBLISHED table replaced by `source` (a relation: ``{schema}``, ``{table}``
+    placeholders), the publication recorded."""
     con.execute("begin")
     try:
-        for table in MARTS:
-            con.execute(f"create or replace table {catalog.MARTS}.main.{table} as select * from {source[table]}")
+        for schema, table in PUBLISHED:
+            con.execute(f"create schema if not exists {catalog.MARTS}.{schema}")
+            con.execute(f"create or replace table {catalog.MARTS}.{schema}.{table} as select * from "
+                        + source.format(schema=schema, table=table))
         rows = {table: con.execute(f"select count(*) from {catalog.MARTS}.main.{table}").fetchone()[0]
                 for table in MARTS}
         _record(con, publication_id, action, rows)
@@ -170,8 +176,7 @@ def publish(settings: Settings, publication_id: str, marts: Lake) -> Publication
                           "publication ids are never reused")
     con.execute(f"attach {sql_string(candidate)} as candidate (read_only)")
     try:
-        published = _replace_marts(con, publication_id, "publish", {table: f"candidate.main.{table}"
-                                                                    for table in MARTS})
+        published = _replace_marts(con, publication_id, "publish", "candidate.{schema}.{table}")
     finally:
         con.execute("detach candidate")
     discard_candidate(settings, publication_id)
@@ -196,8 +201,8 @@ def rollback(settings: Settings, marts: Lake, to: str | None = None) -> Publicat
     if to not in snapshots:
         raise ConfigError(f"publication {to!r} is not kept; choose one of: {', '.join(sorted(snapshots))}")
     version = snapshots[to]
-    published = _replace_marts(marts.con, to, "rollback", {
-        table: f"{catalog.MARTS}.main.{table} at (version => {version})" for table in MARTS})
+    published = _replace_marts(marts.con, to, "rollback",
+                               f"{catalog.MARTS}.{{schema}}.{{table}} at (version => {version})")
     _announce(marts, published)
     return published
 
