@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -270,6 +271,25 @@ def test_a_column_added_mid_stream_reads_together_with_old_files(shop, lake, gro
         (3, Decimal("99999999.99"), date(2026, 10, 25), {"a": "ü"}, "c"),
         (1, Decimal("2.25"), date(2026, 3, 29), None, "u"),
     ]
+
+
+def test_a_column_whose_type_changes_fails_the_commit_naming_it_and_lands_nothing(shop_changes, lake, group_id,
+                                                                               scratch_topic):
+    good = _real_events(shop_changes, 6)
+    _produce(shop_changes, scratch_topic, good[:5])
+    assert drain_once(shop_changes, lake, scratch_topic, group_id).rows == 5
+    retyped = re.sub(rb'"quantity":(\d+)', rb'"quantity":"\1"', good[5].replace(
+        b'{"type":"int32","optional":false,"field":"quantity"}',
+        b'{"type":"string","optional":false,"field":"quantity"}'))
+    assert retyped != good[5]
+    _produce(shop_changes, scratch_topic, [retyped])
+
+    with pytest.raises(commit.LakeError, match=r"column quantity is INTEGER in the lake but VARCHAR in the new "
+                                               r"records .* Nothing was committed"):
+        drain_once(shop_changes, lake, scratch_topic, group_id)
+    assert read_raw(lake, scratch_topic).num_rows == 5
+    assert commit.read_positions(lake.con, scratch_topic).offsets == {0: 5}
+    assert len(lake.bucket.keys(layout.DATA + "/")) == 1  # the failed run's file is gone
 
 
 def test_an_empty_topic_run_writes_nothing(shop_changes, lake, group_id, scratch_topic):

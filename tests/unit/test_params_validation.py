@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tidewater.drain import ParamError, accept_quarantine, check_params, replay_request
+from tidewater.drain import ParamError, accept_quarantine, accept_recreated_topic, check_params, replay_request
 from tidewater.drain.drainer import Replay
 from tidewater.rebuild import IntervalError, rebuild_interval
 
@@ -22,6 +22,15 @@ def test_an_unknown_replay_topic_lists_the_real_ones():
 def test_an_unknown_accept_quarantine_topic_is_refused():
     with pytest.raises(ParamError, match=r"accept_quarantine_topic='orders' is not a topic cdc_drain drains"):
         check_params({"accept_quarantine_topic": "orders"}, TOPICS)
+
+
+def test_an_unknown_accept_recreated_topic_is_refused_and_a_known_one_names_only_itself():
+    with pytest.raises(ParamError, match=r"accept_recreated_topic='shop.shop.order' is not a topic cdc_drain drains "
+                                         r"\(did you mean 'shop.shop.orders'\?\)"):
+        check_params({"accept_recreated_topic": "shop.shop.order"}, TOPICS)
+    params = {"accept_recreated_topic": "shop.shop.orders"}
+    check_params(params, TOPICS)
+    assert [accept_recreated_topic(params, topic) for topic in TOPICS] == [False, True]
 
 
 def test_replay_offsets_without_a_topic_are_refused():
