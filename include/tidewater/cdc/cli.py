@@ -4,7 +4,8 @@
   tidewater-cdc status     connector and task states (exit 1 unless running)
   tidewater-cdc config     print the rendered connector config (password masked)
   tidewater-cdc peek       events per CDC topic and the newest change of each
-  tidewater-cdc lake       what cdc_drain has landed: rows, files and newest change per table, quarantine
+  tidewater-cdc lake       the lake: rows, files, ops and newest change per change table; the latest snapshots;
+                           positions against Kafka's high watermarks (lag); accepted and unreported quarantine
   tidewater-cdc reconcile  compare PostgreSQL with the warehouse as of one snapshot, once the pipeline holds it
                            (exit 1 if a table differs; docs/reconcile.md)
 """
@@ -79,8 +80,8 @@ def _reconcile(settings: Settings, timeout_minutes: float | None) -> int:
                                     f"warehouse; {table['missing']} missing, {table['extra']} extra, "
                                     f"{table['differing']} differing {table['examples'] or ''}")
         print(f"[reconcile] {table['table']}: {table['status']}: {detail}")
-    print(f"[reconcile] {report['status']} at LSN {report['lsn']}; recorded in s3://{settings.lake_bucket}/"
-          f"{run.LATEST_KEY}")
+    print(f"[reconcile] {report['status']} at LSN {report['lsn']} (lake snapshot {report['lake_snapshot']}); "
+          f"recorded in s3://{settings.lake_bucket}/{run.LATEST_KEY}")
     return 0 if report["status"] == "equal" else 1
 
 
