@@ -18,7 +18,7 @@ import pytest
 
 from tidewater.config import ConfigError, get_connection
 from tidewater.duck import load_extensions, s3_secret_sql
-from tidewater.gate import publish
+from tidewater.gate import publish, stage
 from tidewater.gate.suites import MARTS
 from tidewater.lake import catalog
 
@@ -178,3 +178,17 @@ def test_the_reader_role_cannot_write_the_marts(marts):
         conn.execute("delete from ducklake_snapshot")
     with marts.reader() as con:
         assert number_of(read_all_marts(con)) == 1
+
+
+def test_a_candidate_older_than_the_current_publication_is_refused(marts):
+    older = stage_synthetic(marts.settings, 1)
+    publish_number(marts, 2)
+    session = marts.writer()
+    try:
+        with pytest.raises(ConfigError, match="is older than the published"):
+            publish.publish(marts.settings, older, session)
+    finally:
+        session.con.close()
+    assert not stage.candidate_path(marts.settings, older).exists()
+    with marts.reader() as con:
+        assert number_of(read_all_marts(con)) == 2

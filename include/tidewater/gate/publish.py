@@ -174,6 +174,12 @@ def publish(settings: Settings, publication_id: str, marts: Lake) -> Publication
     if con.execute(f"select count(*) from {PUBLICATIONS} where publication_id = ?", [publication_id]).fetchone()[0]:
         raise ConfigError(f"publication {publication_id} exists already in {PUBLICATIONS}; "
                           "publication ids are never reused")
+    now = current(con)
+    if now is not None and now.action == "publish" and publication_id < now.publication_id:
+        discard_candidate(settings, publication_id)
+        raise ConfigError(f"candidate {publication_id} is older than the published {now.publication_id}: a newer "
+                          "candidate was published meanwhile, so this one is discarded (a rollback publishes "
+                          "an earlier publication on purpose: python -m tidewater.gate.publish rollback)")
     con.execute(f"attach {sql_string(candidate)} as candidate (read_only)")
     try:
         published = _replace_marts(con, publication_id, "publish", "candidate.{schema}.{table}")
