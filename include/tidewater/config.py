@@ -265,6 +265,11 @@ class Settings:
     drain_file_max_rows: int = 200_000
     drain_file_max_bytes: int = 64 * 1024 * 1024
     drain_max_bad_share: float = 0.05
+    # lake_maintenance (tidewater.lake.maintenance): when it runs; snapshots younger than lake_keep_hours stay (the
+    # warehouse reads every snapshot it has not loaded); unneeded and orphaned files are deleted only once this old.
+    lake_maintenance_schedule: str = "@daily"
+    lake_keep_hours: float = 168.0
+    lake_file_min_age_hours: float = 1.0
     # alerts (docs/alerts.md): recipients, links, deadlines, freshness limits
     alert_email_to: str = "data-team@tidewater.invalid"  # comma-separated; never a real domain by default
     airflow_url: str = "http://127.0.0.1:28080"  # the UI that alert emails link to
@@ -356,6 +361,13 @@ class Settings:
             drain_file_max_bytes=_positive(env, "TIDEWATER_DRAIN_FILE_MAX_BYTES", defaults.drain_file_max_bytes),
             drain_max_bad_share=_bounded(env, "TIDEWATER_DRAIN_MAX_BAD_SHARE", defaults.drain_max_bad_share, minimum=0,
                                          maximum=1, why="the share of a slice's records that may be quarantined"),
+            lake_maintenance_schedule=env.get("TIDEWATER_LAKE_MAINTENANCE_SCHEDULE",
+                                              defaults.lake_maintenance_schedule),
+            lake_keep_hours=_positive(env, "TIDEWATER_LAKE_KEEP_HOURS", defaults.lake_keep_hours,
+                                      "0 would expire snapshots the warehouse has not read yet"),
+            lake_file_min_age_hours=_positive(env, "TIDEWATER_LAKE_FILE_MIN_AGE_HOURS",
+                                              defaults.lake_file_min_age_hours,
+                                              "0 would delete the files of a drain that has not committed yet"),
             alert_email_to=env.get("TIDEWATER_ALERT_EMAIL_TO", defaults.alert_email_to),
             # Links go where the api-server says it is, unless told otherwise.
             airflow_url=env.get("TIDEWATER_AIRFLOW_URL",
