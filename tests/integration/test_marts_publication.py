@@ -180,13 +180,15 @@ def test_the_reader_role_cannot_write_the_marts(marts):
         assert number_of(read_all_marts(con)) == 1
 
 
-def test_a_candidate_older_than_the_current_publication_is_refused(marts):
+def test_a_retried_publish_returns_its_publication_and_an_older_candidate_is_refused(marts):
     older = stage_synthetic(marts.settings, 1)
-    publish_number(marts, 2)
+    second = publish_number(marts, 2)
     session = marts.writer()
     try:
+        assert publish.publish(marts.settings, second.publication_id, session) == second
         with pytest.raises(ConfigError, match="is older than the published"):
             publish.publish(marts.settings, older, session)
+        assert [p.publication_id for p in publish.history(session.con)] == [second.publication_id]
     finally:
         session.con.close()
     assert not stage.candidate_path(marts.settings, older).exists()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -36,6 +37,7 @@ from tidewater.config import ConfigError, Settings
 from tidewater.gate.stage import candidate_path, discard_candidate, sql_string
 from tidewater.gate.suites import MARTS
 from tidewater.lake import Lake, catalog
+from tidewater.lake.objects import ObjectStoreError
 
 PREFIX = "marts"  # the marts catalog's data files in the lake bucket (catalog.DATA_PREFIX)
 POINTER_KEY = f"{PREFIX}/_current.json"  # the last publication's summary, for monitors
@@ -44,6 +46,8 @@ PUBLICATIONS = f"{catalog.MARTS}.tidewater.publications"
 PUBLISHED = (*(("main", table) for table in MARTS), ("gate", "source_state"))
 AUTHOR = "tidewater"
 Action = Literal["publish", "rollback"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -164,16 +168,19 @@ def publish(settings: Settings, publication_id: str, marts: Lake) -> Publication
     """Publishes the candidate that passed the gate as one snapshot, then applies retention.
 
     `marts.con` has the marts catalog attached as its writer (``open_marts``). The candidate file is removed
-    once published.
+    once published. A retry of a publish that committed returns that publication; retention that fails is
+    logged and left to the next publish (the publication stands).
     """
+    con = marts.con
+    ensure_tables(con)
+    done = next((p for p in history(con) if p.publication_id == publication_id and p.action == "publish"), None)
+    if done is not None:
+        discard_candidate(settings, publication_id)
+        _announce(marts, current(con) or done)
+        return done
     candidate = candidate_path(settings, publication_id)
     if not candidate.exists():
         raise ConfigError(f"no candidate {candidate}: publish only runs after the gate staged and passed it")
-    con = marts.con
-    ensure_tables(con)
-    if con.execute(f"select count(*) from {PUBLICATIONS} where publication_id = ?", [publication_id]).fetchone()[0]:
-        raise ConfigError(f"publication {publication_id} exists already in {PUBLICATIONS}; "
-                          "publication ids are never reused")
     now = current(con)
     if now is not None and now.action == "publish" and publication_id < now.publication_id:
         discard_candidate(settings, publication_id)
@@ -187,7 +194,11 @@ def publish(settings: Settings, publication_id: str, marts: Lake) -> Publication
         con.execute("detach candidate")
     discard_candidate(settings, publication_id)
     _announce(marts, published)
-    retain(settings, marts.con)
+    try:
+        retain(settings, con)
+    except (duckdb.Error, ObjectStoreError) as exc:
+        log.warning("publication %s stands, but retention of the marts catalog failed (the next publish tries "
+                    "again; or run python -m tidewater.gate.publish retain): %s", publication_id, exc)
     return published
 
 
