@@ -6,9 +6,11 @@ Every `TIDEWATER_RECONCILE_INTERVAL_MINUTES` (default 60), and on demand:
 1. `snapshot_source` reads every shop table in one REPEATABLE READ transaction: its LSN
    (`pg_current_wal_lsn()`), and per row a hash of its key and values (streamed into the lake); then waits
    until Debezium's slot has confirmed that LSN and reads the CDC topics' high watermarks;
-2. `lake_holds_snapshot` waits (a sensor, rescheduled) until cdc_drain has committed every topic up to them;
+2. `lake_holds_snapshot` waits (a sensor, rescheduled) until the lake's positions (`tidewater.drain_positions`)
+   reach them, and finds the first DuckLake snapshot from which on they do;
 3. `warehouse_holds_snapshot` waits (in the `duckdb_warehouse` pool, between pokes it holds nothing) until
-   the warehouse has loaded every lake file holding those changes (the warehouse DAG builds it after the drain);
+   every staging model has read the lake up to that snapshot (`lake_loads`; the warehouse DAG builds after
+   the drain);
 4. `compare` (in the pool; the warehouse read-only) compares each table's rows, counts and checksum with
    the warehouse's state as of the snapshot, records the result in the lake (`_reconcile/latest.json`,
    `_reconcile/history/`) and mails the tables that differ with example keys. It then fails.
@@ -60,40 +62,45 @@ def reconcile():
         from tidewater import drain
         from tidewater.reconcile import run
 
-        consumer = drain.kafka_consumer(settings)
+        consumer, lake = drain.kafka_consumer(settings), drain.open_lake(settings)
         try:
-            return run.snapshot_state(settings, drain.open_lake(settings), consumer, run_id=run.new_run_id(),
+            return run.snapshot_state(settings, lake, consumer, run_id=run.new_run_id(),
                                       timeout_s=settings.reconcile_timeout_minutes * 60)
         finally:
             consumer.close()
+            lake.con.close()
 
     @task.sensor(**WAIT)
     def lake_holds_snapshot(state: dict) -> PokeReturnValue:
         from tidewater import drain
-        from tidewater.reconcile import run, source
+        from tidewater.reconcile import run
 
-        consumer = drain.kafka_consumer(settings)
+        lake = drain.open_lake(settings)
         try:
-            behind = source.drain_behind(consumer, run.watermarks(state))
+            state, behind = run.lake_holds(lake, state)
         finally:
-            consumer.close()
-        if error := run.waited_too_long(settings, state, "cdc_drain did not commit the CDC topics", behind):
+            lake.con.close()
+        if error := run.waited_too_long(settings, state, "the lake's positions did not reach the CDC topics' "
+                                        "watermarks", behind):
             raise AirflowFailException(error + " (is cdc_drain running?)")
         if behind:
             log.info("cdc_drain has not committed up to the snapshot yet: %s", "; ".join(behind))
+        else:
+            log.info("the lake holds the snapshot from lake snapshot %s on", state["lake_snapshot"])
         return PokeReturnValue(is_done=not behind, xcom_value=state)
 
     @task.sensor(pool=settings.warehouse_pool, **WAIT)
     def warehouse_holds_snapshot(state: dict) -> PokeReturnValue:
-        from tidewater import drain
         from tidewater.config import get_connection
         from tidewater.reconcile import run
 
-        behind = run.warehouse_behind(settings, drain.open_lake(settings), get_connection(settings.lake_conn_id), state)
-        if error := run.waited_too_long(settings, state, "the warehouse did not load the lake files", behind):
+        behind = run.warehouse_behind(settings, get_connection(settings.lake_conn_id), state)
+        if error := run.waited_too_long(settings, state, f"the warehouse did not read the lake up to snapshot "
+                                        f"{state['lake_snapshot']}", behind):
             raise AirflowFailException(error + " (did the warehouse DAG run and succeed?)")
         if behind:
-            log.info("the warehouse has not loaded %d lake file(s) of the snapshot, e.g. %s", len(behind), behind[0])
+            log.info("the warehouse has not read the lake up to snapshot %s: %s", state["lake_snapshot"],
+                     "; ".join(behind))
         return PokeReturnValue(is_done=not behind, xcom_value=state)
 
     @task(pool=settings.warehouse_pool)
@@ -103,8 +110,12 @@ def reconcile():
         from tidewater.config import get_connection
         from tidewater.reconcile import run
 
-        report = run.finish(settings, drain.open_lake(settings), get_connection(settings.lake_conn_id), state,
-                            send=lambda email: notify.send(settings, email))
+        lake = drain.open_lake(settings)
+        try:
+            report = run.finish(settings, lake, get_connection(settings.lake_conn_id), state,
+                                send=lambda email: notify.send(settings, email))
+        finally:
+            lake.con.close()
         if report["status"] != "equal":
             bad = [t["table"] for t in report["tables"] if t["status"] != "equal"]
             raise SourceDiffers(f"reconciliation {report['run_id']}: {', '.join(bad)} not equal to PostgreSQL "

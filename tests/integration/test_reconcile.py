@@ -1,9 +1,11 @@
-"""Reconciliation with the source on the real stack: a clean pipeline reconciles equal, and a row deleted
-from the lake behind the pipeline's back is reported (mailed and recorded) with its table and key.
+"""Reconciliation with the source on the real stack: the lake snapshot that holds a source snapshot, a clean
+pipeline reconciling equal, and a change deleted from the lake behind the pipeline's back reported (mailed and
+recorded) with its table and key.
 
-Each reconciliation runs the steps of the reconcile DAG in order: the source snapshot, Debezium's slot
-past its LSN, a drain (into a test bucket, with a test consumer group) past the watermarks read after
-it, a dbt build of a scratch warehouse, the warehouse holding those lake files, the comparison."""
+Each reconciliation runs the steps of the reconcile DAG in order on a scratch lake: the source snapshot,
+Debezium's slot past its LSN, a drain (with a test consumer group) past the watermarks read after it, the lake
+snapshot whose positions reach them, a dbt build of a scratch warehouse, every staging model having read the lake
+up to that snapshot (lake_loads), the comparison."""
 
 from __future__ import annotations
 
@@ -12,52 +14,87 @@ import os
 import time
 import uuid
 from dataclasses import replace
-from io import BytesIO
 from pathlib import Path
 
 import duckdb
 import psycopg
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
 
-from tidewater import drain
 from tidewater.alerts import notify
+from tidewater.cdc.connector import table_topic
 from tidewater.config import get_connection
-from tidewater.duck import connect_lake
+from tidewater.drain.drainer import Replay
 from tidewater.mailsink import read_messages
-from tidewater.reconcile import canonical, run, source
+from tidewater.reconcile import canonical, compare, run, source
+from tidewater.reconcile.source import LakeCoverage
+from tidewater.reconcile.tables import TABLES
 
-from .conftest import new_bucket
+from .conftest import new_lake
 from .test_dbt_staging import dbt
 from .test_drain import drain_once
 
 TIMEOUT_S = 180
+STAGING = [table.staging_model for table in TABLES]
+
+
+def test_the_lake_holds_the_watermarks_from_the_first_snapshot_whose_positions_reach_them(shop_changes, lake,
+                                                                                         group_id):
+    topic = table_topic(shop_changes, "orders")
+    runs = [drain_once(shop_changes, lake, topic, group_id, max_records_per_run=1500) for _ in range(3)]
+    first, second, third = (r.partitions[0].end for r in runs)
+    inside_second = {topic: {0: first + 1}}
+
+    assert first < second < third and len({r.snapshot_id for r in runs}) == 3
+    assert source.lake_coverage(lake.con, inside_second) == LakeCoverage(runs[1].snapshot_id, [])
+    assert source.lake_coverage(lake.con, {topic: {0: first}}) == LakeCoverage(runs[0].snapshot_id, [])
+    assert source.lake_coverage(lake.con, {topic: {0: third + 5}}) == LakeCoverage(
+        None, [f"{topic}[0] at {third} < {third + 5}"])
+    assert source.lake_coverage(lake.con, {"shop.shop.nowhere": {0: 3}, topic: {0: 0}}) == LakeCoverage(
+        None, ["shop.shop.nowhere[0] never drained < 3"])
+
+    # A replay moves the position back below the watermark: the lake no longer holds it ...
+    replayed = drain_once(shop_changes, lake, topic, group_id, replay=Replay(offsets={0: first - 10}),
+                          max_records_per_run=5)
+    assert replayed.partitions[0].end == first - 5
+    assert source.lake_coverage(lake.con, inside_second) == LakeCoverage(None, [f"{topic}[0] at {first - 5} < "
+                                                                                f"{first + 1}"])
+    # ... until a drain brings it past the watermark again, from that drain's snapshot on.
+    again = drain_once(shop_changes, lake, topic, group_id)
+    assert source.lake_coverage(lake.con, inside_second) == LakeCoverage(again.snapshot_id, [])
+    assert source.wait_for_lake(lake.con, inside_second, timeout_s=5) == again.snapshot_id
 
 
 @pytest.fixture(scope="module")
 def pipeline(shop_changes, tmp_path_factory):
-    """Settings pointing at a new bucket and a scratch warehouse file, and the drain's consumer group."""
+    """A scratch lake, settings pointing at it and at a scratch warehouse file, and the drain's consumer group."""
     workdir = tmp_path_factory.mktemp("reconcile")
-    with new_bucket(shop_changes) as lake:
-        settings = replace(shop_changes, lake_bucket=lake.bucket, warehouse_path=str(workdir / "warehouse.duckdb"))
+    with new_lake(shop_changes) as lake:
+        settings = replace(lake.settings(shop_changes), warehouse_path=str(workdir / "warehouse.duckdb"))
         yield settings, lake, f"test-reconcile-{uuid.uuid4().hex[:8]}"
 
 
+def _loads(settings) -> dict[str, int | None]:
+    with duckdb.connect(":memory:") as con:
+        con.execute(f"attach '{settings.warehouse_path}' as {compare.WAREHOUSE} (read_only)")
+        return compare.loaded_snapshots(con, STAGING)
+
+
 def _reconcile(settings, lake, group: str, *build_args: str) -> dict:
+    from tidewater import drain
+
     consumer = drain.kafka_consumer(settings, group_id=group)
     try:
         state = run.snapshot_state(settings, lake, consumer, run_id=run.new_run_id(), timeout_s=TIMEOUT_S)
-        for topic in state["watermarks"]:  # the drain, as cdc_drain would run it after the snapshot
-            drain_once(settings, lake, topic, group)
-        source.wait_for_drain(consumer, run.watermarks(state), group, timeout_s=30)
     finally:
         consumer.close()
-    built = dbt("build", "--select", "staging", "intermediate", *build_args, bucket=lake.bucket,
+    for topic in state["watermarks"]:  # the drain, as cdc_drain would run it after the snapshot
+        drain_once(settings, lake, topic, group)
+    state["lake_snapshot"] = source.wait_for_lake(lake.con, run.watermarks(state), timeout_s=30)
+    built = dbt("build", "--select", "staging", "intermediate", *build_args, lake=lake,
                 warehouse=settings.warehouse_path)
     assert built.returncode == 0, built.stdout[-4000:]
     lake_conn = get_connection(settings.lake_conn_id)
-    run.wait_for_warehouse(settings, lake, lake_conn, state, timeout_s=30)
+    run.wait_for_warehouse(settings, lake_conn, state, timeout_s=30)
     return run.finish(settings, lake, lake_conn, state, send=lambda email: notify.send(settings, email))
 
 
@@ -75,13 +112,14 @@ def test_a_clean_pipeline_reconciles_equal(pipeline):
     for table in report["tables"]:
         assert table["source_rows"] == table["warehouse_rows"] > 0
         assert table["source_checksum"] == table["warehouse_checksum"]
-    assert lake.get_json(run.LATEST_KEY) == report
-    assert lake.get_json(f"{run.HISTORY_PREFIX}{report['run_id']}.json") == report
-    assert lake.keys(f"{source.PREFIX}/runs/") == []  # the source's hashes are removed once compared
+    assert min(_loads(settings).values()) >= report["lake_snapshot"] > 0
+    assert lake.bucket.get_json(run.LATEST_KEY) == report
+    assert lake.bucket.get_json(f"{run.HISTORY_PREFIX}{report['run_id']}.json") == report
+    assert lake.bucket.keys(f"{source.PREFIX}/runs/") == []  # the source's hashes are removed once compared
     assert _mails_about(settings, report["run_id"]) == []
 
 
-def test_the_dag_tasks_wait_for_the_drain_and_the_warehouse_then_reconcile_equal(pipeline, monkeypatch):
+def test_the_dag_tasks_wait_for_the_lake_and_the_warehouse_then_reconcile_equal(pipeline, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
     from tidewater.config import REPO_ROOT
@@ -90,10 +128,11 @@ def test_the_dag_tasks_wait_for_the_drain_and_the_warehouse_then_reconcile_equal
     kafka = json.loads(os.environ[f"AIRFLOW_CONN_{settings.kafka_conn_id.upper()}"])
     kafka["extra"]["group.id"] = group  # the DAG's drain group, as the test drains
     monkeypatch.setenv(f"AIRFLOW_CONN_{settings.kafka_conn_id.upper()}", json.dumps(kafka))
-    monkeypatch.setenv("TIDEWATER_LAKE_BUCKET", lake.bucket)
+    for name, value in lake.env.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("TIDEWATER_WAREHOUSE_PATH", settings.warehouse_path)
     dag = DagBag(dag_folder=REPO_ROOT / "dags" / "reconcile.py").dags["reconcile"]
-    snapshot_source, lake_holds, warehouse_holds, compare = (
+    snapshot_source, lake_holds, warehouse_holds, compare_task = (
         dag.get_task(t).python_callable
         for t in ("snapshot_source", "lake_holds_snapshot", "warehouse_holds_snapshot", "compare"))
     with psycopg.connect(settings.shop_conninfo(), autocommit=True) as conn:  # a change the lake does not have yet
@@ -104,49 +143,43 @@ def test_the_dag_tasks_wait_for_the_drain_and_the_warehouse_then_reconcile_equal
     state = snapshot_source()
 
     assert not lake_holds(state).is_done
-    for topic in state["watermarks"]:
-        drain_once(settings, lake, topic, group)
-    assert lake_holds(state).is_done
+    drained = [drain_once(settings, lake, topic, group) for topic in state["watermarks"]]
+    held = lake_holds(state)
+    assert held.is_done
+    state = held.xcom_value
+    customers = next(d for d in drained if d.topic == table_topic(settings, "customers"))
+    assert customers.snapshot_id is not None and state["lake_snapshot"] >= customers.snapshot_id
     assert not warehouse_holds(state).is_done
-    built = dbt("build", "--select", "staging", "intermediate", bucket=lake.bucket, warehouse=settings.warehouse_path)
+    built = dbt("build", "--select", "staging", "intermediate", lake=lake, warehouse=settings.warehouse_path)
     assert built.returncode == 0, built.stdout[-4000:]
     assert warehouse_holds(state).is_done
-    rows = compare(state)  # raises (SourceDiffers) unless every table is equal
+    rows = compare_task(state)  # raises (SourceDiffers) unless every table is equal
 
-    latest = lake.get_json(run.LATEST_KEY)
+    latest = lake.bucket.get_json(run.LATEST_KEY)
     assert latest["run_id"] == state["snapshot"]["run_id"] and latest["status"] == "equal"
+    assert latest["lake_snapshot"] == state["lake_snapshot"]
     assert rows == {t["table"]: t["source_rows"] for t in latest["tables"]}
     with duckdb.connect(settings.warehouse_path, read_only=True) as con:
         assert con.execute("select full_name from int_customers_current where customer_id = ?",
                            [customer]).fetchone() == ("Reconciled",)
 
 
-def _a_customer_changed_once(settings, lake) -> tuple[int, str]:
-    """A customer PostgreSQL has whose only change in the lake is in one file: (customer_id, file key)."""
-    con = connect_lake(get_connection(settings.lake_conn_id))
-    try:
-        once = con.execute(f"""
-            select customer_id, any_value(filename)
-            from read_parquet('s3://{lake.bucket}/raw/customers/*/*.parquet', filename = true, union_by_name = true)
-            group by customer_id having count(*) = 1 order by customer_id""").fetchall()
-    finally:
-        con.close()
+def _a_customer_in_the_lake(settings, lake) -> int:
+    """A customer PostgreSQL has and the lake has changes of."""
+    in_lake = {key for (key,) in lake.con.execute("select distinct customer_id from lake.main.customers").fetchall()}
     with psycopg.connect(settings.shop_conninfo(admin=True)) as conn:
         existing = {row[0] for row in conn.execute("SELECT customer_id FROM shop.customers").fetchall()}
-    customer, uri = next((key, uri) for key, uri in once if key in existing)
-    return customer, uri.removeprefix(f"s3://{lake.bucket}/")
+    return min(in_lake & existing)
 
 
-def test_a_row_deleted_from_the_lake_is_mailed_and_recorded(pipeline):
+def test_a_change_deleted_from_the_lake_is_mailed_and_recorded(pipeline):
     settings, lake, group = pipeline
-    if not lake.keys(run.LATEST_KEY):
+    if not lake.bucket.keys(run.LATEST_KEY):
         _reconcile(settings, lake, group)  # the lake and the warehouse of the first test
-    customer, key = _a_customer_changed_once(settings, lake)
-    body = lake.client.get_object(Bucket=lake.bucket, Key=key)["Body"].read()
-    rows = pq.read_table(BytesIO(body))
-    buffer = BytesIO()
-    pq.write_table(rows.filter(pc.not_equal(rows["customer_id"], customer)), buffer)
-    lake.put_parquet(key, buffer.getvalue())  # behind the pipeline's back: no drain, no offsets moved
+    customer = _a_customer_in_the_lake(settings, lake)
+    # Behind the pipeline's back: no drain, no position moved. The warehouse's versions are rebuilt only for keys
+    # with new changes, so only a full refresh (what the email advises) shows what the lake lost.
+    lake.con.execute("delete from lake.main.customers where customer_id = ?", [customer])
 
     report = _reconcile(settings, lake, group, "--full-refresh")
 
@@ -157,7 +190,7 @@ def test_a_row_deleted_from_the_lake_is_mailed_and_recorded(pipeline):
     assert customers["warehouse_rows"] == customers["source_rows"] - 1
     assert {t["table"] for t in report["tables"] if t["status"] != "equal"} == {"customers"}
     assert report["status"] == "different"
-    assert lake.get_json(run.LATEST_KEY) == report
+    assert lake.bucket.get_json(run.LATEST_KEY) == report
     deadline = time.monotonic() + 30
     while not (mails := _mails_about(settings, report["run_id"])) and time.monotonic() < deadline:
         time.sleep(0.5)

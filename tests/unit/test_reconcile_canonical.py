@@ -115,3 +115,14 @@ def test_a_wait_fails_with_what_is_behind_once_the_timeout_has_passed_since_the_
                            now=at("15:31:00")) == (
         "reconciliation r1: the warehouse did not load the lake files within 30 minutes of the snapshot: "
         "file0; file1; file2; file3; file4 (and 2 more)")
+
+
+def test_the_warehouse_is_behind_while_a_staging_model_has_not_read_the_lake_up_to_the_snapshot():
+    from tidewater.reconcile.compare import models_behind
+
+    loaded = {"stg_shop__orders": 12, "stg_shop__customers": 9, "stg_shop__payments": None}
+
+    assert models_behind(loaded, 9) == ["stg_shop__payments never built"]
+    assert models_behind(loaded, 10) == ["stg_shop__customers read up to lake snapshot 9 < 10",
+                                         "stg_shop__payments never built"]
+    assert models_behind({"stg_shop__orders": 12}, 12) == []

@@ -8,6 +8,10 @@ changes (unchanged-TOAST values carried forward, deletes, re-keys). For each key
 transaction the snapshot sees is kept unless it is a delete or older than the latest such TRUNCATE
 (from staging, where truncates are kept) -- the rule ``current_state`` in dbt/macros/versions.sql applies.
 
+The warehouse has caught up with a lake snapshot once every staging model's latest build read the lake up to
+it: dbt appends one row per staging build to ``lake_loads`` (model, snapshot_id, loaded_at), the newest lake
+snapshot that build read up to (dbt/macros/changes.sql).
+
 The warehouse file is attached read-only to an in-memory DuckDB. A DuckDB file has one writer process and
 refuses it while a reader has the file open, so in Airflow the reading tasks share dbt's pool.
 """
@@ -118,7 +122,8 @@ def compare_table(con: duckdb.DuckDBPyConnection, snapshot: SourceSnapshot, sour
 
 
 def open_warehouse(settings: Any, lake_conn: Any) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that reads the lake, with the warehouse file attached read-only as `warehouse`."""
+    """An in-memory DuckDB that reads the lake bucket (the source's hashes), with the warehouse file attached
+    read-only as `warehouse`."""
     from tidewater.duck import connect_lake
 
     con = connect_lake(lake_conn)
@@ -127,10 +132,22 @@ def open_warehouse(settings: Any, lake_conn: Any) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def loaded_lake_files(con: duckdb.DuckDBPyConnection, staging_models: list[str]) -> set[str]:
-    """Every lake file the warehouse's staging models have loaded (their `_lake_file`)."""
-    loaded: set[str] = set()
-    for model in staging_models:
-        loaded |= {file for (file,) in con.execute(
-            f"select distinct _lake_file from {WAREHOUSE}.main.{_quote(model)}").fetchall()}
+LAKE_LOADS = f"{WAREHOUSE}.main.lake_loads"  # (model, snapshot_id, loaded_at): one row per staging build (dbt)
+
+
+def loaded_snapshots(con: duckdb.DuckDBPyConnection, staging_models: list[str]) -> dict[str, int | None]:
+    """Per staging model, the lake snapshot its latest build read up to (its newest ``lake_loads`` row; None: the
+    model was never built)."""
+    exists = con.execute("select count(*) from duckdb_tables() where database_name = ? and schema_name = 'main' "
+                         "and table_name = 'lake_loads'", [WAREHOUSE]).fetchone()[0]
+    loaded: dict[str, int | None] = dict.fromkeys(staging_models)
+    if exists:
+        loaded |= dict(con.execute(f"select model, arg_max(snapshot_id, loaded_at) from {LAKE_LOADS} "
+                                   "where model in (select unnest(?)) group by model", [staging_models]).fetchall())
     return loaded
+
+
+def models_behind(loaded: dict[str, int | None], snapshot: int) -> list[str]:
+    """The staging models that have not read the lake up to `snapshot`, each with where it is."""
+    return [f"{model} never built" if at is None else f"{model} read up to lake snapshot {at} < {snapshot}"
+            for model, at in sorted(loaded.items()) if at is None or at < snapshot]

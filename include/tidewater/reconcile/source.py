@@ -3,13 +3,16 @@
 A reconciliation compares PostgreSQL in one REPEATABLE READ transaction with the warehouse's state as
 of that transaction's snapshot. The snapshot is taken by the transaction's first statement, which also
 reads ``pg_current_wal_lsn()``: every transaction the snapshot sees committed before that LSN. So once
-the Debezium slot's confirmed_flush_lsn passes it, every change the snapshot sees is in Kafka; once the
-drain has committed each CDC topic up to the high watermark read after that, it is in the lake; once the
-warehouse has loaded every lake file starting below those watermarks, it is in the warehouse. The
-warehouse then keeps the changes of transactions the snapshot sees (``visible_sql``), nothing later.
+the Debezium slot's confirmed_flush_lsn passes it, every change the snapshot sees is in Kafka below the
+CDC topics' high watermarks read after that. The lake holds them from the first DuckLake snapshot on
+whose positions (``tidewater.drain_positions``) reach those watermarks and stay there (``lake_coverage``;
+a replay moving a position back below a watermark starts the wait again). The warehouse holds them once
+every staging model has read the lake up to that snapshot (its latest ``lake_loads`` row; compare.py).
+The warehouse then keeps the changes of transactions the snapshot sees (``visible_sql``), nothing later.
 
 The rows' hashes (key, hash; ``canonical``) are streamed through a server-side cursor into one Parquet
-object per table in the lake, so the snapshot can end before the (possibly long) wait for the warehouse.
+object per table in the lake bucket (``_reconcile/runs/<run id>/``, removed when the run ends), so the
+snapshot can end before the (possibly long) wait for the warehouse.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg import sql
 
 from tidewater.config import Settings
+from tidewater.lake import Lake
+from tidewater.lake.catalog import LAKE
 from tidewater.reconcile import canonical
 from tidewater.reconcile.tables import TABLES, ReconciledTable
 
@@ -118,9 +124,10 @@ def _stream_hashes(conn: Any, query: sql.Composed, name: str) -> Iterable[pa.Rec
             yield pa.record_batch([pa.array(keys, pa.string()), pa.array(hashes, pa.int64())], schema=SOURCE_SCHEMA)
 
 
-def take_snapshot(settings: Settings, lake: Any, run_id: str,
+def take_snapshot(settings: Settings, lake: Lake, run_id: str,
                   tables: Iterable[ReconciledTable] = TABLES) -> SourceSnapshot:
-    """Reads the source in one REPEATABLE READ, read-only transaction; writes each table's hashes to the lake."""
+    """Reads the source in one REPEATABLE READ, read-only transaction; writes each table's hashes to the lake's
+    bucket."""
     import psycopg
 
     with psycopg.connect(settings.shop_conninfo(admin=True)) as conn:
@@ -142,7 +149,7 @@ def take_snapshot(settings: Settings, lake: Any, run_id: str,
                         writer.write_batch(batch)
                         rows += batch.num_rows
                         checksum += sum(batch.column(1).to_pylist())
-                lake.put_parquet(hashes_key, buffer.getvalue())
+                lake.bucket.put_parquet(hashes_key, buffer.getvalue())
                 snapshot.tables.append(TableSnapshot(
                     table=table.name, key=key, columns=[asdict(column) for column in columns], rows=rows,
                     checksum=checksum, hashes_key=hashes_key))
@@ -204,43 +211,75 @@ def high_watermarks(consumer: Any, topics: Iterable[str]) -> dict[str, dict[int,
     return marks
 
 
-def drain_behind(consumer: Any, marks: dict[str, dict[int, int]]) -> list[str]:
-    """The partitions whose committed offset (of the consumer's group) is still below its watermark."""
-    from confluent_kafka import TopicPartition
+@dataclass(frozen=True)
+class LakeCoverage:
+    """Whether the lake holds every CDC record below the watermarks: `snapshot` is the first DuckLake snapshot from
+    which on its positions reach them (None while they do not), `behind` the partitions that do not now."""
 
+    snapshot: int | None
+    behind: list[str]
+
+
+def _covered(rows: dict[int, tuple[str, int, int]], marks: dict[str, dict[int, int]]) -> list[str]:
+    positions = {(topic, partition): offset for topic, partition, offset in rows.values()}
     behind = []
-    for topic, partitions in marks.items():
-        wanted = [TopicPartition(topic, partition) for partition in partitions]
-        for committed in consumer.committed(wanted, timeout=30):
-            low, _ = consumer.get_watermark_offsets(committed, timeout=30)
-            mark = partitions[committed.partition]
-            position = committed.offset if committed.offset >= 0 else low
-            if position < mark:
-                behind.append(f"{topic}[{committed.partition}] committed {position} < {mark}")
+    for topic, partitions in sorted(marks.items()):
+        for partition, mark in sorted(partitions.items()):
+            position = positions.get((topic, partition))
+            if mark > 0 and (position is None or position < mark):
+                at = "never drained" if position is None else f"at {position}"
+                behind.append(f"{topic}[{partition}] {at} < {mark}")
     return behind
 
 
-def wait_for_drain(consumer: Any, marks: dict[str, dict[int, int]], group: str, timeout_s: float,
-                   every_s: float = 5.0) -> None:
-    """Waits until the drain (consumer group `group`) has committed every CDC partition up to `marks`."""
+def lake_coverage(con: duckdb.DuckDBPyConnection, marks: dict[str, dict[int, int]]) -> LakeCoverage:
+    """Replays the history of the lake's positions (``ducklake_table_changes`` of ``tidewater.drain_positions``
+    since the oldest snapshot the lake keeps) to find the first snapshot from which on they reach `marks`."""
+    from tidewater.lake import commit
+
+    oldest, current = con.execute(f"SELECT min(snapshot_id), max(snapshot_id) FROM {LAKE}.snapshots()").fetchone()
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = ? AND "
+                         "table_schema = 'tidewater' AND table_name = 'drain_positions'", [LAKE]).fetchone()[0]
+    topics = sorted(marks)
+    if not exists or not topics:
+        behind = _covered({}, marks)
+        return LakeCoverage(None if behind else current, behind)
+    placeholders = ", ".join("?" for _ in topics)
+    try:  # the positions as of the oldest snapshot kept (the table may be younger)
+        base = con.execute(f"SELECT rowid, topic, partition, next_offset FROM {commit.POSITIONS} "
+                           f"AT (VERSION => {int(oldest)}) WHERE topic IN ({placeholders})", topics).fetchall()
+    except duckdb.CatalogException:
+        base = []
+    rows = {rowid: (topic, partition, offset) for rowid, topic, partition, offset in base}
+    changes = con.execute(
+        f"SELECT snapshot_id, change_type, rowid, topic, partition, next_offset FROM ducklake_table_changes("
+        f"'{LAKE}', 'tidewater', 'drain_positions', {int(oldest) + 1}, {int(current)}) "
+        f"WHERE topic IN ({placeholders}) ORDER BY snapshot_id, change_type = 'insert', rowid",
+        topics).fetchall() if current > oldest else []
+    since = None if _covered(rows, marks) else oldest
+    for index, (snapshot, change_type, rowid, topic, partition, offset) in enumerate(changes):
+        if change_type in ("delete", "update_preimage"):
+            rows.pop(rowid, None)
+        else:
+            rows[rowid] = (topic, partition, offset)
+        if index + 1 == len(changes) or changes[index + 1][0] != snapshot:  # the snapshot's last change
+            covered = not _covered(rows, marks)
+            since = (since if since is not None else snapshot) if covered else None
+    behind = _covered(rows, marks)
+    return LakeCoverage(None if behind else since, behind)
+
+
+def wait_for_lake(con: duckdb.DuckDBPyConnection, marks: dict[str, dict[int, int]], timeout_s: float,
+                  every_s: float = 5.0) -> int:
+    """Waits until the lake's positions reach every CDC partition's watermark; returns the covering snapshot."""
+    found: list[int] = []
+
     def probe() -> tuple[bool, str]:
-        behind = drain_behind(consumer, marks)
-        return not behind, (f"consumer group {group!r} is behind: {'; '.join(behind[:5])} "
-                            "(is cdc_drain running? `make drain` runs it once)")
+        coverage = lake_coverage(con, marks)
+        if coverage.snapshot is not None:
+            found.append(coverage.snapshot)
+        return coverage.snapshot is not None, (f"the lake's positions are behind: {'; '.join(coverage.behind[:5])} "
+                                               "(is cdc_drain running? `make drain` runs it once)")
 
     _poll("the drain did not land the CDC topics up to the snapshot", probe, timeout_s, every_s=every_s)
-
-
-def unloaded_lake_files(lake: Any, loaded: set[str], marks: dict[str, dict[int, int]]) -> list[str]:
-    """Lake files holding changes below the watermarks that the warehouse has not loaded (`loaded`: its URIs)."""
-    from tidewater.lake import objects as layout
-
-    missing = []
-    for topic, partitions in marks.items():
-        for key in lake.keys(layout.raw_table_prefix(topic)):
-            file = layout.parse_key(key)
-            if file is None or file.topic != topic or file.partition not in partitions:
-                continue
-            if file.first_offset < partitions[file.partition] and lake.uri(key) not in loaded:
-                missing.append(lake.uri(key))
-    return sorted(missing)
+    return found[-1]
