@@ -1,16 +1,27 @@
-"""Drain throughput and memory on the real stack: Tidewater's drain vs a common CDC writer vs the floor.
+"""Drain throughput and memory on the real stack: the DuckLake drain vs the old drain, a common writer, the floor.
 
-  .venv/bin/python bench/drain_benchmark.py [--events 1000000] [--table order_items]
+  .venv/bin/python bench/drain_benchmark.py [--events 1000000] [--rounds 5] [--contenders old-drain,drain]
 
 1. Produces N real-shaped Debezium events into a fresh topic: real envelopes taken from the shop's
    own CDC topic (schema and payload as Debezium wrote them), with keys, amounts and quantities varied.
-2. Runs each contender in its own process (so peak RSS is its own), on the same topic:
-   - drain:    tidewater.drain.drainer.drain_topic into a fresh bucket (what cdc_drain runs);
-   - baseline: the common CDC writer: poll one message at a time, json.loads, rows into a pandas
-               DataFrame, to_parquet (snappy), upload, commit, per 100k-record batch;
-   - floor:    a consume(num_messages=…) loop that only reads, with librdkafka's defaults;
-   - floor-tuned: the same loop with the drain's consumer tuning (drain.FETCH_TUNING): what reading costs.
-3. Prints events/s, MB/s (of record values) and peak RSS for each, as a Markdown table.
+2. Runs each contender in its own process (so peak RSS is its own), on the same topic, --rounds times,
+   interleaved (the order alternates each round, so drift on a shared machine hits every contender alike):
+   - drain:     tidewater.drain.drainer.drain_topic (what cdc_drain runs) into a fresh DuckLake lake (a new
+                bucket and catalog database): Parquet files, then one DuckLake commit that registers them
+                (ducklake_add_data_files) and moves the positions; the group's offsets afterwards;
+   - drain-per-file: the same with the commit as first landed (bench/contenders/per_file_commit.py: one
+                ducklake_add_data_files call per file instead of one for all);
+   - old-drain: the drain before DuckLake (git 149b7c5, bench/contenders/old_drain.py): Parquet files under
+                raw/, an S3 journal, the consumer group's offsets as the commit;
+   - baseline:  the common CDC writer: poll one message at a time, json.loads, rows into a pandas
+                DataFrame, to_parquet (snappy), upload, commit, per 100k-record batch;
+   - floor:     a consume(num_messages=…) loop that only reads, with librdkafka's defaults;
+   - floor-tuned: the same loop with the drain's consumer tuning (drain.FETCH_TUNING): what reading costs;
+   - drain-backlog: the DuckLake drain with cdc_drain's limits (drain.limits: max_records_per_run bounds a
+                run), run again and again in one process until the topic is drained: a backlog's peak RSS.
+   Creating and removing a contender's bucket, catalog database and consumer is not timed.
+3. Prints each run, then per contender the median events/s, MB/s (of record values) and peak RSS, and the
+   median of the per-round ratios drain / old-drain (each round's two runs were next to each other).
 Needs `make stack-up` and `set -a; . .stack/env; set +a`.
 """
 
@@ -18,8 +29,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -28,15 +41,16 @@ from io import BytesIO
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from contenders import old_drain, per_file_commit  # bench/ is on sys.path when this script runs
+from scratch_lake import empty_bucket, s3_client, scratch_lake
 
 from tidewater import drain
 from tidewater.cdc.connector import table_topic
 from tidewater.cdc.topics import consumer_config
 from tidewater.config import Settings
 from tidewater.drain import drainer
-from tidewater.drain.lake import Lake
 
-BUCKET_PREFIX = "bench-"
+BUCKET_PREFIX = "bench-drain-"
 
 
 def _bootstrap(settings: Settings) -> str:
@@ -101,21 +115,79 @@ def produce(settings: Settings, table: str, events: int) -> tuple[str, int]:
 
 # -- contenders (each runs in its own process) -----------------------------------------------------
 
-def run_drain(settings: Settings, topic: str, client) -> int:
+def _timed_commit() -> dict[str, float]:
+    """Wraps the lake's commit steps so the drain's result says how long each took (seconds, summed over runs)."""
+    from tidewater.lake import commit
+
+    spent = {"commit_s": 0.0}
+
+    def timed(name: str, function):
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                took = time.perf_counter() - started
+                spent[f"{name}_s"] = spent.get(f"{name}_s", 0.0) + took
+                if name in ("commit_drain", "start_topic", "ensure_tables"):  # read_positions runs inside these
+                    spent["commit_s"] += took
+        return wrapper
+
+    for name in ("commit_drain", "start_topic", "ensure_tables", "_ensure_columns"):
+        setattr(commit, name, timed(name, getattr(commit, name)))
+    return spent
+
+
+def run_drain(settings: Settings, topic: str, client, limits: drainer.DrainLimits | None = None) -> dict:
+    spent = _timed_commit()
+    with scratch_lake(settings, "bench_drain") as scratch:
+        consumer = drain.kafka_consumer(settings, group_id=f"bench-drain-{uuid.uuid4().hex[:6]}")
+        topic_id = drain.kafka_topic_id(settings, topic)
+        started = time.perf_counter()
+        rows, runs, files = 0, 0, 0
+        while True:
+            result = drainer.drain_topic(consumer, scratch.lake, topic, topic_id,
+                                         limits or drainer.DrainLimits(max_records_per_run=100_000_000))
+            rows, runs, files = rows + result.rows, runs + 1, files + result.files
+            if limits is None or result.remaining_lag <= 0:
+                break
+        seconds = time.perf_counter() - started
+        consumer.close()
+    return {"events": rows, "seconds": seconds, "runs": runs, "files": files, **spent}
+
+
+def run_drain_per_file(settings: Settings, topic: str, client) -> dict:
+    from tidewater.lake import commit
+
+    commit.commit_drain = per_file_commit.commit_drain  # before _timed_commit wraps it
+    return run_drain(settings, topic, client)
+
+
+def run_drain_backlog(settings: Settings, topic: str, client) -> dict:
+    return run_drain(settings, topic, client, drain.limits(settings))
+
+
+def run_old_drain(settings: Settings, topic: str, client) -> dict:
     bucket = f"{BUCKET_PREFIX}{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=bucket)
-    consumer = drain.kafka_consumer(settings, group_id=f"bench-drain-{uuid.uuid4().hex[:6]}")
-    result = drainer.drain_topic(consumer, Lake(client, bucket), topic,
-                                 drainer.DrainLimits(max_records_per_run=100_000_000))
-    consumer.close()
-    return result.rows
+    try:
+        consumer = drain.kafka_consumer(settings, group_id=f"bench-old-{uuid.uuid4().hex[:6]}")
+        started = time.perf_counter()
+        result = old_drain.drain_topic(consumer, old_drain.Lake(client, bucket), topic,
+                                       drainer.DrainLimits(max_records_per_run=100_000_000))
+        seconds = time.perf_counter() - started
+        consumer.close()
+    finally:
+        empty_bucket(client, bucket)
+    return {"events": result.rows, "seconds": seconds, "runs": 1, "files": result.files}
 
 
-def run_baseline(settings: Settings, topic: str, client) -> int:
+def run_baseline(settings: Settings, topic: str, client) -> dict:
     import pandas as pd
 
     bucket = f"{BUCKET_PREFIX}{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=bucket)
+    started = time.perf_counter()
     consumer = Consumer(consumer_config(settings, **{"group.id": f"bench-base-{uuid.uuid4().hex[:6]}",
                                                      "enable.auto.commit": False}))
     _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
@@ -146,52 +218,67 @@ def run_baseline(settings: Settings, topic: str, client) -> int:
             flush()
     if rows:
         flush()
+    seconds = time.perf_counter() - started
     consumer.close()
-    return landed
+    empty_bucket(client, bucket)
+    return {"events": landed, "seconds": seconds}
 
 
-def run_floor(settings: Settings, topic: str, client, **tuning) -> int:
+def run_floor(settings: Settings, topic: str, client, **tuning) -> dict:
     consumer = Consumer(consumer_config(settings, **{"group.id": f"bench-floor-{uuid.uuid4().hex[:6]}",
                                                      "enable.auto.commit": False}, **tuning))
     _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
     consumer.assign([TopicPartition(topic, 0, 0)])
+    started = time.perf_counter()
     seen, last = 0, -1
     while last < high - 1:
         for message in consumer.consume(num_messages=5000, timeout=1.0):
             if message.error() is None:
                 last = message.offset()
                 seen += message.value() is not None
+    seconds = time.perf_counter() - started
     consumer.close()
-    return seen
+    return {"events": seen, "seconds": seconds}
 
 
-def run_floor_tuned(settings: Settings, topic: str, client) -> int:
+def run_floor_tuned(settings: Settings, topic: str, client) -> dict:
     return run_floor(settings, topic, client, **drain.FETCH_TUNING)
 
 
 def _remove(settings: Settings, topic: str) -> None:
-    """Deletes the benchmark's topic and the buckets its contenders wrote."""
+    """Deletes the benchmark's topic (each contender removed its own bucket and catalog)."""
     admin = AdminClient({"bootstrap.servers": _bootstrap(settings)})
     admin.delete_topics([topic])[topic].result()
-    lake = drain.open_lake(settings)
-    for bucket in lake.client.list_buckets()["Buckets"]:
-        if bucket["Name"].startswith(BUCKET_PREFIX):
-            target = Lake(lake.client, bucket["Name"])
-            target.delete(target.keys(""))
-            lake.client.delete_bucket(Bucket=bucket["Name"])
 
 
-CONTENDERS = {"drain": run_drain, "baseline": run_baseline, "floor": run_floor, "floor-tuned": run_floor_tuned}
+CONTENDERS = {"drain": run_drain, "old-drain": run_old_drain, "drain-per-file": run_drain_per_file,
+              "drain-backlog": run_drain_backlog,
+              "baseline": run_baseline, "floor": run_floor, "floor-tuned": run_floor_tuned}
 
 
 def contender_main(name: str, topic: str) -> None:
     settings = Settings.from_env()
-    client = drain.open_lake(settings).client  # setup (imports, S3 client) is not what is measured
-    started = time.perf_counter()
-    events = CONTENDERS[name](settings, topic, client)
-    seconds = time.perf_counter() - started
+    client = s3_client(settings)  # setup (imports, S3 client) is not what is measured
+    result = CONTENDERS[name](settings, topic, client)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"contender": name, "events": events, "seconds": seconds, "peak_rss_mib": peak_kib / 1024}))
+    print(json.dumps({"contender": name, **result, "peak_rss_mib": peak_kib / 1024}))
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def run_contender(name: str, topic: str) -> dict:
+    run = subprocess.run([sys.executable, __file__, "--contender", name, "--topic", topic],
+                         capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{run.stderr[-3000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f}"
 
 
 def main() -> None:
@@ -200,7 +287,8 @@ def main() -> None:
     parser.add_argument("--table", default="order_items", choices=["order_items", "orders"])
     parser.add_argument("--topic", help="reuse a topic produced earlier instead of producing")
     parser.add_argument("--value-bytes", type=int, default=0, help="with --topic: its total value bytes")
-    parser.add_argument("--contenders", default="floor,floor-tuned,drain,baseline")
+    parser.add_argument("--contenders", default="old-drain,drain")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of every contender, interleaved")
     parser.add_argument("--keep", action="store_true", help="keep the produced topic (default: deleted)")
     parser.add_argument("--contender", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -215,29 +303,42 @@ def main() -> None:
         topic, value_bytes = produce(settings, args.table, args.events)
         print(f"produced {args.events:,} events ({value_bytes / 1e6:,.0f} MB of values) into {topic} "
               f"in {time.perf_counter() - started:.0f}s", flush=True)
-    results = []
-    for name in args.contenders.split(","):
-        run = subprocess.run([sys.executable, __file__, "--contender", name, "--topic", topic],
-                             capture_output=True, text=True, check=False)
-        if run.returncode != 0:
-            raise SystemExit(f"{name} failed:\n{run.stderr[-3000:]}")
-        result = json.loads(run.stdout.strip().splitlines()[-1])
-        results.append(result)
-        print(f"{name}: {result['events']:,} events in {result['seconds']:.1f}s, peak RSS "
-              f"{result['peak_rss_mib']:.0f} MiB", flush=True)
-    print("\n| contender | events | seconds | events/s | MB/s | peak RSS MiB |\n|---|---|---|---|---|---|")
-    for r in results:
-        mb = value_bytes / 1e6 * r["events"] / max(args.events, 1) if value_bytes else float("nan")
-        print(f"| {r['contender']} | {r['events']:,} | {r['seconds']:.1f} | {r['events'] / r['seconds']:,.0f} | "
-              f"{mb / r['seconds']:,.1f} | {r['peak_rss_mib']:.0f} |")
-    if not args.keep and not args.topic:
-        _remove(settings, topic)
-    by_name = {r["contender"]: r["events"] / r["seconds"] for r in results}
-    if {"drain", "baseline", "floor"} <= by_name.keys():
-        print(f"\ndrain / baseline = {by_name['drain'] / by_name['baseline']:.2f}x; "
-              f"drain / floor = {by_name['drain'] / by_name['floor']:.0%}")
-    if {"drain", "floor-tuned"} <= by_name.keys():
-        print(f"drain / floor-tuned = {by_name['drain'] / by_name['floor-tuned']:.0%}")
+    names = args.contenders.split(",")
+    results: dict[str, list[dict]] = {name: [] for name in names}
+    try:
+        for round_ in range(args.rounds):
+            for name in names if round_ % 2 == 0 else list(reversed(names)):
+                result = run_contender(name, topic)
+                results[name].append(result)
+                extra = f", commit {result['commit_s']:.2f}s" if "commit_s" in result else ""
+                print(f"[round {round_ + 1}] {name}: {result['events']:,} events in {result['seconds']:.2f}s "
+                      f"({result['events'] / result['seconds']:,.0f}/s, {result.get('runs', 1)} runs, "
+                      f"{result.get('files', 0)} files{extra}), peak RSS {result['peak_rss_mib']:.0f} MiB, "
+                      f"{_load()}", flush=True)
+    finally:
+        if not args.keep and not args.topic:
+            _remove(settings, topic)
+    print(f"\nmedians of {args.rounds} interleaved rounds ({args.events:,} events)\n")
+    print("| contender | events | seconds (min-max) | events/s | MB/s | commit s | peak RSS MiB (min-max) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, runs in results.items():
+        seconds = [r["seconds"] for r in runs]
+        events = runs[0]["events"]
+        median_s = _median(seconds)
+        mb = value_bytes / 1e6 * events / max(args.events, 1) if value_bytes else float("nan")
+        rss = [r["peak_rss_mib"] for r in runs]
+        commit_s = f"{_median([r['commit_s'] for r in runs]):.2f}" if "commit_s" in runs[0] else "-"
+        print(f"| {name} | {events:,} | {median_s:.2f} ({min(seconds):.2f}-{max(seconds):.2f}) "
+              f"| {events / median_s:,.0f} | {mb / median_s:,.1f} | {commit_s} "
+              f"| {_median(rss):.0f} ({min(rss):.0f}-{max(rss):.0f}) |")
+    if {"drain", "old-drain"} <= results.keys():
+        ratios = [(r["events"] / r["seconds"]) / (o["events"] / o["seconds"])
+                  for r, o in zip(results["drain"], results["old-drain"], strict=True)]
+        print(f"\ndrain / old-drain throughput, per round: {', '.join(f'{x:.2f}' for x in ratios)}; "
+              f"median {_median(ratios):.2f} (target >= 0.90)")
+    if {"drain", "baseline"} <= results.keys():
+        baseline_s = _median([r["seconds"] for r in results["baseline"]])
+        print(f"drain / baseline (medians) = {baseline_s / _median([r['seconds'] for r in results['drain']]):.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,40 +1,61 @@
-"""Full warehouse build vs an incremental run with 1% new data (docs/benchmarks.md, "Warehouse build").
+"""Warehouse build on a local DuckDB file vs on a DuckLake catalog, full and incremental (docs/benchmarks.md).
 
-Writes a synthetic lake of N change events (default 1,000,000) into a fresh bucket, in the drain's layout
-and schema: one real row per table is taken from the shop's lake as a template and copied N times with
-keys, versions, statuses, Kafka offsets, LSNs and timestamps varied, so every column has the drain's
-exact type and keys are consistent across tables (the dbt tests pass). Then, in order and each timed:
+Writes a synthetic lake of N change events (default 1,000,000) into a fresh DuckLake lake (a new bucket and
+catalog database): one real row per table, drained from the shop's own topics into a scratch lake by
+tidewater.drain.drainer, is the template, copied N times with keys, versions, statuses, Kafka offsets,
+LSNs and timestamps varied, so every column has the drain's exact type and keys are consistent across tables
+(the dbt tests pass). Its files are Parquet files of at most FILE_MAX_ROWS rows registered with
+ducklake_add_data_files in one commit per table, as a drain lands them. Then, per round and contender:
 
-1. `dbt build --full-refresh` into a fresh DuckDB file (the full build);
-2. 1% more events land as new files (a later drain run's worth);
+1. `dbt build --full-refresh` into a fresh warehouse (the full build);
+2. 1% more events land, one more commit per table (a later drain's worth);
 3. `dbt build` (the incremental run the warehouse DAG does after a drain);
 4. `dbt build` again with nothing new.
 
-Each build runs dbt in-process in a fresh interpreter (dbtRunner, as the DAG's Cosmos tasks do) and is
-timed from dbt's invocation; the whole command's time (what `dbt build` on a shell takes) is printed too.
+Contenders (the same dbt project, the same lake, dbt/profiles.yml's target for the file):
+- file:     the warehouse is a local DuckDB file (today's `local` target);
+- ducklake: the warehouse is a DuckLake catalog (metadata in a new PostgreSQL database owned by the catalog
+            writer, data files under the lake bucket's warehouse/ prefix), the default database of the dbt
+            connection: a second target written into a temporary profiles dir, never into dbt/profiles.yml.
+Within a round, each step runs for both contenders next to each other, in alternating order, so drift on a
+shared machine hits both alike; the ratios are per round, then their median.
 
-    .venv/bin/python bench/warehouse_benchmark.py [--events 1000000] [--runs 2]
+Each build runs dbt in-process in a fresh interpreter (dbtRunner, as the DAG's Cosmos tasks do) and is timed
+from dbt's invocation; the whole command's time (what `dbt build` on a shell takes) is printed too.
 
-The bucket is removed afterwards.
+    .venv/bin/python bench/warehouse_benchmark.py [--events 1000000] [--rounds 3] [--contenders file,ducklake]
+
+The lake, the template lake and every warehouse are removed afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import statistics
 import subprocess
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tidewater.config import REPO_ROOT, Settings, get_connection
-from tidewater.drain import lake as layout
-from tidewater.duck import connect_lake
+import pyarrow as pa
+import yaml
+from scratch_lake import ScratchLake, create_database, drop_database, scratch_lake
+
+from tidewater import drain
+from tidewater.cdc.connector import table_topic
+from tidewater.config import REPO_ROOT, Settings
+from tidewater.drain import drainer
+from tidewater.lake import objects as layout
 
 FILE_MAX_ROWS = 100_000  # like the drain's bounded files
+TABLES = ("customers", "addresses", "products", "orders", "order_items", "payments")
 
 
 @dataclass(frozen=True)
@@ -73,63 +94,95 @@ def mix(events: int) -> list[EntityMix]:
     ]
 
 
-def write_changes(con, bucket: str, template_bucket: str, entity: EntityMix, first_entity: int, entities: int,
-                  first_offset: int, dt: str) -> int:
-    """Entities [first_entity, first_entity + entities) with all their versions, as bounded files; returns the
-    number of events written."""
-    topic = f"shop.shop.{entity.table}"
-    template = f"read_parquet('s3://{template_bucket}/{layout.raw_table_prefix(topic)}*/*.parquet', union_by_name=true)"
-    events = entities * entity.versions
-    # Reference data changes a year before the orders; the rest is spread over January 2026.
-    epoch = "timestamptz '2025-01-01 00:00:00+00'" if entity.is_reference else "timestamptz '2026-01-01 00:00:00+00'"
-    varied = {
-        entity.key: "entity",
-        **entity.columns,
-        "_op": "case when version = 0 then 'c' else 'u' end",
-        "_kafka_topic": f"'{topic}'",
-        "_kafka_partition": "0",
-        "_kafka_offset": "offset_",
-        "_lsn": "1000000 + offset_ * 8",
-        "_tx_id": "1000 + offset_",
-        "_source_ts": f"{epoch} + to_seconds(entity) + to_milliseconds(version * 10)",
-    }
-    with_offsets = (f"select {first_entity} + i // {entity.versions} as entity, i % {entity.versions} as version, "
-                    f"{first_offset} + i as offset_ from range({events}) as r(i)")
-    for start in range(0, events, FILE_MAX_ROWS):
-        stop = min(start + FILE_MAX_ROWS, events)
-        key = layout.raw_key(topic, dt, 0, first_offset + start, first_offset + stop - 1)
-        replaced = ", ".join(f"cast({expression} as {varied_type(con, template, column)}) as {column}"
+def templates(settings: Settings) -> dict[str, pa.Table]:
+    """One change row (create or update) per table, as the drain lands it: drained from the shop's topics into a
+    scratch lake that is removed again."""
+    found: dict[str, pa.Table] = {}
+    with scratch_lake(settings, "bench_tpl") as scratch:
+        consumer = drain.kafka_consumer(settings, group_id=f"bench-warehouse-{uuid.uuid4().hex[:6]}")
+        for table in TABLES:
+            topic = table_topic(settings, table)
+            drainer.drain_topic(consumer, scratch.lake, topic, drain.kafka_topic_id(settings, topic),
+                                drainer.DrainLimits(max_records_per_run=2_000))
+            row = scratch.lake.con.execute(f"select * from lake.main.{table} where _op in ('c', 'r', 'u') "
+                                           "limit 1").to_arrow_table()
+            if row.num_rows == 0:
+                raise SystemExit(f"{topic} holds no create or update: run the simulator first (make demo)")
+            found[table] = row
+        consumer.close()
+    return found
+
+
+class LakeWriter:
+    """Writes generated changes into the benchmark's lake as a drain would: bounded Parquet files, one commit per
+    table registering them."""
+
+    def __init__(self, scratch: ScratchLake, rows: dict[str, pa.Table]) -> None:
+        self.scratch, self.con = scratch, scratch.lake.con
+        self.offsets: dict[str, int] = {}
+        self.entities: dict[str, int] = {}
+        self.commits = 0
+        for table, row in rows.items():
+            self.con.register(f"template_{table}", row)
+            self.con.execute(f"create table lake.main.{table} as select * from template_{table} where false")
+        self.types: dict[str, dict[str, str]] = {}
+        for table in rows:
+            relation = self.con.sql(f"select * from template_{table}")
+            self.types[table] = dict(zip(relation.columns, map(str, relation.types), strict=True))
+
+    def write(self, events: int, dt: str) -> int:
+        written = 0
+        for entity in mix(events):
+            entities = max(int(events * entity.share) // entity.versions, 1)
+            written += self._write_table(entity, self.entities.get(entity.table, 0) + 1, entities,
+                                         self.offsets.get(entity.table, 0), dt)
+            self.offsets[entity.table] = self.offsets.get(entity.table, 0) + entities * entity.versions
+            self.entities[entity.table] = self.entities.get(entity.table, 0) + entities
+        return written
+
+    def _write_table(self, entity: EntityMix, first_entity: int, entities: int, first_offset: int, dt: str) -> int:
+        """Entities [first_entity, first_entity + entities) with all their versions, as bounded files in one
+        commit; returns the number of events written."""
+        topic = f"shop.shop.{entity.table}"
+        types = self.types[entity.table]
+        events = entities * entity.versions
+        # Reference data changes a year before the orders; the rest is spread over January 2026.
+        epoch = "timestamptz '2025-01-01 00:00:00+00'" if entity.is_reference else \
+            "timestamptz '2026-01-01 00:00:00+00'"
+        varied = {
+            entity.key: "entity",
+            **entity.columns,
+            "_op": "case when version = 0 then 'c' else 'u' end",
+            "_kafka_topic": f"'{topic}'",
+            "_kafka_partition": "0",
+            "_kafka_offset": "offset_",
+            "_lsn": "1000000 + offset_ * 8",
+            "_tx_id": "1000 + offset_",
+            "_source_ts": f"{epoch} + to_seconds(entity) + to_milliseconds(version * 10)",
+        }
+        replaced = ", ".join(f"cast({expression} as {types[column]}) as {column}"
                              for column, expression in varied.items())
-        con.execute(f"""
-            copy (
-                select template.* replace ({replaced})
-                from (select * from {template} limit 1) as template,
-                     ({with_offsets} limit {stop - start} offset {start}) as generated
-                order by offset_
-            ) to 's3://{bucket}/{key}' (format parquet, compression zstd)""")
-    return events
-
-
-_types: dict[tuple[str, str], str] = {}
-
-
-def varied_type(con, template: str, column: str) -> str:
-    if (template, column) not in _types:
-        _types[(template, column)] = con.execute(
-            f"select typeof({column}) from {template} limit 1").fetchone()[0]
-    return _types[(template, column)]
-
-
-def write_lake(con, bucket: str, template_bucket: str, events: int, offsets: dict[str, int],
-               entities_done: dict[str, int], dt: str) -> int:
-    written = 0
-    for entity in mix(events):
-        entities = max(int(events * entity.share) // entity.versions, 1)
-        written += write_changes(con, bucket, template_bucket, entity, entities_done.get(entity.table, 0) + 1,
-                                 entities, offsets.get(entity.table, 0), dt)
-        offsets[entity.table] = offsets.get(entity.table, 0) + entities * entity.versions
-        entities_done[entity.table] = entities_done.get(entity.table, 0) + entities
-    return written
+        with_offsets = (f"select {first_entity} + i // {entity.versions} as entity, i % {entity.versions} as version, "
+                        f"{first_offset} + i as offset_ from range({events}) as r(i)")
+        uris = []
+        run = uuid.uuid4().hex[:12]
+        for start in range(0, events, FILE_MAX_ROWS):
+            stop = min(start + FILE_MAX_ROWS, events)
+            uri = self.scratch.lake.bucket.uri(layout.data_key(topic, dt, 0, first_offset + start,
+                                                               first_offset + stop - 1, run))
+            self.con.execute(f"""
+                copy (
+                    select template.* replace ({replaced})
+                    from template_{entity.table} as template,
+                         ({with_offsets} limit {stop - start} offset {start}) as generated
+                    order by offset_
+                ) to '{uri}' (format parquet, compression zstd)""")
+            uris.append(uri)
+        self.con.execute("begin transaction")
+        self.con.execute("call ducklake_add_data_files('lake', ?, ?, schema => 'main')", [entity.table, uris])
+        self.con.execute("commit")
+        self.commits += 1
+        return events
 
 
 # dbt in-process, as the warehouse DAG's Cosmos tasks run it (dbtRunner, dbt already imported by the
@@ -147,82 +200,150 @@ print(json.dumps({"build_s": time.perf_counter() - started, "success": result.su
 class Build:
     build_s: float  # dbt's build, in-process
     command_s: float  # the whole command, as `dbt build` on the command line takes it
+    nodes: list[tuple[float, str]]  # dbt's per-node times, slowest first
 
 
-def dbt_build(settings: Settings, bucket: str, warehouse: Path, target: Path, *args: str) -> Build:
-    env = {**os.environ, "TIDEWATER_LAKE_BUCKET": bucket, "TIDEWATER_WAREHOUSE_PATH": str(warehouse),
-           "DBT_PROFILES_DIR": settings.dbt_project_dir, "DBT_TARGET_PATH": str(target)}
+@dataclass
+class Warehouse:
+    """Where a contender's dbt builds go: the env and profiles dir its dbt runs with."""
+
+    name: str
+    env: dict[str, str]
+    target: Path
+
+    def size_mib(self) -> float:
+        path = Path(self.env.get("TIDEWATER_WAREHOUSE_PATH", ""))
+        return path.stat().st_size / 2**20 if path.is_file() else float("nan")
+
+
+def ducklake_profiles(profiles_dir: Path, metadata_conninfo: str, data_path: str) -> None:
+    """dbt/profiles.yml's `local` target with the warehouse moved into a DuckLake catalog `wh`, the connection's
+    default database (``SET schema`` is what ``USE wh`` does, on every cursor), as target `ducklake`."""
+    profiles = yaml.safe_load((REPO_ROOT / "dbt" / "profiles.yml").read_text())
+    local = profiles["tidewater"]["outputs"]["local"]
+    target = {**local, "path": ":memory:", "database": "wh",
+              "attach": [*local["attach"], {"path": "ducklake:postgres:" + metadata_conninfo, "alias": "wh",
+                                            "options": {"metadata_schema": "public", "data_path": data_path}}],
+              "settings": {**local["settings"], "schema": "wh.main"}}
+    profiles["tidewater"] = {"target": "ducklake", "outputs": {"ducklake": target}}
+    (profiles_dir / "profiles.yml").write_text(yaml.safe_dump(profiles, sort_keys=False))
+
+
+@contextmanager
+def warehouse(settings: Settings, kind: str, scratch: ScratchLake, root: Path) -> Iterator[Warehouse]:
+    """A fresh, empty warehouse of one contender, removed afterwards."""
+    token = uuid.uuid4().hex[:8]
+    base = {**os.environ, **scratch.env, "DBT_TARGET_PATH": str(root / f"target-{kind}-{token}")}
+    if kind == "file":
+        path = root / f"warehouse-{token}.duckdb"
+        try:
+            yield Warehouse(kind, {**base, "TIDEWATER_WAREHOUSE_PATH": str(path),
+                                   "DBT_PROFILES_DIR": settings.dbt_project_dir}, root / f"target-{kind}-{token}")
+        finally:
+            path.unlink(missing_ok=True)
+        return
+    name = f"bench_wh_{token}"
+    create_database(settings, name, scratch.metadata.login)
+    try:
+        profiles_dir = root / f"profiles-{token}"
+        profiles_dir.mkdir()
+        ducklake_profiles(profiles_dir, replace(scratch.metadata, schema=name).postgres_conninfo(),
+                          scratch.lake.bucket.uri(f"warehouse/{token}/"))
+        yield Warehouse(kind, {**base, "DBT_PROFILES_DIR": str(profiles_dir)}, root / f"target-{kind}-{token}")
+    finally:
+        drop_database(settings, name)
+
+
+def dbt_build(settings: Settings, where: Warehouse, *args: str) -> Build:
     started = time.perf_counter()
     run = subprocess.run([str(REPO_ROOT / ".venv" / "bin" / "python"), "-c", IN_PROCESS, "build", "--project-dir",
                           settings.dbt_project_dir, "--quiet", *args],
-                         env=env, cwd=settings.dbt_project_dir, capture_output=True, text=True)
+                         env=where.env, cwd=settings.dbt_project_dir, capture_output=True, text=True)
     command_s = time.perf_counter() - started
-    outcome = json.loads(run.stdout.strip().splitlines()[-1]) if run.returncode == 0 else {"success": False}
+    outcome = json.loads(run.stdout.strip().splitlines()[-1]) if run.returncode == 0 and run.stdout.strip() \
+        else {"success": False}
     if not outcome["success"]:
-        raise SystemExit(f"dbt build {' '.join(args)} failed:\n{run.stdout[-3000:]}{run.stderr[-2000:]}")
-    return Build(outcome["build_s"], command_s)
+        raise SystemExit(f"[{where.name}] dbt build {' '.join(args)} failed:\n{run.stdout[-3000:]}{run.stderr[-2000:]}")
+    results = json.loads((where.target / "run_results.json").read_text())["results"]
+    nodes = sorted(((r["execution_time"], r["unique_id"]) for r in results), reverse=True)
+    return Build(outcome["build_s"], command_s, nodes)
 
 
-def print_slowest_nodes(run_results: Path, build: Build, count: int = 8) -> None:
-    """Where a build's time goes: dbt's own per-node times against the build's."""
-    results = json.loads(run_results.read_text())["results"]
-    nodes_s = sum(result["execution_time"] for result in results)
-    print(f"  {len(results)} nodes took {nodes_s:.1f} s of the {build.build_s:.1f} s build "
-          f"({build.command_s:.1f} s as a command); slowest:")
-    for result in sorted(results, key=lambda result: -result["execution_time"])[:count]:
-        print(f"    {result['execution_time']:6.2f} s  {result['unique_id']}")
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f}"
+
+
+def _print_build(kind: str, step: str, build: Build) -> None:
+    slowest = ", ".join(f"{name.split('.')[-1]} {seconds:.2f}" for seconds, name in build.nodes[:4])
+    print(f"  {kind:8} {step:11} {build.build_s:6.1f} s ({build.command_s:.1f} s as a command; "
+          f"{len(build.nodes)} nodes, {sum(s for s, _ in build.nodes):.1f} s in nodes; slowest: {slowest}) "
+          f"{_load()}", flush=True)
+
+
+STEPS = ("full", "incremental", "nothing new")
+
+
+def bench(settings: Settings, rows: dict[str, pa.Table], events: int, rounds: int, kinds: list[str]) -> dict:
+    """Every round: full builds, 1% more events, incremental builds, builds with nothing new, for each contender."""
+    results: dict[str, dict[str, list[Build]]] = {kind: {step: [] for step in STEPS} for kind in kinds}
+    with scratch_lake(settings, "bench_wh") as scratch, tempfile.TemporaryDirectory(prefix="warehouse-bench-") as tmp:
+        writer = LakeWriter(scratch, rows)
+        started = time.perf_counter()
+        lake_events = writer.write(events, "2026-01-15")
+        print(f"lake of {lake_events:,} events written in {time.perf_counter() - started:.1f} s", flush=True)
+        for round_ in range(rounds):
+            order = kinds if round_ % 2 == 0 else list(reversed(kinds))
+            print(f"[round {round_ + 1}] {events:,} events, order {', '.join(order)}", flush=True)
+            with contextlib.ExitStack() as stack:
+                houses = {kind: stack.enter_context(warehouse(settings, kind, scratch, Path(tmp))) for kind in order}
+                for kind in order:
+                    build = dbt_build(settings, houses[kind], "--full-refresh")
+                    results[kind]["full"].append(build)
+                    _print_build(kind, "full", build)
+                new_events = writer.write(events // 100, "2026-01-31")
+                for step in STEPS[1:]:
+                    for kind in order:
+                        build = dbt_build(settings, houses[kind])
+                        results[kind][step].append(build)
+                        _print_build(kind, step, build)
+                for kind in order:
+                    size = houses[kind].size_mib()
+                    if size == size:
+                        print(f"  {kind} warehouse file {size:.0f} MiB")
+        print(f"(+{new_events:,} events per incremental run; {writer.commits} lake commits in all)")
+    return results
+
+
+def report(events: int, results: dict[str, dict[str, list[Build]]]) -> None:
+    print(f"\n{events:,} lake events: medians of {len(next(iter(results.values()))['full'])} rounds, dbt in-process "
+          "build s (as a command)\n")
+    print("| contender | full build s | incremental s (+1%) | nothing new s |")
+    print("|---|---|---|---|")
+    for kind, steps in results.items():
+        cells = [f"{statistics.median(b.build_s for b in steps[s]):.1f} "
+                 f"({statistics.median(b.command_s for b in steps[s]):.1f})" for s in STEPS]
+        print(f"| {kind} | {' | '.join(cells)} |")
+    if {"file", "ducklake"} <= results.keys():
+        for step in STEPS:
+            ratios = [d.build_s / f.build_s for d, f in zip(results["ducklake"][step], results["file"][step],
+                                                               strict=True)]
+            print(f"ducklake / file, {step}: per round {', '.join(f'{r:.2f}' for r in ratios)}; "
+                  f"median {statistics.median(ratios):.2f}x (move if <= 1.5x)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=2, help="full + incremental cycles, each on a fresh warehouse")
+    parser.add_argument("--events", default="1000000", help="lake sizes, comma-separated (e.g. 1000000,10000000)")
+    parser.add_argument("--rounds", type=int, default=3, help="full + incremental cycles, each on fresh warehouses")
+    parser.add_argument("--contenders", default="file,ducklake")
     args = parser.parse_args()
     settings = Settings.from_env()
-    conn = get_connection(settings.lake_conn_id)
-    con = connect_lake(conn)
-    import boto3
-
-    s3 = boto3.client("s3", endpoint_url=conn.extra.get("endpoint_url"), aws_access_key_id=conn.login,
-                      aws_secret_access_key=conn.password, region_name=conn.extra.get("region_name", "us-east-1"))
-    rows = []
-    for run in range(args.runs):
-        bucket = f"bench-warehouse-{uuid.uuid4().hex[:8]}"
-        s3.create_bucket(Bucket=bucket)
-        try:
-            offsets: dict[str, int] = {}
-            entities: dict[str, int] = {}
-            started = time.perf_counter()
-            lake_events = write_lake(con, bucket, settings.lake_bucket, args.events, offsets, entities, "2026-01-15")
-            print(f"[run {run + 1}] lake of {lake_events:,} events written in {time.perf_counter() - started:.1f} s")
-            with tempfile.TemporaryDirectory(prefix="warehouse-bench-") as root:
-                warehouse, target = Path(root) / "warehouse.duckdb", Path(root) / "target"
-                full = dbt_build(settings, bucket, warehouse, target, "--full-refresh")
-                print_slowest_nodes(target / "run_results.json", full)
-                new_events = write_lake(con, bucket, settings.lake_bucket, args.events // 100, offsets, entities,
-                                        "2026-01-31")
-                incremental = dbt_build(settings, bucket, warehouse, target)
-                print_slowest_nodes(target / "run_results.json", incremental)
-                nothing_new = dbt_build(settings, bucket, warehouse, target)
-                size_mib = warehouse.stat().st_size / 2**20
-            rows.append((lake_events, new_events, full, incremental, nothing_new, size_mib))
-            ratio = incremental.build_s / full.build_s
-            print(f"[run {run + 1}] full {full.build_s:.1f} s, incremental (+{new_events:,}) "
-                  f"{incremental.build_s:.1f} s = {ratio:.0%}, nothing new {nothing_new.build_s:.1f} s, "
-                  f"warehouse {size_mib:.0f} MiB")
-        finally:
-            keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-                    for item in page.get("Contents", [])]
-            for start in range(0, len(keys), 1000):
-                s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key} for key in keys[start:start + 1000]]})
-            s3.delete_bucket(Bucket=bucket)
-    print("\n| lake events | new events | full build s | incremental s | incremental / full | nothing new s "
-          "| as commands: full / incremental s (ratio) |")
-    print("|---|---|---|---|---|---|---|")
-    for lake_events, new_events, full, incremental, nothing_new, _ in rows:
-        print(f"| {lake_events:,} | {new_events:,} | {full.build_s:.1f} | {incremental.build_s:.1f} "
-              f"| {incremental.build_s / full.build_s:.0%} | {nothing_new.build_s:.1f} "
-              f"| {full.command_s:.1f} / {incremental.command_s:.1f} ({incremental.command_s / full.command_s:.0%}) |")
+    started = time.perf_counter()
+    rows = templates(settings)
+    print(f"templates of {len(rows)} tables drained from the shop's topics in {time.perf_counter() - started:.1f} s")
+    for events in (int(value) for value in args.events.split(",")):
+        report(events, bench(settings, rows, events, args.rounds, args.contenders.split(",")))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Earlier implementations kept as benchmark contenders (not product code: nothing in include/ imports them)."""
