@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -286,7 +287,12 @@ def test_only_minio_and_its_setup_get_the_root_credentials():
     assert jupyter["TIDEWATER_S3_ACCESS_KEY"] == DEFAULTS["TIDEWATER_S3_MARTS_READER_ACCESS_KEY"]
     assert not any(value in jupyter.values() for value in (DEFAULTS["TIDEWATER_PG_SUPERUSER_PASSWORD"],
                                                            DEFAULTS["TIDEWATER_S3_PIPELINE_SECRET_KEY"]))
-    assert "data:/opt/tidewater/data:ro" in SERVICES["jupyter"]["volumes"], "Jupyter opens the marts read-only"
+    assert "volumes" not in SERVICES["jupyter"], "Jupyter reads the marts through their catalog, no files"
+    reader = urlsplit(jupyter["AIRFLOW_CONN_MARTS_CATALOG_READER"])
+    assert (reader.username, reader.password, reader.hostname, reader.path) == (
+        DEFAULTS["TIDEWATER_MARTS_READER_USER"], DEFAULTS["TIDEWATER_MARTS_READER_PASSWORD"], "shop-db",
+        "/" + DEFAULTS["TIDEWATER_MARTS_CATALOG_DB"]), "Jupyter attaches the marts as their read-only reader"
+    assert DEFAULTS["TIDEWATER_LAKE_CATALOG_PASSWORD"] not in jupyter.values()
 
 
 def test_minio_policies_give_the_pipeline_the_lake_and_readers_only_the_marts():

@@ -27,7 +27,7 @@ from tidewater.drain.drainer import DrainLimits
     ({"TIDEWATER_WAREHOUSE_DEADLINE_MINUTES": "nan"}, r"not a finite number"),
     ({"TIDEWATER_GATE_MAX_CHANGE_AGE_HOURS": "-infinity"}, r"not a finite number"),
     ({"TIDEWATER_DOCS_REFRESH_MINUTES": "-1"}, r"TIDEWATER_DOCS_REFRESH_MINUTES='-1': must be >= 0"),
-    ({"TIDEWATER_MARTS_KEEP_PUBLICATIONS": "0"}, r"must be >= 1 \(the current publication is always kept\)"),
+    ({"TIDEWATER_MARTS_KEEP_HOURS": "0"}, r"TIDEWATER_MARTS_KEEP_HOURS='0': must be > 0"),
     ({"TIDEWATER_CDC_TOPIC_PARTITIONS": "0"}, r"TIDEWATER_CDC_TOPIC_PARTITIONS='0': must be >= 1"),
     ({"TIDEWATER_CDC_HEARTBEAT_MS": "0"}, r"must be > 0 \(0 would turn Debezium's heartbeats off\)"),
     ({"TIDEWATER_ALERT_ERROR_MAX_LINES": "0"}, r"TIDEWATER_ALERT_ERROR_MAX_LINES='0': must be > 0"),

@@ -369,8 +369,8 @@ def drain_topic(consumer: Consumer, lake: Lake, topic: str, topic_id: str, limit
                 f"replay_from_offsets={{\"{partition}\": {low}}}")
         if start > high:
             raise DrainError(f"{topic}[{partition}]: the lake continues at offset {start} but Kafka's partition "
-                             f"ends at {high}: records the lake holds are gone from Kafka (was the topic recreated with the "
-                             "same id, or its records deleted?). Nothing was drained.")
+                             f"ends at {high}: records the lake holds are gone from Kafka (was the topic recreated "
+                             "with the same id, or its records deleted?). Nothing was drained.")
         result.partitions.append(PartitionProgress(partition, start, min(high, start + limits.max_records_per_run)))
     encoder = ChunkEncoder(ingested_at)
     run = uuid.uuid4().hex[:12]

@@ -86,10 +86,33 @@ def expectation_parameters(settings: Settings, now: datetime | None = None) -> d
             "max_change_age_hours": settings.gate_max_change_age_hours}
 
 
+# pandas has no infinite date or timestamp (PostgreSQL has, and the lake keeps them: docs/lake.md). A batch shows
+# them as the extreme values pandas can hold, so an expectation on the column sees an extreme value, not a crash.
+_INFINITY_STAND_INS = {"DATE": ("DATE '9999-12-31'", "DATE '0001-01-01'"),
+                       "TIMESTAMP": ("TIMESTAMP '9999-12-31 23:59:59'", "TIMESTAMP '0001-01-01 00:00:00'"),
+                       "TIMESTAMP WITH TIME ZONE": ("TIMESTAMPTZ '9999-12-31 23:59:59+00'",
+                                                    "TIMESTAMPTZ '0001-01-01 00:00:00+00'")}
+
+
+def batch_frame(con: duckdb.DuckDBPyConnection, sql: str):
+    """A batch's rows as a pandas DataFrame; ±infinity dates and timestamps as the latest / earliest stand-ins."""
+    relation = con.sql(sql)
+    replaced = []
+    for name, kind in zip(relation.columns, relation.types, strict=True):
+        if str(kind) in _INFINITY_STAND_INS:
+            latest, earliest = _INFINITY_STAND_INS[str(kind)]
+            column = '"' + name.replace('"', '""') + '"'
+            replaced.append(f"case when isinf({column}) then (case when {column} > {latest} then {latest} "
+                            f"else {earliest} end) else {column} end as {column}")
+    if replaced:
+        relation = con.sql(f"select * replace ({', '.join(replaced)}) from ({sql})")
+    return without_pandas_na(relation.df())
+
+
 def read_batches(candidate: Path) -> dict[str, Any]:
     """Every gate batch as a pandas DataFrame, read from the candidate file."""
     with duckdb.connect(str(candidate), read_only=True) as con:
-        return {batch.name: without_pandas_na(con.execute(batch.sql).df()) for batch in BATCHES}
+        return {batch.name: batch_frame(con, batch.sql) for batch in BATCHES}
 
 
 def without_pandas_na(frame):

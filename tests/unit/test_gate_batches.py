@@ -1,0 +1,25 @@
+"""A gate batch reads every value the warehouse can hold, infinite dates and timestamps included."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import duckdb
+
+from tidewater.gate.context import batch_frame
+
+
+def test_infinite_dates_and_timestamps_become_the_extreme_values_pandas_can_hold():
+    con = duckdb.connect()
+    con.execute("""create table customers as select * from (values
+        (1, 'infinity'::date, '-infinity'::timestamptz, timestamp '2020-01-01'),
+        (2, date '2001-02-03', timestamptz '2026-01-01 10:00:00+00', 'infinity'::timestamp),
+        (3, '-infinity'::date, 'infinity'::timestamptz, null)) t(id, birth_date, created_at, seen_at)""")
+
+    frame = batch_frame(con, "select * from customers order by id")
+
+    assert [value.date() for value in frame["birth_date"]] == [date(9999, 12, 31), date(2001, 2, 3), date(1, 1, 1)]
+    assert [value.to_pydatetime() for value in frame["created_at"]] == [
+        datetime(1, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 10, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59,
+                                                                                       tzinfo=UTC)]
+    assert str(frame["seen_at"][1]) == "9999-12-31 23:59:59" and frame["seen_at"].isna()[2]
