@@ -19,8 +19,6 @@ import threading
 import time
 from datetime import UTC, datetime
 
-import duckdb
-
 from tidewater.airflow_api import AirflowApi
 from tidewater.config import Settings
 from tidewater.gate import publish
@@ -31,7 +29,7 @@ MILESTONES = ("placed_at", "paid_at", "shipped_at")
 
 def published_milestones(settings: Settings) -> set[tuple[int, str, datetime]]:
     """(order id, milestone, commit time) of every milestone in the current publication."""
-    with duckdb.connect(str(publish.published_path(settings)), read_only=True) as con:
+    with publish.open_published(settings) as con:
         rows = con.execute(f"select order_id, {', '.join(MILESTONES)} from fct_orders").fetchall()
     return {(order, name, at) for order, *times in rows for name, at in zip(MILESTONES, times, strict=True) if at}
 

@@ -104,13 +104,12 @@ def summary(settings: Settings) -> list[str]:
     for topic in topics.summarize(settings):
         lines.append(f"  {topic.topic:<28} {topic.events:>8} events")
     lines += ["", "Rows landed in the lake by cdc_drain:", *lake_summary(settings)[1:]]
-    marts_file = publish.published_path(settings)
     current = publish.current_publication(settings)
     if current is None:
-        lines += ["", f"No marts published yet ({marts_file}): the warehouse DAG's gate has not passed."]
+        lines += ["", "No marts published yet: the warehouse DAG's gate has not passed."]
     else:
-        with duckdb.connect(str(marts_file), read_only=True) as con:
-            lines += ["", f"Star schema, published as {current} ({marts_file}):"]
+        with publish.open_published(settings) as con:
+            lines += ["", f"Star schema, published as {current} (the marts catalog, docs/marts.md):"]
             for table in STAR_SCHEMA:
                 lines.append(f"  {table:<28} {con.execute(f'select count(*) from {table}').fetchone()[0]:>8} rows")
             for mart, order in MARTS.items():
@@ -121,9 +120,10 @@ def summary(settings: Settings) -> list[str]:
         "", "Where to look:",
         f"  Airflow UI      {settings.airflow_url}  (login {_airflow_login()})",
         f"  Data docs       {settings.docs_url}/  (Browse → Data docs; files: {gx_index.parent})",
-        f"  MinIO console   {settings.s3_console_url}  (bucket {settings.lake_bucket}: raw/, marts/, docs/)",
+        f"  MinIO console   {settings.s3_console_url}  (bucket {settings.lake_bucket}: lake/, marts/, docs/)",
         f"  Mail sink       {settings.mail_dir}/*.eml  (every alert email; nothing leaves this machine)",
-        f"  Published marts {marts_file}  (duckdb -readonly, or Parquet under s3://{settings.lake_bucket}/marts/)",
+        "  Published marts python -c 'from tidewater.gate import publish; from tidewater.config import Settings; "
+        "publish.open_published(Settings.from_env()).sql(\"show tables\").show()'  (duckdb: docs/marts.md)",
         "", "What to try next:",
         "  make demo                                   more traffic, drain, build, publish again",
         "  Airflow UI → warehouse → Trigger            with params full_refresh or interval_start/interval_end",

@@ -4,7 +4,6 @@ made after the first cycle is in the marts after the next one."""
 
 from __future__ import annotations
 
-import duckdb
 import psycopg
 
 from tidewater import drain
@@ -41,7 +40,7 @@ def _shop_figures(settings) -> tuple[dict, dict]:
 
 
 def _published_figures(settings) -> tuple[dict, dict]:
-    with duckdb.connect(str(publish.published_path(settings)), read_only=True) as con:
+    with publish.open_published(settings) as con:
         revenue = dict(con.execute("select sales_date, net_revenue_amount from mart_daily_sales").fetchall())
         units = dict(con.execute("select product_id, units_sold from mart_product_performance "
                                  "where units_sold > 0").fetchall())
@@ -56,10 +55,10 @@ def test_published_marts_follow_the_shop_through_two_cycles(shop_changes):
 
     assert _published_figures(settings) == _shop_figures(settings)
     lake = drain.open_lake(settings)
-    assert lake.get_json(publish.POINTER_KEY)["publication_id"] == first
-    with duckdb.connect(settings.warehouse_path, read_only=True) as con:
-        con.execute(f"attach '{publish.published_path(settings)}' as published (read_only)")
-        assert {table: differences(con, f"main.{table}", f"published.main.{table}") for table in MARTS} == \
+    assert lake.bucket.get_json(publish.POINTER_KEY)["publication_id"] == first
+    with publish.open_published(settings) as con:
+        con.execute(f"attach '{settings.warehouse_path}' as warehouse (read_only)")
+        assert {table: differences(con, f"warehouse.main.{table}", f"marts.main.{table}") for table in MARTS} == \
             dict.fromkeys(MARTS, 0)
     for site in docs.SITES:
         assert docs.resolve_file(settings, site, "index.html"), site
