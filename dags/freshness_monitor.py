@@ -5,10 +5,11 @@ Every `TIDEWATER_FRESHNESS_INTERVAL_MINUTES` (default 5) this DAG measures
 
 - the age of the published marts (`marts/_current.json` in the lake: `published_at`),
   limit `TIDEWATER_FRESHNESS_MAX_MART_AGE_MINUTES`;
-- per table, the age of its newest landed change (the newest `_source_ts` under `raw/<table>/` that is not
-  in the future: changes dated more than 5 minutes ahead of now are ignored and counted in the alert's text),
-  limit `TIDEWATER_FRESHNESS_MAX_CHANGE_AGE_MINUTES`;
-- per drained topic, its lag: the high watermark minus the drain consumer group's committed offset,
+- per change table of the lake (`lake.main.<table>`, attached read-only), the age of its newest landed change
+  (the newest `_source_ts` that is not in the future: changes dated more than 5 minutes ahead of now are ignored
+  and counted in the alert's text), limit `TIDEWATER_FRESHNESS_MAX_CHANGE_AGE_MINUTES`;
+- per drained topic, its lag: Kafka's high watermark minus the lake's position (`lake.tidewater.drain_positions`,
+  the drain's only record of progress; a partition the lake never drained counts from the low watermark),
   limit `TIDEWATER_FRESHNESS_MAX_TOPIC_LAG` records;
 - the Debezium connector `TIDEWATER_CDC_CONNECTOR` and each of its tasks, through Kafka Connect's REST API
   (`GET /connectors/<name>/status`): a connector not RUNNING (also: Connect not answering, the connector not
@@ -19,7 +20,7 @@ Every `TIDEWATER_FRESHNESS_INTERVAL_MINUTES` (default 5) this DAG measures
   recreated and the tables snapshotted again.
 
 A breach sends **one** email; later checks that find it still there send nothing; the check that finds it
-over sends one "recovered" email. Which breaches are open is kept in the lake (`_alerts/freshness_state.json`),
+over sends one "recovered" email. Which breaches are open is kept in the lake bucket (`_alerts/freshness_state.json`),
 so restarts do not re-send. If one of these groups cannot be measured, the others are still checked and mailed,
 then the task fails (its failure email says what could not be measured).
 Logic: `include/tidewater/alerts/freshness.py`; sources: `alerts/sources.py`; what is sent when: docs/alerts.md.

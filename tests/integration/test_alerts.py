@@ -1,7 +1,8 @@
 """Alert emails end to end, received by real SMTP servers (docs/alerts.md).
 
-- freshness and failure emails: `airflow dags test freshness_monitor` against MinIO and Kafka, mailing an
-  aiosmtpd server this test starts on a free port (so every message it receives is counted exactly);
+- freshness and failure emails: `airflow dags test freshness_monitor` against a scratch lake (its own bucket and
+  DuckLake catalog) and Kafka, mailing an aiosmtpd server this test starts on a free port (so every message it
+  receives is counted exactly);
 - the deadline email: the running scheduler and triggerer (the `airflow_api` fixture), mailing the stack's
   SMTP sink (.stack/mail), for a cdc_drain run held queued (the DAG paused) past a 5-second deadline.
 """
@@ -28,7 +29,7 @@ from tidewater.alerts.sources import MARTS_POINTER_KEY, STATE_KEY
 from tidewater.config import REPO_ROOT
 from tidewater.mailsink import MaildirHandler, read_messages
 
-from .conftest import new_bucket
+from .conftest import new_lake
 
 
 def _free_port() -> int:
@@ -78,19 +79,18 @@ def _data_mails(maildir: Path) -> list[EmailMessage]:
 
 
 def _data_breaches(lake) -> set[str]:
-    return {key for key in lake.get_json(STATE_KEY) if not key.startswith(("connector:", "task:", "slot:"))}
+    return {key for key in lake.bucket.get_json(STATE_KEY) if not key.startswith(("connector:", "task:", "slot:"))}
 
 
 def _publish_pointer(lake, published_at: datetime) -> None:
-    lake.put_json(MARTS_POINTER_KEY, {"publication_id": f"pub-{published_at:%Y%m%dT%H%M%S}",
+    lake.bucket.put_json(MARTS_POINTER_KEY, {"publication_id": f"pub-{published_at:%Y%m%dT%H%M%S}",
                                       "published_at": published_at.isoformat()})
 
 
 def test_stale_marts_mail_once_then_once_when_they_recover(settings, smtp_server):
     port, maildir = smtp_server
-    with new_bucket(settings) as lake:
-        monitor = {
-            "TIDEWATER_LAKE_BUCKET": lake.bucket,  # no raw/ here: only the marts are measured ...
+    with new_lake(settings) as lake:
+        monitor = lake.env | {  # no change table here: only the marts are measured ...
             "TIDEWATER_DRAIN_TOPIC_REGEX": r"^tidewater-alerts-test-no-topic$",  # ... and no topic lag
             "TIDEWATER_FRESHNESS_MAX_MART_AGE_MINUTES": "60",
         }
@@ -121,9 +121,14 @@ def test_stale_marts_mail_once_then_once_when_they_recover(settings, smtp_server
         assert _data_breaches(lake) == set()
 
 
+def _commit_changes(lake, table: str, *source_ts: datetime) -> None:
+    """Changes of `table` dated `source_ts`, committed to the lake's change table (only the column the monitor reads;
+    the drain's own tables have every column of tidewater.lake)."""
+    lake.con.execute(f"CREATE TABLE IF NOT EXISTS lake.main.{table} (_source_ts TIMESTAMPTZ, _op VARCHAR)")
+    lake.con.executemany(f"INSERT INTO lake.main.{table} VALUES (?, 'u')", [[ts] for ts in source_ts])
+
+
 def test_an_old_landed_change_and_a_lagging_topic_each_mail_once(settings, smtp_server):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient
 
@@ -136,22 +141,15 @@ def test_an_old_landed_change_and_a_lagging_topic_each_mail_once(settings, smtp_
     for number in range(5):
         producer.produce(topic, value=b"{}", key=str(number).encode())
     assert producer.flush(30) == 0
-    kafka = json.loads(os.environ["AIRFLOW_CONN_KAFKA_DEFAULT"])
-    kafka["extra"]["group.id"] = f"alerts-test-{uuid.uuid4().hex[:8]}"  # never committed: lag is all 5 records
     try:
-        with new_bucket(settings) as lake:
-            changes = pa.table({"_source_ts": pa.array([datetime(2026, 1, 1, tzinfo=UTC)], pa.timestamp("us", "UTC"))})
-            sink = pa.BufferOutputStream()
-            pq.write_table(changes, sink)
-            lake.put_parquet("raw/orders/dt=2026-01-01/old.parquet", sink.getvalue().to_pybytes())
+        with new_lake(settings) as lake:
+            # The lake never drained the topic: the lag is all 5 records.
+            _commit_changes(lake, "orders", datetime(2026, 1, 1, tzinfo=UTC))
             # A change dated in the future does not make the table fresh; the alert names it.
-            future = pa.table({"_source_ts": pa.array([datetime(2099, 1, 1, tzinfo=UTC)], pa.timestamp("us", "UTC"))})
-            sink = pa.BufferOutputStream()
-            pq.write_table(future, sink)
-            lake.put_parquet("raw/orders/dt=2099-01-01/future.parquet", sink.getvalue().to_pybytes())
-            monitor = {"TIDEWATER_LAKE_BUCKET": lake.bucket, "TIDEWATER_DRAIN_TOPIC_REGEX": f"^{re.escape(topic)}$",
-                       "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(kafka), "TIDEWATER_FRESHNESS_MAX_TOPIC_LAG": "3",
-                       "TIDEWATER_FRESHNESS_MAX_CHANGE_AGE_MINUTES": "60"}
+            _commit_changes(lake, "orders", datetime(2099, 1, 1, tzinfo=UTC))
+            monitor = lake.env | {"TIDEWATER_DRAIN_TOPIC_REGEX": f"^{re.escape(topic)}$",
+                                  "TIDEWATER_FRESHNESS_MAX_TOPIC_LAG": "3",
+                                  "TIDEWATER_FRESHNESS_MAX_CHANGE_AGE_MINUTES": "60"}
 
             runs = [_dags_test("freshness_monitor", port, **monitor) for _ in range(2)]
 
@@ -162,6 +160,7 @@ def test_an_old_landed_change_and_a_lagging_topic_each_mail_once(settings, smtp_
             assert len(subjects) == 2, subjects
             assert "ignored 1 change(s) dated after " in _html(mails[1])
             assert "the newest at 2099-01-01T00:00:00+00:00" in _html(mails[1])
+            assert "lake.main.orders" in _html(mails[1])
             assert subjects[0] == f"[tidewater] STALE lag of topic {topic}: 5 records behind (limit 3 records)"
             assert subjects[1].startswith("[tidewater] STALE newest landed change of table orders: ")
             assert subjects[1].endswith(" minutes old (limit 60 minutes)")

@@ -2,7 +2,7 @@
 
 Each test registers its own Debezium connector (own name, slot, topic prefix; only shop.products, no snapshot)
 so the shared `shop-postgres` connector is never paused or broken, points the monitor at it with
-TIDEWATER_CDC_CONNECTOR, and runs `airflow dags test freshness_monitor` on a test bucket, mailing an SMTP server
+TIDEWATER_CDC_CONNECTOR, and runs `airflow dags test freshness_monitor` on a scratch lake, mailing an SMTP server
 started on a free port. Only the messages about the test's own connector and slot are counted: the monitor also
 watches every other slot of the server, which other tests may move.
 """
@@ -21,7 +21,7 @@ from tidewater.cdc import connector
 from tidewater.config import Settings
 from tidewater.mailsink import read_messages
 
-from .conftest import new_bucket
+from .conftest import new_lake
 from .test_alerts import _dags_test, _html, _wait, smtp_server  # noqa: F401  (smtp_server is a fixture)
 
 
@@ -100,8 +100,8 @@ def test_a_failed_connector_task_mails_once_then_once_when_it_runs_again(cdc, sm
     # Its task fails at start: the publication it names does not exist (and it may not create one).
     connector.register(cdc, config | {"publication.name": made.publication}, made.name)
     _wait(f"task 0 of {made.name} to fail", lambda: _task_state(cdc, made.name) == "FAILED")
-    with new_bucket(cdc) as lake:
-        monitor = {"TIDEWATER_LAKE_BUCKET": lake.bucket, "TIDEWATER_CDC_CONNECTOR": made.name,
+    with new_lake(cdc) as lake:
+        monitor = lake.env | {"TIDEWATER_CDC_CONNECTOR": made.name,
                    "TIDEWATER_DRAIN_TOPIC_REGEX": r"^tidewater-alerts-test-no-topic$",
                    "TIDEWATER_ALERT_ERROR_MAX_LINES": "3"}
 
@@ -128,7 +128,7 @@ def test_a_failed_connector_task_mails_once_then_once_when_it_runs_again(cdc, sm
         assert _mails_about(maildir, made.name) == [
             f"[tidewater] DOWN Debezium connector {made.name} task 0: FAILED",
             f"[tidewater] RECOVERED Debezium connector {made.name} task 0: RUNNING"]
-        assert not [key for key in lake.get_json("_alerts/freshness_state.json") if made.name in key]
+        assert not [key for key in lake.bucket.get_json("_alerts/freshness_state.json") if made.name in key]
 
 
 def test_a_paused_connectors_slot_mails_once_over_its_limit_then_once_caught_up(cdc, smtp_server,  # noqa: F811
@@ -151,8 +151,8 @@ def test_a_paused_connectors_slot_mails_once_over_its_limit_then_once_caught_up(
             conn.execute("CREATE TABLE filler (n int, pad text)")
             while (_slot_lag(cdc, made.slot) or 0) <= 2 * limit:
                 conn.execute("INSERT INTO filler SELECT g, repeat('x', 1000) FROM generate_series(1, 5000) g")
-        with new_bucket(cdc) as lake:
-            monitor = {"TIDEWATER_LAKE_BUCKET": lake.bucket, "TIDEWATER_CDC_CONNECTOR": made.name,
+        with new_lake(cdc) as lake:
+            monitor = lake.env | {"TIDEWATER_CDC_CONNECTOR": made.name,
                        "TIDEWATER_DRAIN_TOPIC_REGEX": r"^tidewater-alerts-test-no-topic$",
                        "TIDEWATER_MAX_SLOT_LAG_BYTES": str(limit)}
 

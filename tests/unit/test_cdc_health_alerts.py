@@ -97,24 +97,35 @@ def test_a_lost_slot_is_a_breach_whatever_it_retains_and_says_to_recreate_it():
     assert "new snapshot" in email.html
 
 
-def test_future_date_folders_are_split_off_by_the_cutoff_date():
-    folders = ["raw/t/dt=2026-11-26/", "raw/t/dt=2026-11-24/", "raw/t/dt=2026-11-25/", "raw/t/dt=2099-01-01/",
-               "raw/t/other/"]
+def test_lag_counts_from_the_lakes_position_and_from_the_low_watermark_where_the_lake_never_drained():
+    watermarks = {0: (0, 10), 1: (4, 7), 2: (0, 3)}  # partition → (low, high)
 
-    past, future = sources.split_future(folders, NOW + sources.FUTURE_TOLERANCE)
+    lag = sources.topic_lag("shop.shop.orders", watermarks, ("id-1", {0: 6, 1: 7}), "id-1", limit=5)
 
-    assert past == ["raw/t/dt=2026-11-24/", "raw/t/dt=2026-11-25/"]
-    assert future == ["raw/t/dt=2026-11-26/", "raw/t/dt=2099-01-01/"]
+    assert (lag.key, lag.value, lag.breached) == ("lag:shop.shop.orders", 4 + 0 + 3, True)
+    assert "lake.tidewater.drain_positions" in lag.detail
+    assert "partition(s) 2 never drained count from the low watermark" in lag.detail
+    never = sources.topic_lag("t", watermarks, None, "id-1", limit=100)
+    assert never.value == 10 + 3 + 3
+
+
+def test_a_topic_recreated_since_the_lake_drained_it_counts_every_retained_record_and_says_why():
+    lag = sources.topic_lag("t", {0: (0, 5)}, ("old-id", {0: 5}), "new-id", limit=100)
+
+    assert lag.value == 5
+    assert "earlier topic of this name (id old-id, now new-id)" in lag.detail
+    assert "accept_recreated_topic" in lag.detail
 
 
 def test_a_future_dated_change_does_not_make_a_table_fresh_and_is_named_in_the_alert():
     measurement = sources.change_measurement(
-        "orders", newest=NOW - timedelta(hours=3), where="s3://b/raw/orders/dt=2026-11-25/", future_count=2,
+        "orders", newest=NOW - timedelta(hours=3), where="lake.main.orders", future_count=2,
         future_newest=datetime(2099, 1, 1, tzinfo=UTC), cutoff=NOW + sources.FUTURE_TOLERANCE, limit=60, now=NOW)
 
     assert (measurement.value, measurement.breached) == (180, True)
     assert "ignored 2 change(s) dated after 2026-11-25T12:05:00+00:00" in measurement.detail
     assert "the newest at 2099-01-01T00:00:00+00:00" in measurement.detail
+    assert "newest _source_ts 2026-11-25T09:00:00+00:00 in lake.main.orders" in measurement.detail
     plain = sources.change_measurement("orders", newest=NOW, where="w", future_count=0, future_newest=None,
                                        cutoff=NOW, limit=60, now=NOW)
     assert "ignored" not in plain.detail

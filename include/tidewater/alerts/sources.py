@@ -1,13 +1,13 @@
-"""What freshness_monitor observes, from the real systems: the published marts' pointer and the newest
-landed change of each table (both in the lake), each drained topic's lag (Kafka), the Debezium connector's and
-its tasks' states (Kafka Connect's REST API) and the WAL each replication slot retains (PostgreSQL)."""
+"""What freshness_monitor observes, from the real systems: the published marts' pointer (in the lake bucket), the
+newest landed change of each change table and each drained topic's lag (the DuckLake lake and Kafka), the Debezium
+connector's and its tasks' states (Kafka Connect's REST API) and the WAL each replication slot retains (PostgreSQL)."""
 
 from __future__ import annotations
 
+import functools
 import logging
-import re
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from tidewater.alerts.freshness import ConnectorHealth, Measurement, Observation, State, age_minutes
@@ -17,50 +17,36 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "_alerts/freshness_state.json"
 MARTS_POINTER_KEY = "marts/_current.json"  # tidewater.gate.publish.POINTER_KEY (not imported: it pulls duckdb)
-_DT = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/$")
+LAKE = "lake"  # tidewater.lake.catalog.LAKE, the alias the lake catalog is attached as (not imported: duckdb)
+POSITIONS = f"{LAKE}.tidewater.drain_positions"  # tidewater.lake.commit.POSITIONS
 # A change time up to this far ahead of the monitor's clock counts as now (clock skew between the source
 # database and the worker); later ones are future-dated and do not make a table look fresh.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 class StateObject:
-    """The breach state as one JSON object in the lake: durable, and readable by anyone debugging."""
+    """The breach state as one JSON object in the lake bucket: durable, and readable by anyone debugging."""
 
-    def __init__(self, lake: Any, key: str = STATE_KEY) -> None:
-        self.lake, self.key = lake, key
+    def __init__(self, bucket: Any, key: str = STATE_KEY) -> None:
+        self.bucket, self.key = bucket, key
 
     def load(self) -> State:
-        return self.lake.get_json(self.key) or {}
+        return self.bucket.get_json(self.key) or {}
 
     def save(self, state: State) -> None:
-        self.lake.put_json(self.key, state)
+        self.bucket.put_json(self.key, state)
 
 
-def _folders(lake: Any, prefix: str) -> list[str]:
-    folders: list[str] = []
-    for page in lake.client.get_paginator("list_objects_v2").paginate(Bucket=lake.bucket, Prefix=prefix,
-                                                                       Delimiter="/"):
-        folders += [item["Prefix"] for item in page.get("CommonPrefixes", [])]
-    return folders
-
-
-def marts_measurement(lake: Any, settings: Settings, now: datetime) -> Measurement:
-    pointer = lake.get_json(MARTS_POINTER_KEY)
+def marts_measurement(bucket: Any, settings: Settings, now: datetime) -> Measurement:
+    pointer = bucket.get_json(MARTS_POINTER_KEY)
     published = datetime.fromisoformat(pointer["published_at"]) if pointer else None
     return Measurement(
         key="marts", subject="published marts",
         value=age_minutes(published, now) if published else None,
         limit=settings.freshness_max_mart_age_minutes, unit="minutes old",
-        detail=(f"publication {pointer['publication_id']} ({lake.uri(MARTS_POINTER_KEY)}), published at "
+        detail=(f"publication {pointer['publication_id']} ({bucket.uri(MARTS_POINTER_KEY)}), published at "
                 f"{pointer['published_at']}") if pointer else "",
     )
-
-
-def split_future(folders: list[str], cutoff: datetime) -> tuple[list[str], list[str]]:
-    """Date folders (``…/dt=YYYY-MM-DD/``) up to the cutoff's date, oldest first, and those after it."""
-    dated = sorted((date.fromisoformat(match[1]), folder) for folder in folders if (match := _DT.search(folder)))
-    return ([folder for day, folder in dated if day <= cutoff.date()],
-            [folder for day, folder in dated if day > cutoff.date()])
 
 
 def change_measurement(table: str, *, newest: datetime | None, where: str, future_count: int,
@@ -77,79 +63,124 @@ def change_measurement(table: str, *, newest: datetime | None, where: str, futur
                        detail=detail)
 
 
-def _read_changes(con: Any, lake: Any, folders: list[str], cutoff: datetime) -> tuple[datetime | None, int,
-                                                                                   datetime | None]:
-    """In these folders: the newest `_source_ts` not after cutoff, and the count and newest of those after it."""
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def change_tables(con: Any) -> list[str]:
+    """The lake's change tables (``lake.main.<table>``), by name."""
+    return [row[0] for row in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? AND table_schema = 'main' "
+        "ORDER BY table_name", [LAKE]).fetchall()]
+
+
+def read_changes(con: Any, table: str, cutoff: datetime, since: datetime | None = None) -> tuple[
+        datetime | None, int, datetime | None]:
+    """Of the table's changes dated after `since` (all if None): the newest `_source_ts` not after `cutoff`, and the
+    count and newest of those after it."""
+    where = "WHERE _source_ts > $since" if since is not None else ""
     return con.execute(
-        "select max(_source_ts) filter (where _source_ts <= $cutoff), count(*) filter (where _source_ts > $cutoff), "
-        "max(_source_ts) filter (where _source_ts > $cutoff) from read_parquet($files, union_by_name = true)",
-        {"cutoff": cutoff, "files": [lake.uri(folder + "*.parquet") for folder in folders]}).fetchone()
+        "SELECT max(_source_ts) FILTER (WHERE _source_ts <= $cutoff), count(*) FILTER (WHERE _source_ts > $cutoff), "
+        f"max(_source_ts) FILTER (WHERE _source_ts > $cutoff) FROM {LAKE}.main.{_quote(table)} {where}",
+        {"cutoff": cutoff} | ({"since": since} if since is not None else {})).fetchone()
 
 
-def change_measurements(lake: Any, settings: Settings, now: datetime) -> list[Measurement]:
-    """Per table in raw/: the newest `_source_ts` not after now (+ FUTURE_TOLERANCE), from its newest date folder
-    up to today that has one (folders are change dates); changes dated later are counted in the detail."""
-    from tidewater import duck
-    from tidewater.config import get_connection
+def change_measurements(con: Any, settings: Settings, now: datetime, catalog_db: str = "") -> list[Measurement]:
+    """Per change table of the lake: the newest `_source_ts` not after now (+ FUTURE_TOLERANCE); changes dated later
+    are counted in the detail.
 
+    Only the changes of the last limit's span are read first (DuckLake skips data files by their `_source_ts`
+    statistics); a table with none there is read whole, for the exact age of its newest change.
+    """
     cutoff = now + FUTURE_TOLERANCE
-    tables = {folder.rstrip("/").rsplit("/", 1)[-1]: folder for folder in _folders(lake, "raw/")}
+    limit = settings.freshness_max_change_age_minutes
+    where_db = f" (DuckLake catalog database {catalog_db})" if catalog_db else ""
     measurements = []
-    con = None
-    try:
-        for table, folder in sorted(tables.items()):
-            past, future = split_future(_folders(lake, folder), cutoff)
-            if not past and not future:
-                continue
-            if con is None:
-                con = duck.connect_lake(get_connection(settings.lake_conn_id))
-            newest, future_count, future_newest, where = None, 0, None, lake.uri(past[-1] if past else future[0])
-            if future:
-                _, future_count, future_newest = _read_changes(con, lake, future, cutoff)
-            for dated in reversed(past):  # the newest folder, unless all its changes are future-dated
-                newest, ahead, ahead_newest = _read_changes(con, lake, [dated], cutoff)
-                future_count += ahead
-                future_newest = max(filter(None, [future_newest, ahead_newest]), default=None)
-                if newest is not None:
-                    where = lake.uri(dated)
-                    break
-            measurements.append(change_measurement(
-                table, newest=newest, where=where, future_count=future_count, future_newest=future_newest,
-                cutoff=cutoff, limit=settings.freshness_max_change_age_minutes, now=now))
-    finally:
-        if con is not None:
-            con.close()
+    for table in change_tables(con):
+        newest, future_count, future_newest = read_changes(con, table, cutoff, since=now - timedelta(minutes=limit))
+        if newest is None:
+            newest, future_count, future_newest = read_changes(con, table, cutoff)
+        if newest is None and not future_count:
+            continue  # no changes at all (the table was created, or every change deleted by a replay)
+        measurements.append(change_measurement(
+            table, newest=newest, where=f"{LAKE}.main.{table}{where_db}", future_count=future_count,
+            future_newest=future_newest, cutoff=cutoff, limit=limit, now=now))
     return measurements
 
 
-def lag_measurements(consumer: Any, settings: Settings) -> list[Measurement]:
-    """Per drained topic: Kafka's high watermark minus the drain group's committed offset, over partitions
-    (a partition the group never committed counts from the oldest retained record)."""
-    from confluent_kafka import TopicPartition
-
-    from tidewater import drain
-
-    measurements = []
-    for topic in drain.discover_topics(consumer, settings):
-        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
-        partitions = [TopicPartition(topic, partition) for partition in metadata.partitions]
-        lag = 0
-        for committed in consumer.committed(partitions, timeout=30):
-            low, high = consumer.get_watermark_offsets(committed, timeout=30)
-            lag += high - (committed.offset if committed.offset >= 0 else low)
-        measurements.append(Measurement(
-            key=f"lag:{topic}", subject=f"lag of topic {topic}", value=lag,
-            limit=settings.freshness_max_topic_lag, unit="records behind",
-            detail=f"high watermark minus the committed offset of consumer group "
-                   f"{consumer_group(settings)!r}, summed over {len(partitions)} partition(s)",
-        ))
-    return measurements
+def lake_positions(con: Any) -> dict[str, tuple[str, dict[int, int]]]:
+    """The lake's drain positions: topic → (its Kafka topic id, partition → next offset to drain); empty while no
+    drain has committed (the positions table does not exist yet)."""
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = ? AND "
+                         "table_schema = 'tidewater' AND table_name = 'drain_positions'", [LAKE]).fetchone()[0]
+    positions: dict[str, tuple[str, dict[int, int]]] = {}
+    if not exists:
+        return positions
+    for topic, topic_id, partition, next_offset in con.execute(
+            f"SELECT topic, topic_id, partition, next_offset FROM {POSITIONS}").fetchall():
+        positions.setdefault(topic, (topic_id, {}))[1][partition] = next_offset
+    return positions
 
 
-def consumer_group(settings: Settings) -> str:
+def topic_ids(settings: Settings, topics: list[str]) -> dict[str, str]:
+    """Kafka's id of each topic now (a topic deleted and created again gets a new one)."""
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AdminClient
+
     from tidewater.cdc.topics import consumer_config
 
-    return str(consumer_config(settings).get("group.id", ""))
+    if not topics:
+        return {}
+    admin = AdminClient(consumer_config(settings))
+    futures = admin.describe_topics(TopicCollection(topics), request_timeout=30)
+    return {topic: str(future.result().topic_id) for topic, future in futures.items()}
+
+
+def topic_lag(topic: str, watermarks: dict[int, tuple[int, int]], stored: tuple[str, dict[int, int]] | None,
+              topic_id: str, limit: float) -> Measurement:
+    """Kafka's high watermark minus the lake's position, summed over the partitions; a partition the lake never
+    drained (or a topic recreated since the lake last drained it) counts from its low watermark."""
+    stored_id, offsets = stored or ("", {})
+    recreated = bool(stored_id) and stored_id != topic_id
+    if recreated:
+        offsets = {}
+    lag = sum(max(high - offsets.get(partition, low), 0) for partition, (low, high) in watermarks.items())
+    never = sorted(set(watermarks) - set(offsets))
+    detail = (f"Kafka's high watermark minus the lake's position ({POSITIONS}), summed over {len(watermarks)} "
+              "partition(s)")
+    if recreated:
+        detail += (f"; the lake's positions belong to an earlier topic of this name (id {stored_id}, now {topic_id}): "
+                   "the drain fails until a person accepts the new topic (cdc_drain's accept_recreated_topic), so "
+                   "every retained record counts")
+    elif never:
+        detail += f"; partition(s) {', '.join(map(str, never))} never drained count from the low watermark"
+    return Measurement(key=f"lag:{topic}", subject=f"lag of topic {topic}", value=lag, limit=limit,
+                       unit="records behind", detail=detail)
+
+
+def lag_measurements(consumer: Any, con: Any, settings: Settings) -> list[Measurement]:
+    """Per drained topic: Kafka's high watermark minus the lake's drain position, over partitions (the consumer
+    group's offsets are only a copy for lag tools: tidewater.lake's protocol)."""
+    from tidewater import drain
+
+    topics = drain.discover_topics(consumer, settings)
+    if not topics:
+        return []
+    positions = lake_positions(con)
+    ids = topic_ids(settings, topics)
+    measurements = []
+    for topic in topics:
+        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+        watermarks = {partition: _watermarks(consumer, topic, partition) for partition in metadata.partitions}
+        measurements.append(topic_lag(topic, watermarks, positions.get(topic), ids[topic],
+                                      settings.freshness_max_topic_lag))
+    return measurements
+
+
+def _watermarks(consumer: Any, topic: str, partition: int) -> tuple[int, int]:
+    from confluent_kafka import TopicPartition
+
+    return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30, cached=False)
 
 
 def connector_health(settings: Settings) -> list[ConnectorHealth]:
@@ -216,13 +247,14 @@ def slot_measurements(settings: Settings) -> list[Measurement]:
     return [slot_measurement(row, settings) for row in rows]
 
 
-def measure_all(settings: Settings, lake: Any, consumer: Any, now: datetime) -> tuple[list[Observation], list[str]]:
+def measure_all(settings: Settings, bucket: Any, lake: Callable[[], Any], consumer: Any,
+                now: datetime) -> tuple[list[Observation], list[str]]:
     """Every observation that could be made, and what could not be measured and why (one group failing does not
-    keep the others from being checked)."""
+    keep the others from being checked). `lake` gives the DuckDB connection with the lake catalog attached."""
     groups: list[tuple[str, Callable[[], list[Any]]]] = [
-        ("the published marts", lambda: [marts_measurement(lake, settings, now)]),
-        ("the landed changes", lambda: change_measurements(lake, settings, now)),
-        ("the topic lags", lambda: lag_measurements(consumer, settings)),
+        ("the published marts", lambda: [marts_measurement(bucket, settings, now)]),
+        ("the landed changes", lambda: change_measurements(lake(), settings, now, _catalog_db(settings))),
+        ("the topic lags", lambda: lag_measurements(consumer, lake(), settings)),
         ("the Debezium connector", lambda: connector_health(settings)),
         ("the replication slots", lambda: slot_measurements(settings)),
     ]
@@ -237,16 +269,23 @@ def measure_all(settings: Settings, lake: Any, consumer: Any, now: datetime) -> 
     return observations, failures
 
 
-def require_bucket(lake: Any, settings: Settings) -> None:
+def _catalog_db(settings: Settings) -> str:
+    from tidewater.config import get_connection
+
+    return get_connection(settings.lake_catalog_conn_id).schema or ""
+
+
+def require_bucket(bucket: Any, settings: Settings) -> None:
     from botocore.exceptions import ClientError
 
     from tidewater.config import ConfigError
 
     try:
-        lake.client.head_bucket(Bucket=lake.bucket)
+        bucket.client.head_bucket(Bucket=bucket.bucket)
     except ClientError as exc:
-        raise ConfigError(f"lake bucket {lake.bucket!r} is not reachable through connection {settings.lake_conn_id!r} "
-                          f"({exc}): check TIDEWATER_LAKE_BUCKET, or run `make stack-up`") from exc
+        raise ConfigError(f"lake bucket {bucket.bucket!r} is not reachable through connection "
+                          f"{settings.lake_conn_id!r} ({exc}): check TIDEWATER_LAKE_BUCKET, or run `make stack-up`"
+                          ) from exc
 
 
 class MeasurementFailed(RuntimeError):
@@ -254,21 +293,36 @@ class MeasurementFailed(RuntimeError):
 
 
 def check_freshness(settings: Settings, now: datetime) -> list:
-    """Observes everything, mails each breach and recovery once, keeps the state in the lake; then raises
-    MeasurementFailed if some group could not be measured (the task's failure email says which)."""
+    """Observes everything, mails each breach and recovery once, keeps the state in the lake bucket; then raises
+    MeasurementFailed if some group could not be measured (the task's failure email says which).
+
+    The lake catalog is attached read-only, once, when the first group needs it (a catalog that cannot be attached
+    fails the changes and lag groups, not the others)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
     from tidewater import drain
     from tidewater.alerts import freshness, notify
+    from tidewater.lake import catalog
+    from tidewater.lake.objects import Bucket
 
-    lake = drain.open_lake(settings)
-    require_bucket(lake, settings)
-    # The drain's own group id, only to read its committed offsets: this consumer never subscribes, so it
-    # never joins the group or moves its offsets.
+    bucket = Bucket(S3Hook(aws_conn_id=settings.lake_conn_id).get_conn(), settings.lake_bucket)
+    require_bucket(bucket, settings)
+    opened: list[Any] = []
+
+    @functools.cache
+    def lake() -> Any:
+        opened.append(con := catalog.connect(settings, catalog.LAKE, read_only=True))
+        return con
+
+    # Only for topic metadata and watermarks: this consumer never subscribes, so it never joins a group.
     consumer = drain.kafka_consumer(settings)
     try:
-        observations, failures = measure_all(settings, lake, consumer, now)
+        observations, failures = measure_all(settings, bucket, lake, consumer, now)
     finally:
         consumer.close()
-    store = StateObject(lake)
+        for con in opened:
+            con.close()
+    store = StateObject(bucket)
     transitions = freshness.check(observations, load_state=store.load, save_state=store.save,
                                   send=lambda email: notify.send(settings, email), now=now)
     if failures:
