@@ -2,7 +2,10 @@
 
 - freshness and failure emails: `airflow dags test freshness_monitor` against a scratch lake (its own bucket and
   DuckLake catalog) and Kafka, mailing an aiosmtpd server this test starts on a free port (so every message it
-  receives is counted exactly);
+  receives is counted exactly). One Airflow run per path of the DAG (a check that mails, a task that fails); the
+  checks after it (a breach still there, its recovery) call the task's code, `sources.check_freshness`, in this
+  process against the same services, state object and SMTP server: an `airflow dags test` costs 30-60 s of
+  Airflow start-up, the check itself a few seconds;
 - the deadline email: the running scheduler and triggerer (the `airflow_api` fixture), mailing the stack's
   SMTP sink (.stack/mail), for a cdc_drain run held queued (the DAG paused) past a 5-second deadline.
 """
@@ -25,8 +28,9 @@ from urllib.parse import quote
 import pytest
 from aiosmtpd.controller import Controller
 
+from tidewater.alerts import sources
 from tidewater.alerts.sources import MARTS_POINTER_KEY, STATE_KEY
-from tidewater.config import REPO_ROOT
+from tidewater.config import REPO_ROOT, Settings
 from tidewater.mailsink import MaildirHandler, read_messages
 
 from .conftest import new_lake
@@ -87,87 +91,138 @@ def _publish_pointer(lake, published_at: datetime) -> None:
                                       "published_at": published_at.isoformat()})
 
 
-def test_stale_marts_mail_once_then_once_when_they_recover(settings, smtp_server):
-    port, maildir = smtp_server
-    with new_lake(settings) as lake:
-        monitor = lake.env | {  # no change table here: only the marts are measured ...
-            "TIDEWATER_DRAIN_TOPIC_REGEX": r"^tidewater-alerts-test-no-topic$",  # ... and no topic lag
-            "TIDEWATER_FRESHNESS_MAX_MART_AGE_MINUTES": "60",
-        }
-        _publish_pointer(lake, datetime.now(UTC) - timedelta(hours=3))
+def _point_smtp(monkeypatch, port: int) -> None:
+    """smtp_default, in this process, pointed at the test's SMTP server (as _dags_test does for Airflow)."""
+    smtp = json.loads(os.environ["AIRFLOW_CONN_SMTP_DEFAULT"])
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(smtp | {"port": port}))
 
-        runs = [_dags_test("freshness_monitor", port, **monitor) for _ in range(3)]
 
-        for run in runs:
-            assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-        [breach] = _data_mails(maildir)
-        assert re.fullmatch(r"\[tidewater\] STALE published marts: 18\d minutes old \(limit 60 minutes\)",
-                            breach["Subject"]), breach["Subject"]
-        assert breach["To"] == settings.alert_email_to
-        assert _data_breaches(lake) == {"marts"}
+def _check_in_process(lake, **env: str) -> list:
+    """One check by freshness_monitor's task code, `sources.check_freshness`, in this process, with the settings
+    `airflow dags test` gets from `lake.env` and `env`. Returns its transitions (one email each)."""
+    monitor = lake.settings(Settings.from_env(os.environ | lake.env | env))
+    return sources.check_freshness(monitor, datetime.now(UTC))
 
-        _publish_pointer(lake, datetime.now(UTC))
-        recovered_run = _dags_test("freshness_monitor", port, **monitor)
-        again = _dags_test("freshness_monitor", port, **monitor)
 
-        assert recovered_run.returncode == 0 and again.returncode == 0, recovered_run.stderr[-3000:]
-        messages = _data_mails(maildir)
-        assert [m["Subject"].split(":")[0] for m in messages] == ["[tidewater] STALE published marts",
-                                                                  "[tidewater] RECOVERED published marts"]
-        # Published just before the run: well within the limit, however long the run took to start.
-        minutes = re.fullmatch(r"\[tidewater\] RECOVERED published marts: (\d+) minutes old \(limit 60 minutes\)",
-                               messages[1]["Subject"])
-        assert minutes and int(minutes[1]) < 10, messages[1]["Subject"]
-        assert _data_breaches(lake) == set()
+def _data_check(lake, **env: str) -> list:
+    """_check_in_process's transitions about the lake and topics (see _data_mails)."""
+    return [t for t in _check_in_process(lake, **env) if not t.measurement.key.startswith(("connector:", "task:",
+                                                                                          "slot:"))]
 
 
 def _commit_changes(lake, table: str, *source_ts: datetime) -> None:
-    """Changes of `table` dated `source_ts`, committed to the lake's change table (only the column the monitor reads;
-    the drain's own tables have every column of tidewater.lake)."""
+    """Changes of `table` dated `source_ts`, committed to the lake's change table (only the columns the monitor
+    reads; the drain's own tables have every column of tidewater.lake)."""
     lake.con.execute(f"CREATE TABLE IF NOT EXISTS lake.main.{table} (_source_ts TIMESTAMPTZ, _op VARCHAR)")
     lake.con.executemany(f"INSERT INTO lake.main.{table} VALUES (?, 'u')", [[ts] for ts in source_ts])
 
 
-def test_an_old_landed_change_and_a_lagging_topic_each_mail_once(settings, smtp_server):
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient
+def _set_lake_positions(lake, settings, topic: str, offsets: dict[int, int]) -> None:
+    """The lake's drain positions of `topic`, as a drain's commit leaves them."""
+    from tidewater import drain
+    from tidewater.lake import commit
+
+    commit.ensure_tables(lake.con)
+    topic_id = drain.kafka_topic_id(settings, topic)
+    lake.con.execute("BEGIN TRANSACTION")
+    lake.con.execute(f"DELETE FROM {commit.POSITIONS} WHERE topic = ?", [topic])
+    lake.con.executemany(f"INSERT INTO {commit.POSITIONS} VALUES (?, ?, ?, ?, 0, now())",
+                         [[topic, topic_id, partition, offset] for partition, offset in offsets.items()])
+    lake.con.execute("COMMIT")
+
+
+@pytest.fixture
+def two_partition_topic(settings) -> Iterator[tuple[str, dict]]:
+    """A new topic with 3 records in partition 0 and 2 in partition 1, and the Kafka connection of a new consumer
+    group that committed both partitions' ends (a monitor that trusted the group would see no lag)."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
 
     from tidewater.cdc.topics import consumer_config
 
-    port, maildir = smtp_server
     topic = f"alerts{uuid.uuid4().hex[:8]}.shop.orders"
     servers = consumer_config(settings)["bootstrap.servers"]
-    producer = Producer({"bootstrap.servers": servers})
-    for number in range(5):
-        producer.produce(topic, value=b"{}", key=str(number).encode())
-    assert producer.flush(30) == 0
+    admin = AdminClient({"bootstrap.servers": servers})  # kept alive until its futures resolve
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result()
     try:
-        with new_lake(settings) as lake:
-            # The lake never drained the topic: the lag is all 5 records.
-            _commit_changes(lake, "orders", datetime(2026, 1, 1, tzinfo=UTC))
-            # A change dated in the future does not make the table fresh; the alert names it.
-            _commit_changes(lake, "orders", datetime(2099, 1, 1, tzinfo=UTC))
-            monitor = lake.env | {"TIDEWATER_DRAIN_TOPIC_REGEX": f"^{re.escape(topic)}$",
-                                  "TIDEWATER_FRESHNESS_MAX_TOPIC_LAG": "3",
-                                  "TIDEWATER_FRESHNESS_MAX_CHANGE_AGE_MINUTES": "60"}
-
-            runs = [_dags_test("freshness_monitor", port, **monitor) for _ in range(2)]
-
-            for run in runs:
-                assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-            mails = sorted(_data_mails(maildir), key=lambda m: str(m["Subject"]))
-            subjects = [str(m["Subject"]) for m in mails]
-            assert len(subjects) == 2, subjects
-            assert "ignored 1 change(s) dated after " in _html(mails[1])
-            assert "the newest at 2099-01-01T00:00:00+00:00" in _html(mails[1])
-            assert "lake.main.orders" in _html(mails[1])
-            assert subjects[0] == f"[tidewater] STALE lag of topic {topic}: 5 records behind (limit 3 records)"
-            assert subjects[1].startswith("[tidewater] STALE newest landed change of table orders: ")
-            assert subjects[1].endswith(" minutes old (limit 60 minutes)")
-            assert _data_breaches(lake) == {f"lag:{topic}", "change:orders"}
+        producer = Producer({"bootstrap.servers": servers})
+        for partition, count in ((0, 3), (1, 2)):
+            for number in range(count):
+                producer.produce(topic, value=b"{}", key=str(number).encode(), partition=partition)
+        assert producer.flush(30) == 0
+        kafka = json.loads(os.environ["AIRFLOW_CONN_KAFKA_DEFAULT"])
+        kafka["extra"]["group.id"] = f"alerts-test-{uuid.uuid4().hex[:8]}"
+        group = Consumer({"bootstrap.servers": servers, "group.id": kafka["extra"]["group.id"]})
+        group.commit(offsets=[TopicPartition(topic, 0, 3), TopicPartition(topic, 1, 2)], asynchronous=False)
+        group.close()
+        yield topic, kafka
     finally:
-        admin = AdminClient({"bootstrap.servers": servers})  # kept alive until its future resolves
         admin.delete_topics([topic])[topic].result()
+
+
+def test_each_breach_mails_once_through_airflow_then_once_when_it_recovers(settings, smtp_server, monkeypatch,
+                                                                           two_partition_topic):
+    port, maildir = smtp_server
+    topic, kafka = two_partition_topic
+    with new_lake(settings) as lake:
+        _publish_pointer(lake, datetime.now(UTC) - timedelta(hours=3))
+        # orders: its newest change not in the future is old; the future-dated one does not make it fresh and is
+        # named. customers changed just now: no mail.
+        _commit_changes(lake, "orders", datetime(2026, 1, 1, tzinfo=UTC), datetime(2099, 1, 1, tzinfo=UTC))
+        _commit_changes(lake, "customers", datetime.now(UTC))
+        # The lake drained 1 record of partition 0 and none of partition 1: 2 + 2 behind, whatever the group says.
+        _set_lake_positions(lake, settings, topic, {0: 1})
+        monitor = {"TIDEWATER_DRAIN_TOPIC_REGEX": f"^{re.escape(topic)}$", "TIDEWATER_FRESHNESS_MAX_TOPIC_LAG": "3",
+                   "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(kafka), "TIDEWATER_FRESHNESS_MAX_MART_AGE_MINUTES": "60",
+                   "TIDEWATER_FRESHNESS_MAX_CHANGE_AGE_MINUTES": "60"}
+
+        run = _dags_test("freshness_monitor", port, **lake.env, **monitor)
+
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        mails = {str(m["Subject"]).split(":")[0]: m for m in _data_mails(maildir)}
+        assert sorted(mails) == [f"[tidewater] STALE lag of topic {topic}",
+                                 "[tidewater] STALE newest landed change of table orders",
+                                 "[tidewater] STALE published marts"], sorted(mails)
+        marts = mails["[tidewater] STALE published marts"]
+        assert re.fullmatch(r"\[tidewater\] STALE published marts: 18\d minutes old \(limit 60 minutes\)",
+                            marts["Subject"]), marts["Subject"]
+        assert marts["To"] == settings.alert_email_to
+        orders = mails["[tidewater] STALE newest landed change of table orders"]
+        assert orders["Subject"].endswith(" minutes old (limit 60 minutes)")
+        assert "newest _source_ts 2026-01-01T00:00:00+00:00 in lake.main.orders" in _html(orders)
+        assert "ignored 1 change(s) dated after " in _html(orders)
+        assert "the newest at 2099-01-01T00:00:00+00:00" in _html(orders)
+        lag = mails[f"[tidewater] STALE lag of topic {topic}"]
+        assert lag["Subject"] == f"[tidewater] STALE lag of topic {topic}: 4 records behind (limit 3 records)"
+        assert "lake.tidewater.drain_positions" in _html(lag)
+        assert "partition(s) 1 never drained count from the low watermark" in _html(lag)
+        assert _data_breaches(lake) == {"marts", "change:orders", f"lag:{topic}"}
+
+        # Checked again (the state Airflow's run saved is read back): still breached, nothing more is sent.
+        _point_smtp(monkeypatch, port)
+        assert _data_check(lake, **monitor) == []
+        assert _data_check(lake, **monitor) == []
+        assert len(_data_mails(maildir)) == 3
+
+        _publish_pointer(lake, datetime.now(UTC))
+        _commit_changes(lake, "orders", datetime.now(UTC))
+        _set_lake_positions(lake, settings, topic, {0: 3, 1: 2})
+        recovered = _data_check(lake, **monitor)
+        again = _data_check(lake, **monitor)
+
+        assert sorted(t.kind + " " + t.measurement.key for t in recovered) == [
+            "recovered change:orders", f"recovered lag:{topic}", "recovered marts"]
+        assert again == []
+        subjects = [str(m["Subject"]) for m in _data_mails(maildir)][3:]
+        assert len(subjects) == 3, subjects
+        assert f"[tidewater] RECOVERED lag of topic {topic}: 0 records behind (limit 3 records)" in subjects
+        assert any(s.startswith("[tidewater] RECOVERED newest landed change of table orders: ") for s in subjects)
+        # Published just before the check: well within the limit.
+        [marts_back] = [s for s in subjects if "published marts" in s]
+        minutes = re.fullmatch(r"\[tidewater\] RECOVERED published marts: (\d+) minutes old \(limit 60 minutes\)",
+                               marts_back)
+        assert minutes and int(minutes[1]) < 10, marts_back
+        assert _data_breaches(lake) == set()
 
 
 def test_a_failed_task_mails_its_error_and_log_link(settings, smtp_server):

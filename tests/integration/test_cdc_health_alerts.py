@@ -1,10 +1,12 @@
 """freshness_monitor's connector and replication-slot alerts, end to end (docs/alerts.md).
 
 Each test registers its own Debezium connector (own name, slot, topic prefix; only shop.products, no snapshot)
-so the shared `shop-postgres` connector is never paused or broken, points the monitor at it with
-TIDEWATER_CDC_CONNECTOR, and runs `airflow dags test freshness_monitor` on a scratch lake, mailing an SMTP server
-started on a free port. Only the messages about the test's own connector and slot are counted: the monitor also
-watches every other slot of the server, which other tests may move.
+so the shared `shop-postgres` connector is never paused or broken, and points the monitor at it with
+TIDEWATER_CDC_CONNECTOR, on a scratch lake, mailing an SMTP server started on a free port. The connector test runs
+`airflow dags test freshness_monitor` for the first breach; the checks after it, and the slot test's, call the
+task's code in this process against the same services (tests/integration/test_alerts.py says why). Only the
+messages about the test's own connector and slot are counted: the monitor also watches every other slot of the
+server, which other tests may move.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ from tidewater.config import Settings
 from tidewater.mailsink import read_messages
 
 from .conftest import new_lake
-from .test_alerts import _dags_test, _html, _wait, smtp_server  # noqa: F401  (smtp_server is a fixture)
+from .test_alerts import (
+    _check_in_process,
+    _dags_test,
+    _html,
+    _point_smtp,
+    _wait,
+    smtp_server,  # noqa: F401  (a fixture)
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,21 +103,22 @@ def _mails_about(maildir, *names: str) -> list[str]:
 
 
 def test_a_failed_connector_task_mails_once_then_once_when_it_runs_again(cdc, smtp_server,  # noqa: F811
-                                                                         scratch_connector):
+                                                                         scratch_connector, monkeypatch):
     port, maildir = smtp_server
     made, config = scratch_connector
     # Its task fails at start: the publication it names does not exist (and it may not create one).
     connector.register(cdc, config | {"publication.name": made.publication}, made.name)
     _wait(f"task 0 of {made.name} to fail", lambda: _task_state(cdc, made.name) == "FAILED")
     with new_lake(cdc) as lake:
-        monitor = lake.env | {"TIDEWATER_CDC_CONNECTOR": made.name,
-                   "TIDEWATER_DRAIN_TOPIC_REGEX": r"^tidewater-alerts-test-no-topic$",
-                   "TIDEWATER_ALERT_ERROR_MAX_LINES": "3"}
+        monitor = {"TIDEWATER_CDC_CONNECTOR": made.name, "TIDEWATER_ALERT_ERROR_MAX_LINES": "3",
+                   "TIDEWATER_DRAIN_TOPIC_REGEX": r"^tidewater-alerts-test-no-topic$"}
 
-        runs = [_dags_test("freshness_monitor", port, **monitor) for _ in range(2)]
+        run = _dags_test("freshness_monitor", port, **lake.env, **monitor)
+        _point_smtp(monkeypatch, port)
+        again = _check_in_process(lake, **monitor)  # the state Airflow's run saved is read back: nothing more
 
-        for run in runs:
-            assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        assert [t for t in again if made.name in t.measurement.key] == []
         [down] = [m for m in read_messages(maildir) if made.name in str(m["Subject"])]
         assert down["Subject"] == f"[tidewater] DOWN Debezium connector {made.name} task 0: FAILED"
         body = _html(down)
@@ -122,9 +132,10 @@ def test_a_failed_connector_task_mails_once_then_once_when_it_runs_again(cdc, sm
                          .format(sql.Identifier(made.publication)))
         connector.restart_task(cdc, 0, made.name)
         _wait(f"task 0 of {made.name} to run again", lambda: _task_state(cdc, made.name) == "RUNNING")
-        recovered = _dags_test("freshness_monitor", port, **monitor)
+        recovered = _check_in_process(lake, **monitor)
 
-        assert recovered.returncode == 0, recovered.stdout[-3000:] + recovered.stderr[-3000:]
+        assert [(t.kind, t.measurement.key) for t in recovered if made.name in t.measurement.key] == [
+            ("recovered", f"task:{made.name}/0")]
         assert _mails_about(maildir, made.name) == [
             f"[tidewater] DOWN Debezium connector {made.name} task 0: FAILED",
             f"[tidewater] RECOVERED Debezium connector {made.name} task 0: RUNNING"]
@@ -132,7 +143,8 @@ def test_a_failed_connector_task_mails_once_then_once_when_it_runs_again(cdc, sm
 
 
 def test_a_paused_connectors_slot_mails_once_over_its_limit_then_once_caught_up(cdc, smtp_server,  # noqa: F811
-                                                                                scratch_connector, scratch_db):
+                                                                                scratch_connector, scratch_db,
+                                                                                monkeypatch):
     port, maildir = smtp_server
     made, config = scratch_connector
     limit = 16 * 1024 * 1024
@@ -152,13 +164,15 @@ def test_a_paused_connectors_slot_mails_once_over_its_limit_then_once_caught_up(
             while (_slot_lag(cdc, made.slot) or 0) <= 2 * limit:
                 conn.execute("INSERT INTO filler SELECT g, repeat('x', 1000) FROM generate_series(1, 5000) g")
         with new_lake(cdc) as lake:
-            monitor = lake.env | {"TIDEWATER_CDC_CONNECTOR": made.name,
+            monitor = {"TIDEWATER_CDC_CONNECTOR": made.name,
                        "TIDEWATER_DRAIN_TOPIC_REGEX": r"^tidewater-alerts-test-no-topic$",
                        "TIDEWATER_MAX_SLOT_LAG_BYTES": str(limit)}
+            _point_smtp(monkeypatch, port)
 
-            stale = _dags_test("freshness_monitor", port, **monitor)
+            _check_in_process(lake, **monitor)
+            again = _check_in_process(lake, **monitor)
 
-            assert stale.returncode == 0, stale.stdout[-3000:] + stale.stderr[-3000:]
+            assert [t for t in again if made.name in t.measurement.key or made.slot in t.measurement.key] == []
             subjects = _mails_about(maildir, f"slot {made.slot}:", made.name)
             assert len(subjects) == 2, subjects
             assert subjects[0] == f"[tidewater] DOWN Debezium connector {made.name}: PAUSED"
@@ -170,9 +184,8 @@ def test_a_paused_connectors_slot_mails_once_over_its_limit_then_once_caught_up(
             connector.wait_for_catch_up(cdc, slot=made.slot)
             # restart_lsn follows the confirmed position at the server's next running-transactions record.
             _wait(f"slot {made.slot} back under {limit} bytes", lambda: (_slot_lag(cdc, made.slot) or 0) < limit // 2)
-            recovered = _dags_test("freshness_monitor", port, **monitor)
+            _check_in_process(lake, **monitor)
 
-            assert recovered.returncode == 0, recovered.stdout[-3000:] + recovered.stderr[-3000:]
             subjects = _mails_about(maildir, f"slot {made.slot}:", made.name)
             assert len(subjects) == 4, subjects
             assert subjects[2] == f"[tidewater] RECOVERED Debezium connector {made.name}: RUNNING"
