@@ -225,6 +225,39 @@ def test_each_breach_mails_once_through_airflow_then_once_when_it_recovers(setti
         assert _data_breaches(lake) == set()
 
 
+def test_a_catalog_no_drain_created_reads_as_an_empty_lake_and_a_missing_one_is_named_without_its_password(
+        settings, scratch_db, monkeypatch):
+    """An empty catalog database (a new deployment before its first drain), attached read-only as the monitor
+    does: no change tables, no positions. A catalog database that does not exist fails naming the connection,
+    and the error (which the failure email quotes) does not carry the password."""
+    from dataclasses import replace
+
+    import psycopg
+
+    from tidewater.config import get_connection
+
+    writer = get_connection(settings.lake_catalog_conn_id)
+    empty = psycopg.conninfo.conninfo_to_dict(scratch_db)["dbname"]
+
+    def catalog_conn(database: str) -> Settings:
+        conn_id = f"lake_catalog_probe_{uuid.uuid4().hex[:8]}"
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
+            "conn_type": "postgres", "host": writer.host, "port": writer.port, "login": writer.login,
+            "password": writer.password, "schema": database}))
+        return replace(settings, lake_catalog_conn_id=conn_id)
+
+    con = sources.open_lake_catalog(catalog_conn(empty))
+    try:
+        assert (sources.change_tables(con), sources.lake_positions(con)) == ([], {})
+    finally:
+        con.close()
+    missing = catalog_conn(f"{empty}_missing")
+    with pytest.raises(sources.LakeCatalogError) as failed:
+        sources.open_lake_catalog(missing)
+    assert f"connection {missing.lake_catalog_conn_id!r}" in str(failed.value)
+    assert writer.password and writer.password not in str(failed.value)
+
+
 def test_a_failed_task_mails_its_error_and_log_link(settings, smtp_server):
     port, maildir = smtp_server
     bucket = f"no-such-bucket-{uuid.uuid4().hex[:8]}"

@@ -131,6 +131,16 @@ def test_a_future_dated_change_does_not_make_a_table_fresh_and_is_named_in_the_a
     assert "ignored" not in plain.detail
 
 
+def test_a_conninfo_in_an_error_loses_its_password():
+    error = ("Existing DuckLake at metadata catalog \"postgres:host='127.0.0.1' user='w' password='s\\'e cret' "
+             "dbname='lake'\" does not exist; also password=plain dbname=x")
+
+    masked = sources.without_password(error)
+
+    assert "s\\'e cret" not in masked and "plain" not in masked
+    assert "user='w' password=*** dbname='lake'" in masked and "password=*** dbname=x" in masked
+
+
 def test_the_heartbeat_row_is_keyed_by_the_connectors_own_slot():
     config = connector.render_config(Settings())
 

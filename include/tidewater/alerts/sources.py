@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -288,6 +289,37 @@ def require_bucket(bucket: Any, settings: Settings) -> None:
                           ) from exc
 
 
+class LakeCatalogError(RuntimeError):
+    """The lake catalog could not be attached; the message names the connection (never its password)."""
+
+
+def without_password(text: str) -> str:
+    """`text` with the password of any libpq conninfo in it masked (DuckDB's errors quote the whole conninfo)."""
+    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", text)
+
+
+def open_lake_catalog(settings: Settings) -> Any:
+    """The lake catalog attached read-only as `lake`. A catalog no drain has created yet reads as an empty lake (no
+    change tables, no positions): a new deployment's monitor reports every topic's whole lag, not an error."""
+    import duckdb
+
+    from tidewater.lake import catalog
+
+    try:
+        return catalog.connect(settings, catalog.LAKE, read_only=True)
+    except duckdb.Error as exc:
+        if "creating a new DuckLake is explicitly disabled" not in str(exc):
+            raise LakeCatalogError(
+                f"could not attach the lake catalog read-only through connection {settings.lake_catalog_conn_id!r}: "
+                f"{without_password(str(exc))}. Check that connection and the catalog database (make stack-up "
+                "creates it)") from None
+    log.warning("lake catalog of connection %r holds no DuckLake yet (no drain has committed): an empty lake",
+                settings.lake_catalog_conn_id)
+    con = duckdb.connect()
+    con.execute(f"ATTACH ':memory:' AS {catalog.LAKE}")
+    return con
+
+
 class MeasurementFailed(RuntimeError):
     """Some observations could not be made; the others were checked and mailed."""
 
@@ -302,7 +334,6 @@ def check_freshness(settings: Settings, now: datetime) -> list:
 
     from tidewater import drain
     from tidewater.alerts import freshness, notify
-    from tidewater.lake import catalog
     from tidewater.lake.objects import Bucket
 
     bucket = Bucket(S3Hook(aws_conn_id=settings.lake_conn_id).get_conn(), settings.lake_bucket)
@@ -311,7 +342,7 @@ def check_freshness(settings: Settings, now: datetime) -> list:
 
     @functools.cache
     def lake() -> Any:
-        opened.append(con := catalog.connect(settings, catalog.LAKE, read_only=True))
+        opened.append(con := open_lake_catalog(settings))
         return con
 
     # Only for topic metadata and watermarks: this consumer never subscribes, so it never joins a group.
