@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -57,19 +58,22 @@ def snapshot_ids(lake) -> list[int]:
     return [row[0] for row in lake.con.execute("SELECT snapshot_id FROM lake.snapshots() ORDER BY 1").fetchall()]
 
 
-def listed_files(lake, table: str, version: int | None = None) -> set[str]:
-    """The table's data files in the current snapshot, or in snapshot `version` (none before the table existed)."""
-    at = "" if version is None else f", snapshot_version => {version}"
-    try:
-        return {row[0] for row in lake.con.execute(f"SELECT data_file FROM ducklake_list_files('lake', '{table}'{at})")
-                .fetchall()}
-    except duckdb.CatalogException:
-        return set()
+def listed_files(lake, table: str) -> set[str]:
+    """The table's data files in the current snapshot."""
+    return {row[0] for row in lake.con.execute(f"SELECT data_file FROM ducklake_list_files('lake', '{table}')")
+            .fetchall()}
 
 
 def referenced_files(lake) -> set[str]:
-    """Every data file some kept snapshot needs."""
-    return {file for table in TABLES for version in snapshot_ids(lake) for file in listed_files(lake, table, version)}
+    """Every data and delete file some kept snapshot needs."""
+    files = set()
+    for table in TABLES:
+        for version in snapshot_ids(lake):
+            with contextlib.suppress(duckdb.CatalogException):  # not at snapshots before the table existed
+                files |= {file for row in lake.con.execute(
+                    f"SELECT data_file, delete_file FROM ducklake_list_files('lake', '{table}', "
+                    f"snapshot_version => {version})").fetchall() for file in row if file}
+    return files
 
 
 def upload_uncommitted_file(lake, settings) -> str:

@@ -2,6 +2,10 @@
 
 One pass (``run``), in this order, each step its own DuckLake transaction:
 
+0. Flush: rows and deletions DuckLake inlined into the catalog (small inserts, a replay's deletions of a few rows)
+   are written out to Parquet (``ducklake_flush_inlined_data``) for the change tables (schema ``main``), so they
+   do not pile up in PostgreSQL. Like compaction it changes no row, row id, snapshot id or change (verified).
+   The protocol's own tables (schema ``tidewater``: positions, rewritten by every commit) stay inlined.
 1. Compact: ``ducklake_merge_adjacent_files`` per table merges the small Parquet files of many drains into larger
    ones. It changes no row and nothing a reader can observe (verified on DuckLake 1.5.5, tests/integration/
    test_lake_maintenance.py): every row keeps its ``rowid`` and its ``snapshot_id`` (the snapshot that inserted
@@ -66,6 +70,7 @@ class Result:
     catalog: str
     files_before: int = 0
     files_after: int = 0
+    flushed: dict[str, int] = field(default_factory=dict)  # table → inlined rows written out (not deletions)
     compacted: dict[str, list[int]] = field(default_factory=dict)  # table → [files merged, files written]
     expired_snapshots: list[int] = field(default_factory=list)
     deleted_files: int = 0  # scheduled for deletion by compaction or expiry
@@ -99,6 +104,21 @@ def _retried(step: str, alias: str, call):
             log.info("%s: %s conflicted with another commit (attempt %d), retrying", alias, step, attempt)
             time.sleep(0.5 * attempt)
     raise AssertionError("unreachable")
+
+
+def flush(con: duckdb.DuckDBPyConnection, alias: str = LAKE, schema: str = "main") -> dict[str, int]:
+    """Writes the inlined rows of the schema's tables to Parquet; returns table → rows for tables that had some."""
+    flushed: dict[str, int] = {}
+    for table_schema, table in tables(con, alias):
+        if table_schema != schema:
+            continue
+        rows = _retried(f"flushing inlined data of {schema}.{table}", alias, lambda t=table: con.execute(
+            f"CALL ducklake_flush_inlined_data({sql_string(alias)}, schema_name => ?, table_name => ?)", [schema, t]
+        ).fetchall())
+        for _, name, count in rows:
+            if count:
+                flushed[f"{schema}.{name}"] = int(count)
+    return flushed
 
 
 def compact(con: duckdb.DuckDBPyConnection, alias: str = LAKE) -> dict[str, list[int]]:
@@ -145,12 +165,13 @@ def run(con: duckdb.DuckDBPyConnection, policy: Policy, alias: str = LAKE, now: 
                                "warehouse has not read, or delete the files of a drain in flight)")
     now = now or datetime.now(UTC)
     result = Result(alias, files_before=data_files(con, alias))
+    result.flushed = flush(con, alias)
     result.compacted = compact(con, alias)
     result.expired_snapshots = expire(con, now - timedelta(hours=policy.keep_hours), alias)
     result.deleted_files, result.deleted_orphans = remove_files(
         con, now - timedelta(hours=policy.file_min_age_hours), alias)
     result.files_after = data_files(con, alias)
-    log.info("%s: %d → %d data files (%d tables compacted), %d snapshots expired, %d unneeded and %d orphaned files "
-             "deleted", alias, result.files_before, result.files_after, len(result.compacted),
-             len(result.expired_snapshots), result.deleted_files, result.deleted_orphans)
+    log.info("%s: %d → %d data files (inlined rows flushed %s, files merged %s), %d snapshots expired, %d unneeded "
+             "and %d orphaned files deleted", alias, result.files_before, result.files_after, result.flushed,
+             result.compacted, len(result.expired_snapshots), result.deleted_files, result.deleted_orphans)
     return result
