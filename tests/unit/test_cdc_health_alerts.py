@@ -131,6 +131,14 @@ def test_a_future_dated_change_does_not_make_a_table_fresh_and_is_named_in_the_a
     assert "ignored" not in plain.detail
 
 
+def test_the_monitors_names_of_the_lake_are_the_lakes_own():
+    from tidewater.gate import publish
+    from tidewater.lake import catalog, commit
+
+    assert (sources.LAKE, sources.POSITIONS, sources.MARTS_POINTER_KEY) == (
+        catalog.LAKE, commit.POSITIONS, publish.POINTER_KEY)
+
+
 def test_a_conninfo_in_an_error_loses_its_password():
     error = ("Existing DuckLake at metadata catalog \"postgres:host='127.0.0.1' user='w' password='s\\'e cret' "
              "dbname='lake'\" does not exist; also password=plain dbname=x")
