@@ -103,7 +103,7 @@ def summary(settings: Settings) -> list[str]:
     lines = ["", "=" * 78, "Tidewater: what the pipeline did", "=" * 78, "", "Changes captured by Debezium (Kafka):"]
     for topic in topics.summarize(settings):
         lines.append(f"  {topic.topic:<28} {topic.events:>8} events")
-    lines += ["", "Rows landed in the lake by cdc_drain:", *lake_summary(settings)[1:]]
+    lines += ["", "The lake (cdc_drain): change tables, snapshots, positions:", *lake_summary(settings)[1:]]
     current = publish.current_publication(settings)
     if current is None:
         lines += ["", "No marts published yet: the warehouse DAG's gate has not passed."]
