@@ -4,7 +4,9 @@
 Daily by default (`TIDEWATER_LAKE_MAINTENANCE_SCHEDULE`, an Airflow schedule such as `@daily` or a cron line).
 
 **The lake** (`maintain_lake`, `include/tidewater/lake/maintenance.py`):
-1. merges the small Parquet files of many drains into larger ones (`ducklake_merge_adjacent_files`). No row, row
+1. per change table, writes rows and deletions DuckLake inlined in the catalog to Parquet and merges the small
+   Parquet files of many drains into larger ones (`ducklake_flush_inlined_data`, `ducklake_merge_adjacent_files`),
+   holding the catalog's rewrite lock (a replay's deletions overlapping a compaction would be lost). No row, row
    id or snapshot id changes and the change feed (`ducklake_table_changes`) stays the same, so the warehouse
    loads nothing twice;
 2. expires snapshots older than `TIDEWATER_LAKE_KEEP_HOURS` (168: 7 days; the one current at that time stays).
@@ -47,11 +49,15 @@ settings = Settings.from_env()
 def lake_maintenance():
     @task
     def maintain_lake() -> dict:
+        from functools import partial
+
+        from tidewater.config import get_connection
         from tidewater.lake import catalog, maintenance
 
         con = catalog.connect(settings, catalog.LAKE)
+        lock = partial(maintenance.rewrite_lock, get_connection(settings.lake_catalog_conn_id))
         try:
-            return maintenance.run(con, maintenance.Policy.from_settings(settings), catalog.LAKE).as_dict()
+            return maintenance.run(con, maintenance.Policy.from_settings(settings), catalog.LAKE, lock=lock).as_dict()
         finally:
             con.close()
 

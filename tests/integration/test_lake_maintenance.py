@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import duckdb
+import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tidewater import drain
 from tidewater.cdc.connector import table_topic
+from tidewater.config import get_connection
 from tidewater.drain import drainer
 from tidewater.drain.drainer import DrainLimits, Replay
-from tidewater.lake import maintenance
+from tidewater.duck import load_extensions, s3_secret_sql
+from tidewater.lake import catalog, maintenance
 from tidewater.lake import objects as layout
 
 TABLES = ("orders", "customers")
@@ -132,7 +138,7 @@ def test_expiry_keeps_every_snapshot_younger_than_the_retention(shop_changes, la
 
     assert maintenance.run(lake.con, POLICY).expired_snapshots == []
     # Run as if `keep_hours` had passed since the snapshot the warehouse loaded last.
-    done = maintenance.run(lake.con, POLICY, now=unread_at + timedelta(hours=POLICY.keep_hours, seconds=1))
+    done = maintenance.run(lake.con, POLICY, now=unread_at + timedelta(hours=POLICY.keep_hours))
 
     assert done.expired_snapshots == [s for s in older if s < unread] and done.expired_snapshots
     assert snapshot_ids(lake)[0] == unread
@@ -143,3 +149,64 @@ def test_expiry_keeps_every_snapshot_younger_than_the_retention(shop_changes, la
 
     assert snapshot_ids(lake) == [current_snapshot(lake)], "every snapshot but the current one is expired"
     assert everything.expired_snapshots and contents(lake, "orders") == rows
+
+
+def second_writer(settings, lake) -> duckdb.DuckDBPyConnection:
+    """Another process's view of the scratch lake: its own DuckDB connection with the catalog attached."""
+    con = duckdb.connect()
+    load_extensions(con, "httpfs", "ducklake", "postgres")
+    con.execute(s3_secret_sql(get_connection(settings.lake_conn_id)))
+    catalog.attach(con, catalog.LAKE, get_connection(lake.conn_id), lake.bucket.uri(catalog.DATA_PREFIX[catalog.LAKE]))
+    return con
+
+
+def five_files(lake) -> None:
+    """lake.main.t: ids 0..99 in five files of 20 rows (above DuckLake's inlining limit), as five drains leave them."""
+    lake.con.execute("CREATE TABLE lake.main.t (id BIGINT)")
+    for first in range(0, 100, 20):
+        lake.con.execute(f"INSERT INTO lake.main.t SELECT range FROM range({first}, {first + 20})")
+
+
+def test_ducklake_loses_a_delete_that_overlaps_a_compaction_hence_the_rewrite_lock(settings, lake):
+    # If this starts failing, DuckLake detects the conflict (or keeps the delete): the lock may then go.
+    five_files(lake)
+    replay = second_writer(settings, lake)
+    lake.con.execute("BEGIN TRANSACTION")
+    lake.con.execute("CALL ducklake_merge_adjacent_files('lake', 't', schema => 'main')")
+    replay.execute("BEGIN TRANSACTION")
+    replay.execute("DELETE FROM lake.main.t WHERE id = 0")
+    replay.execute("COMMIT")  # while the compaction is open
+
+    lake.con.execute("COMMIT")  # no conflict reported
+
+    # The one-row deletion was inlined, recorded against the merged-away file, and is gone.
+    assert replay.execute("SELECT count(*) FROM lake.main.t WHERE id = 0").fetchone()[0] == 1, "the delete was lost"
+
+
+def test_compaction_waits_for_a_replay_holding_the_rewrite_lock_and_keeps_its_delete(settings, lake):
+    five_files(lake)
+    metadata = get_connection(lake.conn_id)
+    replay = second_writer(settings, lake)
+    outcome: dict = {}
+    with maintenance.rewrite_lock(metadata):
+        replay.execute("BEGIN TRANSACTION")
+        replay.execute("DELETE FROM lake.main.t WHERE id = 0")
+        worker = threading.Thread(target=lambda: outcome.update(done=maintenance.run(
+            lake.con, POLICY, lock=partial(maintenance.rewrite_lock, metadata))))
+        worker.start()
+        wait_for_lock_waiter(metadata)
+        replay.execute("COMMIT")
+    worker.join(timeout=300)
+
+    assert "main.t" in outcome["done"].compacted
+    assert sorted(row[0] for row in replay.execute("SELECT id FROM lake.main.t").fetchall()) == list(range(1, 100))
+
+
+def wait_for_lock_waiter(metadata, attempts: int = 600) -> None:
+    """Returns once some session of the catalog database waits for an advisory lock (the compaction, blocked)."""
+    with psycopg.connect(metadata.postgres_conninfo(), autocommit=True) as conn:
+        for _ in range(attempts):
+            if conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()[0]:
+                return
+            time.sleep(0.1)
+    raise AssertionError("maintenance never waited for the rewrite lock")

@@ -2,11 +2,11 @@
 
 One pass (``run``), in this order, each step its own DuckLake transaction:
 
-0. Flush: rows and deletions DuckLake inlined into the catalog (small inserts, a replay's deletions of a few rows)
-   are written out to Parquet (``ducklake_flush_inlined_data``) for the change tables (schema ``main``), so they
-   do not pile up in PostgreSQL. Like compaction it changes no row, row id, snapshot id or change (verified).
-   The protocol's own tables (schema ``tidewater``: positions, rewritten by every commit) stay inlined.
-1. Compact: ``ducklake_merge_adjacent_files`` per table merges the small Parquet files of many drains into larger
+0. Flush: rows and deletions DuckLake inlined into the catalog (small inserts, a replay's deletions) are written out
+   to Parquet (``ducklake_flush_inlined_data``) for the change tables (schema ``main``), so they do not pile up in
+   PostgreSQL. Like compaction it changes no row, row id, snapshot id or change (verified). The protocol's own
+   tables (schema ``tidewater``: positions, rewritten by every commit) are neither flushed nor compacted.
+1. Compact: ``ducklake_merge_adjacent_files`` per change table merges the small Parquet files of many drains into larger
    ones. It changes no row and nothing a reader can observe (verified on DuckLake 1.5.5, tests/integration/
    test_lake_maintenance.py): every row keeps its ``rowid`` and its ``snapshot_id`` (the snapshot that inserted
    it), time travel to every kept snapshot reads the same rows, and ``ducklake_table_changes`` returns the same
@@ -26,25 +26,34 @@ One pass (``run``), in this order, each step its own DuckLake transaction:
    commit registers them, so an orphan younger than that (a drain in flight) always stays; a reader that started
    on a snapshot just before compaction or expiry keeps its files for as long.
 
-Maintenance conflicts with a drain's commit only per table (DuckLake); a conflicting step is retried, and the drain
-retries its own commit (tidewater.lake.commit). Nothing here touches the drain positions.
+Concurrency (verified on DuckLake 1.5.5 with two connections): a drain's commit (inserts) and a compaction of the same
+table may overlap in either order and both commit with every row there. A DELETE that overlaps a flush or compaction
+of its table, in either order, also commits, but is LOST: DuckLake inlines deletions (whatever
+``data_inlining_row_limit`` says), records them against the merged-away file, and does not count them as a conflict.
+The only deletes of change tables are a replay's (tidewater.lake.commit.rewind), so steps 0 and 1 run per change
+table inside ``rewrite_lock`` (a PostgreSQL advisory lock on the catalog database), which a replay must hold too.
+Other conflicts are retried, and the drain retries its own commit. Nothing here touches the protocol's tables.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import duckdb
+import psycopg
 
-from tidewater.config import Settings
+from tidewater.config import Connection, Settings
 from tidewater.lake.catalog import LAKE, sql_string
 
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 5  # a step that conflicts with another commit (a drain, a replay) is tried this often
+REWRITE_LOCK = "tidewater.lake.rewrite"  # the advisory lock compaction and replays take (rewrite_lock)
 
 
 class MaintenanceError(RuntimeError):
@@ -106,31 +115,32 @@ def _retried(step: str, alias: str, call):
     raise AssertionError("unreachable")
 
 
-def flush(con: duckdb.DuckDBPyConnection, alias: str = LAKE, schema: str = "main") -> dict[str, int]:
-    """Writes the inlined rows of the schema's tables to Parquet; returns table → rows for tables that had some."""
-    flushed: dict[str, int] = {}
-    for table_schema, table in tables(con, alias):
-        if table_schema != schema:
-            continue
-        rows = _retried(f"flushing inlined data of {schema}.{table}", alias, lambda t=table: con.execute(
-            f"CALL ducklake_flush_inlined_data({sql_string(alias)}, schema_name => ?, table_name => ?)", [schema, t]
-        ).fetchall())
-        for _, name, count in rows:
-            if count:
-                flushed[f"{schema}.{name}"] = int(count)
-    return flushed
+@contextmanager
+def rewrite_lock(metadata: Connection) -> Iterator[None]:
+    """Holds the catalog's rewrite lock: a PostgreSQL advisory lock on the catalog database `metadata` names.
+
+    DuckLake 1.5.5 loses a deletion that overlaps a compaction of its table (see the module docstring), so a
+    flush or merge of a change table and a replay's deletions (tidewater.lake.commit.rewind) must never overlap:
+    each holds this lock from before its transaction until after it ends. Waits while another holder has it.
+    """
+    with psycopg.connect(metadata.postgres_conninfo(), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", [REWRITE_LOCK])
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [REWRITE_LOCK])
 
 
-def compact(con: duckdb.DuckDBPyConnection, alias: str = LAKE) -> dict[str, list[int]]:
-    """Merges each table's adjacent small files; returns table → [files merged, files written] for tables it merged."""
-    merged: dict[str, list[int]] = {}
-    for schema, table in tables(con, alias):
-        rows = _retried(f"compacting {schema}.{table}", alias, lambda s=schema, t=table: con.execute(
-            f"CALL ducklake_merge_adjacent_files({sql_string(alias)}, ?, schema => ?)", [t, s]).fetchall())
-        for _, name, processed, created in rows:
-            if processed:
-                merged[f"{schema}.{name}"] = [int(processed), int(created)]
-    return merged
+def rewrite(con: duckdb.DuckDBPyConnection, alias: str, table: str, schema: str = "main") -> tuple[int, list[int]]:
+    """Writes the table's inlined rows and deletions to Parquet, then merges its adjacent small files; returns
+    (inlined rows flushed, [files merged, files written]). Hold `rewrite_lock` around it."""
+    flushed = _retried(f"flushing inlined data of {schema}.{table}", alias, lambda: con.execute(
+        f"CALL ducklake_flush_inlined_data({sql_string(alias)}, schema_name => ?, table_name => ?)", [schema, table]
+    ).fetchall())
+    merged = _retried(f"compacting {schema}.{table}", alias, lambda: con.execute(
+        f"CALL ducklake_merge_adjacent_files({sql_string(alias)}, ?, schema => ?)", [table, schema]).fetchall())
+    return (sum(int(row[2]) for row in flushed),
+            [sum(int(row[2]) for row in merged), sum(int(row[3]) for row in merged)])
 
 
 def expire(con: duckdb.DuckDBPyConnection, cutoff: datetime, alias: str = LAKE) -> list[int]:
@@ -157,16 +167,25 @@ def remove_files(con: duckdb.DuckDBPyConnection, cutoff: datetime, alias: str = 
     return int(deleted), int(orphans)
 
 
-def run(con: duckdb.DuckDBPyConnection, policy: Policy, alias: str = LAKE, now: datetime | None = None) -> Result:
-    """One maintenance pass on the catalog attached as `alias` (as its writer): compact, expire, remove files."""
+def run(con: duckdb.DuckDBPyConnection, policy: Policy, alias: str = LAKE, now: datetime | None = None,
+        lock: Callable[[], AbstractContextManager] = nullcontext) -> Result:
+    """One maintenance pass on the catalog attached as `alias` (as its writer): flush and compact each change table
+    (schema ``main``) inside `lock()` (``rewrite_lock`` of the catalog: the DAG passes it), expire, remove files."""
     if policy.keep_hours <= 0 or policy.file_min_age_hours <= 0:
         raise MaintenanceError(f"lake maintenance: keep_hours={policy.keep_hours} and file_min_age_hours="
                                f"{policy.file_min_age_hours} must both be > 0 (0 would expire snapshots the "
                                "warehouse has not read, or delete the files of a drain in flight)")
     now = now or datetime.now(UTC)
     result = Result(alias, files_before=data_files(con, alias))
-    result.flushed = flush(con, alias)
-    result.compacted = compact(con, alias)
+    for schema, table in tables(con, alias):
+        if schema != "main":  # the protocol's own tables (positions) are left alone
+            continue
+        with lock():
+            flushed, (merged, written) = rewrite(con, alias, table, schema)
+        if flushed:
+            result.flushed[f"{schema}.{table}"] = flushed
+        if merged:
+            result.compacted[f"{schema}.{table}"] = [merged, written]
     result.expired_snapshots = expire(con, now - timedelta(hours=policy.keep_hours), alias)
     result.deleted_files, result.deleted_orphans = remove_files(
         con, now - timedelta(hours=policy.file_min_age_hours), alias)
