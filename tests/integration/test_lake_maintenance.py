@@ -210,3 +210,26 @@ def wait_for_lock_waiter(metadata, attempts: int = 600) -> None:
                 return
             time.sleep(0.1)
     raise AssertionError("maintenance never waited for the rewrite lock")
+
+
+def test_a_drain_commit_overlapping_a_compaction_keeps_every_row_in_either_order(settings, lake):
+    five_files(lake)
+    drain_writer = second_writer(settings, lake)
+    expected = list(range(100))
+    for compaction_first in (True, False):
+        first_id = len(expected)
+        buffer = io.BytesIO()
+        pq.write_table(pa.table({"id": pa.array(range(first_id, first_id + 20), pa.int64())}), buffer)
+        key = f"{layout.DATA}/t/drain-{first_id}.parquet"
+        lake.bucket.put_parquet(key, buffer.getvalue())
+        drain_writer.execute("BEGIN TRANSACTION")
+        drain_writer.execute("CALL ducklake_add_data_files('lake', 't', ?, schema => 'main')", [lake.bucket.uri(key)])
+        lake.con.execute("BEGIN TRANSACTION")
+        lake.con.execute("CALL ducklake_merge_adjacent_files('lake', 't', schema => 'main')")
+
+        for con in (lake.con, drain_writer) if compaction_first else (drain_writer, lake.con):
+            con.execute("COMMIT")
+        expected += list(range(first_id, first_id + 20))
+
+        ids = [row[0] for row in drain_writer.execute("SELECT id FROM lake.main.t ORDER BY id").fetchall()]
+        assert ids == expected, f"compaction first: {compaction_first}"
