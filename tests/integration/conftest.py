@@ -120,7 +120,7 @@ def new_lake(settings: Settings) -> Iterator[ScratchLake]:
     load_extensions(con, "httpfs", "ducklake", "postgres")
     con.execute(s3_secret_sql(get_connection(settings.lake_conn_id)))
     catalog.attach(con, catalog.LAKE, metadata, f"s3://{bucket}/{catalog.DATA_PREFIX[catalog.LAKE]}")
-    lake = ScratchLake(con, Bucket(client, bucket), env={
+    lake = ScratchLake(con, Bucket(client, bucket), metadata, env={
         "TIDEWATER_LAKE_BUCKET": bucket,
         "TIDEWATER_LAKE_CATALOG_DB": name,
         "AIRFLOW_CONN_LAKE_CATALOG": f"postgresql://{quote(writer.login, safe='')}:"

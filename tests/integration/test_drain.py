@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +25,7 @@ from tidewater.cdc.connector import table_topic
 from tidewater.cdc.topics import consumer_config
 from tidewater.drain import drainer
 from tidewater.drain.drainer import DrainLimits, Replay
-from tidewater.lake import commit
+from tidewater.lake import commit, maintenance
 from tidewater.lake import objects as layout
 
 from .lake_checks import kafka_records, landed_offsets, now_ms, read_quarantine, read_raw, wait_for_offsets
@@ -333,3 +334,21 @@ def test_a_recreated_topic_fails_clearly_until_accepted_and_loses_nothing(shop_c
         consumer.close()
     assert (accepted.partitions[0].start, accepted.rows) == (0, 3)
     assert read_raw(lake, topic).num_rows == 8
+
+
+def test_a_replay_waits_for_the_rewrite_lock_compaction_holds(shop_changes, lake, group_id):
+    topic = table_topic(shop_changes, "orders")
+    first = drain_once(shop_changes, lake, topic, group_id)
+    replays: list = []
+    with maintenance.rewrite_lock(lake.metadata):  # what a compaction of the lake holds
+        replay = threading.Thread(target=lambda: replays.append(
+            drain_once(shop_changes, lake, topic, group_id, replay=Replay(offsets={0: 0}))))
+        replay.start()
+        replay.join(timeout=5)
+        # (its own cursor: the replay thread uses lake.con)
+        assert replay.is_alive() and \
+            commit.read_positions(lake.con.cursor(), topic).offsets == {0: first.partitions[0].end}
+    replay.join(timeout=120)
+
+    assert not replay.is_alive() and replays[0].partitions[0].start == 0
+    assert_exactly_once(shop_changes, lake, topic, replays[0])

@@ -11,7 +11,7 @@ from typing import Any
 from confluent_kafka import Consumer
 
 from tidewater.cdc.topics import consumer_config
-from tidewater.config import Settings
+from tidewater.config import Settings, get_connection
 from tidewater.drain.drainer import DrainLimits, Replay
 from tidewater.lake import Lake
 from tidewater.lake import objects as layout
@@ -41,7 +41,8 @@ def open_lake(settings: Settings) -> Lake:
     from tidewater.lake.objects import Bucket
 
     return Lake(catalog.connect(settings), Bucket(S3Hook(aws_conn_id=settings.lake_conn_id).get_conn(),
-                                                 settings.lake_bucket))
+                                                 settings.lake_bucket),
+                get_connection(settings.lake_catalog_conn_id))
 
 
 def kafka_topic_id(settings: Settings, topic: str) -> str:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from tidewater.drain.encoder import ChunkEncoder
-from tidewater.lake import Lake, commit
+from tidewater.lake import Lake, commit, maintenance
 from tidewater.lake import objects as layout
 
 log = logging.getLogger(__name__)
@@ -354,8 +354,12 @@ def drain_topic(consumer: Consumer, lake: Lake, topic: str, topic_id: str, limit
     positions = _positions(lake, topic, table, topic_id, {p: low for p, (low, _) in watermarks.items()},
                            accept_recreated_topic)
     if replay is not None:
-        targets = _replay_targets(consumer, lake, positions, partitions, replay, watermarks)
-        commit.rewind(lake.con, table, positions, targets)
+        if lake.metadata is None:
+            raise DrainError(f"replay of {topic}: the lake session has no catalog connection (Lake.metadata), which "
+                             "a replay needs for the rewrite lock it holds against compaction")
+        with maintenance.rewrite_lock(lake.metadata):
+            targets = _replay_targets(consumer, lake, positions, partitions, replay, watermarks)
+            commit.rewind(lake.con, table, positions, targets)
         log.warning("%s: replay from offsets %s (the lake was at %s)", topic, targets, positions.offsets)
         positions = commit.read_positions(lake.con, topic)
     result = DrainResult(topic, quarantine_uri=lake.bucket.uri(layout.quarantine_prefix(topic)))

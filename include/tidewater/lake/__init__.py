@@ -26,6 +26,8 @@ Protocol of one drain of topic T (tidewater.drain.drainer runs it):
    readers never see them and maintenance deletes them as orphans.
 5. Replay goes back only: in one transaction it deletes T's changes and accepted quarantine files from the
    target offsets on and moves the positions back; the warehouse reads the deletions from the change feed.
+   It holds the catalog's rewrite lock (tidewater.lake.maintenance.rewrite_lock) meanwhile: DuckLake 1.5.5
+   loses a deletion that overlaps a compaction of its table without reporting a conflict.
 """
 
 from __future__ import annotations
@@ -34,12 +36,15 @@ from dataclasses import dataclass
 
 import duckdb
 
+from tidewater.config import Connection
 from tidewater.lake.objects import Bucket
 
 
 @dataclass
 class Lake:
-    """A session on the lake: the catalog attached to a DuckDB connection, and the bucket its files are in."""
+    """A session on the lake: the catalog attached to a DuckDB connection, the bucket its files are in, and the
+    catalog database's connection (for the rewrite lock a replay takes)."""
 
     con: duckdb.DuckDBPyConnection
     bucket: Bucket
+    metadata: Connection | None = None
