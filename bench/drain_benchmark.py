@@ -310,7 +310,8 @@ def main() -> None:
             for name in names if round_ % 2 == 0 else list(reversed(names)):
                 result = run_contender(name, topic)
                 results[name].append(result)
-                extra = f", commit {result['commit_s']:.2f}s" if "commit_s" in result else ""
+                extra = "".join(f", {key[:-2]} {value:.2f}s" for key, value in result.items()
+                                if key.endswith("_s") and key != "seconds")
                 print(f"[round {round_ + 1}] {name}: {result['events']:,} events in {result['seconds']:.2f}s "
                       f"({result['events'] / result['seconds']:,.0f}/s, {result.get('runs', 1)} runs, "
                       f"{result.get('files', 0)} files{extra}), peak RSS {result['peak_rss_mib']:.0f} MiB, "

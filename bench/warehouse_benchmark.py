@@ -212,8 +212,9 @@ class Warehouse:
     target: Path
 
     def size_mib(self) -> float:
-        path = Path(self.env.get("TIDEWATER_WAREHOUSE_PATH", ""))
-        return path.stat().st_size / 2**20 if path.is_file() else float("nan")
+        """The warehouse file's size (nan for a DuckLake warehouse: its data is on S3)."""
+        path = Path(self.env["TIDEWATER_WAREHOUSE_PATH"]) if self.name == "file" else None
+        return path.stat().st_size / 2**20 if path is not None and path.is_file() else float("nan")
 
 
 def ducklake_profiles(profiles_dir: Path, metadata_conninfo: str, data_path: str) -> None:
