@@ -50,14 +50,15 @@ def main() -> None:
     base = Settings.from_env()
     bucket = args.bucket or base.lake_bucket
     from tidewater import drain
-    from tidewater.drain.lake import Lake
     from tidewater.gate import context, publish, stage
+    from tidewater.lake import Lake
+    from tidewater.lake.objects import Bucket
 
     results: dict[str, list[float]] = {}
-    client = drain.open_lake(base).client
+    client = drain.open_lake(base).bucket.client
     publish_bucket = f"bench-gate-{uuid.uuid4().hex[:8]}"
     client.create_bucket(Bucket=publish_bucket)
-    lake = Lake(client, publish_bucket)
+    lake = Lake(publish.open_marts(base).con, Bucket(client, publish_bucket))
     with tempfile.TemporaryDirectory(prefix="gate-bench-") as root:
         root = Path(root)
         gx_dir = root / "gx"
