@@ -29,11 +29,11 @@ POLICY = maintenance.Policy(keep_hours=168, file_min_age_hours=1)
 
 
 def drain_slice(settings, lake, topic, replay=None):
-    """One drain of at most 100 records per partition in files of 20 rows: many small files."""
+    """One drain of at most 50 records per partition in files of 5 rows: many small files."""
     consumer = drain.kafka_consumer(settings, group_id=f"test-maintenance-{uuid.uuid4().hex[:12]}")
     try:
         return drainer.drain_topic(consumer, lake, topic, drain.kafka_topic_id(settings, topic),
-                                   DrainLimits(file_max_rows=20, max_records_per_run=100), replay=replay)
+                                   DrainLimits(file_max_rows=5, max_records_per_run=50), replay=replay)
     finally:
         consumer.close()
 
@@ -43,7 +43,7 @@ def small_files_lake(settings, lake) -> None:
     for table in TABLES:
         for _ in range(3):
             drain_slice(settings, lake, table_topic(settings, table))
-    drain_slice(settings, lake, table_topic(settings, "orders"), replay=Replay(offsets={0: 150}))
+    drain_slice(settings, lake, table_topic(settings, "orders"), replay=Replay(offsets={0: 75}))
 
 
 def current_snapshot(lake) -> int:

@@ -56,6 +56,16 @@ def driver(marts: ScratchMarts, *args: str, **popen) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
+def test_before_the_first_publication_readers_are_told_nothing_is_published(marts):
+    assert publish.current_publication(marts.settings) is None
+    with pytest.raises(publish.NothingPublished, match="no publication yet: run the warehouse DAG"):
+        publish.open_published(marts.settings)
+
+    publish_number(marts, 0)
+
+    assert publish.current_publication(marts.settings).endswith("-000")
+
+
 def test_a_reader_polling_during_ten_publications_never_sees_two_publications_mixed(marts, tmp_path):
     publish_number(marts, 0)
     log, stop = tmp_path / "reads.jsonl", tmp_path / "stop"

@@ -40,7 +40,7 @@ STAGING = [table.staging_model for table in TABLES]
 def test_the_lake_holds_the_watermarks_from_the_first_snapshot_whose_positions_reach_them(shop_changes, lake,
                                                                                          group_id):
     topic = table_topic(shop_changes, "orders")
-    runs = [drain_once(shop_changes, lake, topic, group_id, max_records_per_run=1500) for _ in range(3)]
+    runs = [drain_once(shop_changes, lake, topic, group_id, max_records_per_run=100) for _ in range(3)]
     first, second, third = (r.partitions[0].end for r in runs)
     inside_second = {topic: {0: first + 1}}
 

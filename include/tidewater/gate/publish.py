@@ -85,10 +85,20 @@ def open_marts(settings: Settings) -> Lake:
                 Bucket(S3Hook(aws_conn_id=settings.lake_conn_id).get_conn(), settings.lake_bucket))
 
 
+class NothingPublished(LookupError):
+    """The marts catalog has never been written: no publication yet."""
+
+
 def open_published(settings: Settings) -> duckdb.DuckDBPyConnection:
     """A reader's connection: the marts catalog attached read-only as the marts reader, and in use (``select *
-    from fct_orders`` reads ``marts.main.fct_orders``)."""
-    con = catalog.connect(settings, catalog.MARTS, read_only=True)
+    from fct_orders`` reads ``marts.main.fct_orders``). Raises NothingPublished before the first publication."""
+    try:
+        con = catalog.connect(settings, catalog.MARTS, read_only=True)
+    except duckdb.InvalidInputException as error:
+        if "creating a new DuckLake is explicitly disabled" not in str(error):
+            raise
+        raise NothingPublished(f"the marts catalog (connection {settings.marts_reader_conn_id!r}) holds no "
+                               "publication yet: run the warehouse DAG until it publishes (docs/marts.md)") from None
     con.execute(f"use {catalog.MARTS}")
     return con
 
@@ -119,7 +129,11 @@ def current(con: duckdb.DuckDBPyConnection) -> Publication | None:
 
 def current_publication(settings: Settings) -> str | None:
     """The id of the publication readers get now (read as the marts reader), or None before the first one."""
-    with open_published(settings) as con:
+    try:
+        con = open_published(settings)
+    except NothingPublished:
+        return None
+    with con:
         publication = current(con)
     return publication.publication_id if publication else None
 
@@ -254,7 +268,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     if args.command == "list":
-        with open_published(settings) as con:
+        try:
+            con = open_published(settings)
+        except NothingPublished as error:
+            print(f"[marts] {error}")
+            return
+        with con:
             kept = history(con)
         for publication in kept:
             print(("* " if publication is kept[-1] else "  ") + f"{publication.publication_id}  snapshot "
