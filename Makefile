@@ -12,10 +12,14 @@ STACK := stack/stack.sh
 UV := $(shell command -v uv 2>/dev/null || echo "$$($(PYTHON) -m site --user-base)/bin/uv")
 # Sources the settings and Airflow connections the stack writes.
 WITH_ENV := set -a && . ./.stack/env && set +a &&
+# `make test` runs on its own instance of the stack (stack/test.env: data in .stack-test/, other ports): the
+# deployment in .stack/ is not touched.
+TEST_STACK := TIDEWATER_STACK_DIR=$(CURDIR)/.stack-test TIDEWATER_STACK_PROFILE=stack/test.env $(STACK)
+WITH_TEST_ENV := set -a && . ./.stack-test/env && set +a &&
 PYTEST_ARGS ?=
 
 .PHONY: help install lock lint stack-up stack-down stack-status airflow-up airflow-down airflow-status demo-break demo-repair \
-        shop-migrate shop-seed shop-run cdc-register cdc-status cdc-peek drain bench-drain test unit-test demo clean
+        shop-migrate shop-seed shop-run cdc-register cdc-status cdc-peek drain bench-drain test test-stack-up test-stack-down unit-test demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -93,9 +97,15 @@ cdc-peek: ## events per CDC topic and the newest event of each
 unit-test: install ## tests that need no services
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
-test: stack-up dbt/target/manifest.json ## every test (starts the native stack first)
-	$(STACK) airflow-migrate
-	$(WITH_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+test: test-stack-up dbt/target/manifest.json ## every test, on the stack's test instance (.stack-test/; starts it first)
+	$(TEST_STACK) airflow-migrate
+	$(WITH_TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+test-stack-up: install ## start the stack's test instance (what `make test` and a bare pytest use)
+	$(TEST_STACK) up
+
+test-stack-down: ## stop the test instance of the stack (data stays in .stack-test/)
+	$(TEST_STACK) down
 
 demo: cdc-register dbt/target/manifest.json ## the whole pipeline on the native stack, then a summary (again: more traffic, another run)
 	$(STACK) airflow-up
@@ -115,5 +125,5 @@ drain: ## one cdc_drain run in-process (airflow dags test), then what the lake h
 	  || { tail -40 .stack/logs/dags-test-cdc_drain.log; exit 1; }
 	$(WITH_ENV) $(BIN)/tidewater-cdc lake
 
-clean: stack-down ## stop everything and delete .stack/ (all local data)
-	rm -rf .stack
+clean: stack-down test-stack-down ## stop everything and delete .stack/ and .stack-test/ (all local data)
+	rm -rf .stack .stack-test

@@ -28,17 +28,41 @@ AIRFLOW_COMPONENTS=(api-server scheduler dag-processor triggerer)
 # ---------------------------------------------------------------------------------------------
 # settings
 
-while IFS='=' read -r key value; do
-  [[ $key =~ ^[A-Z][A-Z0-9_]*$ ]] || continue
-  [[ -n ${!key+set} ]] || export "$key=$value"
-done <"$ROOT/stack/defaults.env"
+say() { printf '[stack] %s\n' "$*"; }
+die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Exports every KEY=value of a settings file that the environment does not set already (first one wins).
+load_settings() {
+  local key value
+  while IFS='=' read -r key value; do
+    [[ $key =~ ^[A-Z][A-Z0-9_]*$ ]] || continue
+    [[ -n ${!key+set} ]] || export "$key=$value"
+  done <"$1"
+}
+# TIDEWATER_STACK_PROFILE: a file of settings read before the defaults (stack/test.env: the test instance).
+[[ -z ${TIDEWATER_STACK_PROFILE:-} ]] || load_settings "$ROOT/${TIDEWATER_STACK_PROFILE#"$ROOT/"}"
+load_settings "$ROOT/stack/defaults.env"
 
 LOGS=$STACK/logs
 RUN=$STACK/run
 mkdir -p "$LOGS" "$RUN"
 
-say() { printf '[stack] %s\n' "$*"; }
-die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
+# Secrets: generated once per installation into $STACK/secrets (mode 0600, stack/envfile.py), never committed.
+# An exported variable wins over the file, as for every setting.
+SECRETS_FILE=$STACK/secrets
+ensure_secrets() {
+  if [[ ! -f $SECRETS_FILE && -f $STACK/postgres/data/PG_VERSION ]]; then
+    die "$STACK was created before generated secrets (with the public default passwords): stop it and delete it (make clean), then make stack-up"
+  fi
+  local added; added=$("$PY" "$ROOT/stack/envfile.py" secrets "$SECRETS_FILE" 2>&1) || die "$added"
+  [[ $added == *TIDEWATER_AIRFLOW_ADMIN_PASSWORD* ]] && FIRST_LOGIN=1
+  return 0
+}
+load_secrets() {
+  [[ ! -f $SECRETS_FILE ]] || eval "$("$PY" "$ROOT/stack/envfile.py" exports "$SECRETS_FILE")"
+}
+FIRST_LOGIN=
+load_secrets
 
 # ---------------------------------------------------------------------------------------------
 # prerequisites (a fresh machine installs what it lacks)
@@ -344,35 +368,40 @@ health_smtp() { tcp_open "$TIDEWATER_SMTP_HOST" "$TIDEWATER_SMTP_PORT"; }
 # ---------------------------------------------------------------------------------------------
 # .stack/env: settings plus the Airflow connections, for make targets, tests and Airflow itself
 
+urlencode() { "$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
+
+# Every setting of stack/defaults.env, every secret and what derives from them, each value shell-quoted
+# (stack/envfile.py); mode 0600: it holds the secrets.
 write_env() {
-  {
-    echo "# Written by stack/stack.sh from stack/defaults.env. Source it: set -a; . .stack/env; set +a"
-    grep -oE '^[A-Z][A-Z0-9_]*' "$ROOT/stack/defaults.env" | while read -r key; do
-      printf "%s='%s'\n" "$key" "${!key}"
-    done
-    "$PY" -m tidewater.stackenv || die "could not derive the Airflow connections"
-    cat <<EOF
-TIDEWATER_STACK_DIR='$STACK'
-TIDEWATER_WAREHOUSE_PATH='$STACK/warehouse/warehouse.duckdb'
-AIRFLOW_HOME='$STACK/airflow'
-AIRFLOW__CORE__DAGS_FOLDER='$ROOT/dags'
-AIRFLOW__CORE__PLUGINS_FOLDER='$ROOT/plugins'
-AIRFLOW__CORE__LOAD_EXAMPLES='False'
-AIRFLOW__CORE__EXECUTOR='LocalExecutor'
-AIRFLOW__CORE__PARALLELISM='4'
-AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS='$TIDEWATER_AIRFLOW_ADMIN_USER:admin'
-AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE='$STACK/airflow/passwords.json'
-AIRFLOW__DATABASE__SQL_ALCHEMY_CONN='postgresql+psycopg://$TIDEWATER_AIRFLOW_DB_USER:$TIDEWATER_AIRFLOW_DB_PASSWORD@$TIDEWATER_PG_HOST:$TIDEWATER_PG_PORT/$TIDEWATER_AIRFLOW_DB'
-AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC='postgresql+psycopg_async://$TIDEWATER_AIRFLOW_DB_USER:$TIDEWATER_AIRFLOW_DB_PASSWORD@$TIDEWATER_PG_HOST:$TIDEWATER_PG_PORT/$TIDEWATER_AIRFLOW_DB'
-AIRFLOW__API__HOST='127.0.0.1'
-AIRFLOW__API__PORT='$TIDEWATER_AIRFLOW_PORT'
-AIRFLOW__API__BASE_URL='http://127.0.0.1:$TIDEWATER_AIRFLOW_PORT'
-AIRFLOW__API__SECRET_KEY='tidewater-local-only'
-AIRFLOW__API_AUTH__JWT_SECRET='tidewater-local-only-jwt-secret'
-AIRFLOW__COSMOS__ENABLE_TELEMETRY='False'
-AIRFLOW__COSMOS__CACHE_DIR='$STACK/airflow/cosmos'
-EOF
-  } >"$STACK/env.tmp"
+  (
+    local db; db="$(urlencode "$TIDEWATER_AIRFLOW_DB_USER"):$(urlencode "$TIDEWATER_AIRFLOW_DB_PASSWORD")"
+    db+="@$TIDEWATER_PG_HOST:$TIDEWATER_PG_PORT/$(urlencode "$TIDEWATER_AIRFLOW_DB")"
+    export TIDEWATER_STACK_DIR=$STACK TIDEWATER_WAREHOUSE_PATH=$STACK/warehouse/warehouse.duckdb \
+      TIDEWATER_MARTS_DIR=$STACK/marts TIDEWATER_MAIL_DIR=$STACK/mail \
+      AIRFLOW_HOME=$STACK/airflow AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins \
+      AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__EXECUTOR=LocalExecutor AIRFLOW__CORE__PARALLELISM=4 \
+      AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=$TIDEWATER_AIRFLOW_ADMIN_USER:admin \
+      AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$STACK/airflow/passwords.json \
+      AIRFLOW__CORE__FERNET_KEY=$TIDEWATER_AIRFLOW_FERNET_KEY \
+      AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg://$db \
+      AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC=postgresql+psycopg_async://$db \
+      AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$TIDEWATER_AIRFLOW_PORT \
+      AIRFLOW__API__BASE_URL=http://127.0.0.1:$TIDEWATER_AIRFLOW_PORT \
+      AIRFLOW__API__SECRET_KEY=$TIDEWATER_AIRFLOW_SECRET_KEY AIRFLOW__API_AUTH__JWT_SECRET=$TIDEWATER_AIRFLOW_JWT_SECRET \
+      AIRFLOW__COSMOS__ENABLE_TELEMETRY=False AIRFLOW__COSMOS__CACHE_DIR=$STACK/airflow/cosmos
+    echo "# Written by stack/stack.sh (settings: stack/defaults.env, secrets: $SECRETS_FILE). Source it: set -a; . $STACK/env; set +a"
+    # shellcheck disable=SC2046
+    "$PY" "$ROOT/stack/envfile.py" quote $(grep -oE '^[A-Z][A-Z0-9_]*' "$ROOT/stack/defaults.env") \
+      $("$PY" "$ROOT/stack/envfile.py" names) TIDEWATER_STACK_DIR TIDEWATER_WAREHOUSE_PATH TIDEWATER_MARTS_DIR \
+      TIDEWATER_MAIL_DIR AIRFLOW_HOME AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__PLUGINS_FOLDER \
+      AIRFLOW__CORE__LOAD_EXAMPLES AIRFLOW__CORE__EXECUTOR AIRFLOW__CORE__PARALLELISM \
+      AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE \
+      AIRFLOW__CORE__FERNET_KEY AIRFLOW__DATABASE__SQL_ALCHEMY_CONN AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC \
+      AIRFLOW__API__HOST AIRFLOW__API__PORT AIRFLOW__API__BASE_URL AIRFLOW__API__SECRET_KEY \
+      AIRFLOW__API_AUTH__JWT_SECRET AIRFLOW__COSMOS__ENABLE_TELEMETRY AIRFLOW__COSMOS__CACHE_DIR
+    "$PY" -m tidewater.stackenv
+  ) >"$STACK/env.tmp" || die "could not write $STACK/env"
+  chmod 600 "$STACK/env.tmp"
   mv "$STACK/env.tmp" "$STACK/env"
 }
 
@@ -384,8 +413,8 @@ airflow_env() { set -a; . "$STACK/env"; set +a; }
 airflow_migrate() {
   airflow_env
   mkdir -p "$AIRFLOW_HOME"
-  printf '{"%s": "%s"}\n' "$TIDEWATER_AIRFLOW_ADMIN_USER" "$TIDEWATER_AIRFLOW_ADMIN_PASSWORD" \
-    >"$AIRFLOW_HOME/passwords.json"
+  "$PY" "$ROOT/stack/envfile.py" airflow-passwords "$AIRFLOW_HOME/passwords.json" \
+    "$TIDEWATER_AIRFLOW_ADMIN_USER" TIDEWATER_AIRFLOW_ADMIN_PASSWORD
   "$AIRFLOW_BIN" db migrate >"$LOGS/airflow-migrate.log" 2>&1 \
     || die "airflow db migrate failed: see $LOGS/airflow-migrate.log"
   # DuckDB allows one writer process: every task that writes the warehouse takes this pool's one slot.
@@ -402,7 +431,7 @@ airflow_up() {
   spawn airflow-dag-processor "$AIRFLOW_BIN" dag-processor
   spawn airflow-triggerer "$AIRFLOW_BIN" triggerer --skip-serve-logs
   await airflow-api-server 180 health_airflow
-  say "Airflow UI: $AIRFLOW__API__BASE_URL (login $TIDEWATER_AIRFLOW_ADMIN_USER / $TIDEWATER_AIRFLOW_ADMIN_PASSWORD)"
+  say "Airflow UI: $AIRFLOW__API__BASE_URL (login $TIDEWATER_AIRFLOW_ADMIN_USER; password: TIDEWATER_AIRFLOW_ADMIN_PASSWORD in $SECRETS_FILE)"
 }
 # Healthy when the api-server answers and reports every component healthy.
 health_airflow() {
@@ -426,6 +455,7 @@ airflow_status() {
 up() {
   [[ -x $PY ]] || die "no virtualenv at $ROOT/.venv: run make install first"
   ensure_artifacts
+  ensure_secrets; load_secrets
   write_env
   start_postgres; await postgres 60; bootstrap_postgres
   start_kafka; await kafka 120
@@ -434,6 +464,10 @@ up() {
   await smtp 30
   await connect 180
   say "stack is up; settings and connections in $STACK/env; logs in $LOGS"
+  if [[ -n $FIRST_LOGIN ]]; then
+    say "generated this installation's secrets in $SECRETS_FILE (mode 0600). Airflow login, shown once:"
+    say "  user $TIDEWATER_AIRFLOW_ADMIN_USER  password $TIDEWATER_AIRFLOW_ADMIN_PASSWORD"
+  fi
 }
 
 down() {

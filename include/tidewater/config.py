@@ -174,7 +174,8 @@ def _positive(env: Mapping[str, str], key: str, default: int | float, why: str =
 # uses is known; a new stack setting goes here as well as in stack/defaults.env.
 OTHER_VARIABLES = frozenset({
     "TIDEWATER_AIRFLOW_ADMIN_PASSWORD", "TIDEWATER_AIRFLOW_ADMIN_USER", "TIDEWATER_AIRFLOW_DB",
-    "TIDEWATER_AIRFLOW_DB_PASSWORD", "TIDEWATER_AIRFLOW_DB_USER", "TIDEWATER_AIRFLOW_JWT_SECRET",
+    "TIDEWATER_AIRFLOW_DB_PASSWORD", "TIDEWATER_AIRFLOW_DB_USER", "TIDEWATER_AIRFLOW_FERNET_KEY",
+    "TIDEWATER_AIRFLOW_JWT_SECRET", "TIDEWATER_STACK_PROFILE",
     "TIDEWATER_AIRFLOW_PORT", "TIDEWATER_AIRFLOW_SECRET_KEY", "TIDEWATER_ALERT_EMAIL_FROM", "TIDEWATER_BIND_ADDRESS",
     "TIDEWATER_CACHE_DIR", "TIDEWATER_CONNECT_HOST", "TIDEWATER_CONNECT_PORT", "TIDEWATER_JUPYTER_PORT",
     "TIDEWATER_JUPYTER_TOKEN", "TIDEWATER_KAFKA_CONTROLLER_PORT", "TIDEWATER_KAFKA_HOST", "TIDEWATER_KAFKA_PORT",
@@ -229,9 +230,9 @@ class Settings:
     marts_reader_conn_id: str = "marts_catalog_reader"
     smtp_conn_id: str = "smtp_default"
     shop_user: str = "shop_app"
-    shop_password: str = "shop-app-secret"
+    shop_password: str = ""  # no default: generated per installation (stack/envfile.py)
     debezium_user: str = "debezium"
-    debezium_password: str = "debezium-secret"
+    debezium_password: str = ""
     connect_url: str = "http://127.0.0.1:28083"
     cdc_connector: str = "shop-postgres"
     cdc_topic_prefix: str = "shop"
@@ -353,7 +354,10 @@ class Settings:
                                        "0 would expire the snapshot a reader has just started reading"),
             gate_max_change_age_hours=_positive(env, "TIDEWATER_GATE_MAX_CHANGE_AGE_HOURS",
                                                 defaults.gate_max_change_age_hours),
-            docs_url=env.get("TIDEWATER_DOCS_URL", defaults.docs_url).rstrip("/"),
+            # The docs site is a plugin of the api-server: under its URL unless told otherwise.
+            docs_url=env.get("TIDEWATER_DOCS_URL") or (
+                env["AIRFLOW__API__BASE_URL"].rstrip("/") + "/tidewater-docs" if env.get("AIRFLOW__API__BASE_URL")
+                else defaults.docs_url).rstrip("/"),
             drain_interval_minutes=_positive(env, "TIDEWATER_DRAIN_INTERVAL_MINUTES", defaults.drain_interval_minutes),
             drain_topic_regex=env.get("TIDEWATER_DRAIN_TOPIC_REGEX", defaults.drain_topic_regex),
             drain_max_records_per_run=_positive(env, "TIDEWATER_DRAIN_MAX_RECORDS_PER_RUN",
@@ -396,7 +400,12 @@ class Settings:
         )
 
     def migration_settings(self) -> dict[str, str]:
-        """Values the shop's SQL migrations read as ``tidewater.*`` settings."""
+        """Values the shop's SQL migrations read as ``tidewater.*`` settings; refuses an unset password."""
+        for variable, value in (("TIDEWATER_SHOP_PASSWORD", self.shop_password),
+                                ("TIDEWATER_DEBEZIUM_PASSWORD", self.debezium_password)):
+            if not value:
+                raise ConfigError(f"{variable} is not set: the shop's roles need a password (the native stack "
+                                  "generates it into .stack/secrets and .stack/env; compose: stack/envfile.py)")
         return {"shop_user": self.shop_user, "shop_password": self.shop_password,
                 "debezium_user": self.debezium_user,
                 "debezium_password": self.debezium_password}

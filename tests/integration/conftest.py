@@ -37,7 +37,7 @@ def settings() -> Settings:
         with psycopg.connect(settings.shop_conninfo(admin=True), connect_timeout=5):
             pass
     except Exception as exc:  # the message must say what to do, whatever the cause
-        pytest.fail(f"the native stack is not reachable ({exc}); start it with `make stack-up`")
+        pytest.fail(f"the stack's test instance is not reachable ({exc}); start it with `make test-stack-up`")
     return settings
 
 

@@ -18,6 +18,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,7 +30,14 @@ from tidewater.config import REPO_ROOT, Settings, parse_connection, read_env_fil
 from tidewater.stackenv import airflow_connections
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
-DEFAULTS = read_env_file(REPO_ROOT / "stack" / "defaults.env")
+sys.path.insert(0, str(REPO_ROOT / "stack"))
+import envfile  # noqa: E402  (stack/envfile.py: stdlib only)
+
+# What compose interpolates with: stack/defaults.env, and the secrets the documented
+# `python3 stack/envfile.py secrets .env` generates (none has a default).
+SETTINGS_FILE = read_env_file(REPO_ROOT / "stack" / "defaults.env")
+GENERATED = {name: envfile.generate(name) for name in envfile.SECRETS}
+DEFAULTS = SETTINGS_FILE | GENERATED
 STACK_SH = (REPO_ROOT / "stack" / "stack.sh").read_text()
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 # Where Tidewater's code reads settings: a variable must be known to one of them (or to stack/defaults.env).
@@ -105,18 +113,27 @@ RESOLVED = interpolate({key: value for key, value in RAW.items() if not key.star
 SERVICES: dict[str, dict] = RESOLVED["services"]
 
 
+def test_compose_refuses_to_start_until_the_secrets_are_generated():
+    with pytest.raises(AssertionError, match=r"is required: run python3 stack/envfile.py secrets .env first"):
+        interpolate({key: value for key, value in RAW.items() if not key.startswith("x-")}, SETTINGS_FILE)
+    assert not set(envfile.SECRETS) & SETTINGS_FILE.keys(), "a secret has a default in stack/defaults.env"
+
+
 def is_one_shot(service: dict) -> bool:
     return service.get("restart") == "no"
 
 
 def container_env(name: str) -> dict[str, str]:
-    """A service's environment as docker compose builds it (env_file, then environment), without a .env."""
+    """A service's environment as docker compose builds it (env_file, then environment), with a .env of
+    generated secrets only."""
     service = SERVICES[name]
     env: dict[str, str] = {}
     for entry in service.get("env_file", []):
         entry = entry if isinstance(entry, dict) else {"path": entry}
         path = PROJECT / entry["path"]
-        if path.exists() and path.name != ".env":
+        if path.name == ".env":
+            env |= GENERATED  # what the documented command writes there (the user's own .env is not read)
+        elif path.exists():
             env |= read_env_file(path)
     env |= {key: str(value) for key, value in (service.get("environment") or {}).items()}
     return env
@@ -245,7 +262,7 @@ def test_env_example_documents_every_setting_with_the_native_default():
     missing = sorted((DEFAULTS.keys() | settings_read) - documented.keys() - {"TIDEWATER_CONNECT_URL"})
     assert not missing, f".env.example does not document: {missing}"
     stale = {key: (value, DEFAULTS[key]) for key, value in documented.items()
-             if key in DEFAULTS and value != DEFAULTS[key]}
+             if key in SETTINGS_FILE and value != DEFAULTS[key]}
     assert not stale, f".env.example shows defaults that stack/defaults.env does not have (shown, real): {stale}"
     strangers = sorted(documented.keys() - DEFAULTS.keys() - known_to_code())
     assert not strangers, f".env.example documents settings nothing reads: {strangers}"
