@@ -21,7 +21,7 @@ import os
 import duckdb
 
 from tidewater.config import ConfigError, Connection, Settings, get_connection
-from tidewater.duck import load_extensions, s3_secret_sql
+from tidewater.duck import create_s3_secret, load_extensions
 from tidewater.lake import catalog
 
 
@@ -39,7 +39,7 @@ def open_marts(settings: Settings) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the marts catalog attached read-only as the marts reader, and in use."""
     con = duckdb.connect()
     load_extensions(con, "httpfs", "ducklake", "postgres")
-    con.execute(s3_secret_sql(_reader_s3()))
+    create_s3_secret(con, _reader_s3())
     catalog.attach(con, catalog.MARTS, get_connection(settings.marts_reader_conn_id),
                    catalog.data_path(settings, catalog.MARTS), read_only=True)
     con.execute(f"use {catalog.MARTS}")

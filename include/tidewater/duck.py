@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import duckdb
 
 from tidewater.config import ConfigError, Connection
+from tidewater.sqltext import identifier, literal, redacting
 
 EXTENSIONS = ("httpfs", "ducklake", "postgres")  # each from its pinned duckdb-extension-<name> package
 
@@ -43,7 +44,9 @@ def load_extensions(con: duckdb.DuckDBPyConnection, *names: str) -> None:
 
 
 def s3_secret_sql(conn: Connection, name: str = "lake") -> str:
-    """CREATE SECRET for an S3 connection (endpoint from its extras, path-style as MinIO wants)."""
+    """CREATE SECRET for an S3 connection (endpoint from its extras, path-style as MinIO wants); every value a
+    quoted literal (CREATE SECRET takes no parameters). Run it with `create_s3_secret`, whose errors never
+    quote the key."""
     endpoint = urlsplit(conn.extra.get("endpoint_url", ""))
     options = {
         "TYPE": "s3",
@@ -54,14 +57,20 @@ def s3_secret_sql(conn: Connection, name: str = "lake") -> str:
     if endpoint.netloc:
         options |= {"ENDPOINT": endpoint.netloc, "URL_STYLE": "path",
                     "USE_SSL": "true" if endpoint.scheme == "https" else "false"}
-    body = ", ".join(f"{key} {value if key == 'USE_SSL' else repr(value)}" for key, value in options.items())
-    return f"CREATE OR REPLACE SECRET {name} ({body})"
+    body = ", ".join(f"{key} {literal(value)}" for key, value in options.items())
+    return f"CREATE OR REPLACE SECRET {identifier(name)} ({body})"
+
+
+def create_s3_secret(con: duckdb.DuckDBPyConnection, conn: Connection, name: str = "lake") -> None:
+    """Creates `s3_secret_sql`'s secret; an error is raised with the connection's key id and secret redacted."""
+    with redacting(conn.password, conn.login):
+        con.execute(s3_secret_sql(conn, name))
 
 
 def connect_lake(conn: Connection, database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(database, read_only=read_only)
     load_extensions(con, "httpfs")
-    con.execute(s3_secret_sql(conn))
+    create_s3_secret(con, conn)
     return con
 
 

@@ -139,16 +139,6 @@ def test_the_monitors_names_of_the_lake_are_the_lakes_own():
         catalog.LAKE, commit.POSITIONS, publish.POINTER_KEY)
 
 
-def test_a_conninfo_in_an_error_loses_its_password():
-    error = ("Existing DuckLake at metadata catalog \"postgres:host='127.0.0.1' user='w' password='s\\'e cret' "
-             "dbname='lake'\" does not exist; also password=plain dbname=x")
-
-    masked = sources.without_password(error)
-
-    assert "s\\'e cret" not in masked and "plain" not in masked
-    assert "user='w' password=*** dbname='lake'" in masked and "password=*** dbname=x" in masked
-
-
 def test_the_heartbeat_row_is_keyed_by_the_connectors_own_slot():
     config = connector.render_config(Settings())
 

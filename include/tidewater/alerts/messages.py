@@ -64,16 +64,18 @@ def deadline_email_templates(*, dag_id: str, airflow_url: str) -> Email:
     """Jinja templates for SmtpNotifier, rendered by the triggerer when a Deadline Alert fires.
 
     A deadline callback's context holds only ``dag_run`` (the REST API's JSON of the run) and ``deadline``
-    (``id``, ``deadline_time``), so everything else is filled in here.
+    (``id``, ``deadline_time``), so everything else is filled in here. Airflow renders them without
+    autoescaping: every value of the context is escaped in the HTML by the template itself (``| e``; the link's
+    run id ``| urlencode``); the subject is plain text.
     """
     base = f"{airflow_url.rstrip('/')}/dags/{quote(dag_id, safe='')}/runs/"
     url = base + "{{ dag_run.dag_run_id | urlencode }}"  # not HTML-escaped: it is a template
     return Email(
         subject=f"{SUBJECT_PREFIX} DEADLINE missed: {dag_id} run {{{{ dag_run.dag_run_id }}}}",
         html=_page(
-            f"<p>DAG <b>{escape(dag_id)}</b> run <code>{{{{ dag_run.dag_run_id }}}}</code> had not finished by its "
-            "deadline <b>{{ deadline.deadline_time }}</b> (it was queued at {{ dag_run.queued_at }}). "
-            "State when the deadline passed: {{ dag_run.state }}.</p>",
+            f"<p>DAG <b>{escape(dag_id)}</b> run <code>{{{{ dag_run.dag_run_id | e }}}}</code> had not finished by "
+            "its deadline <b>{{ deadline.deadline_time | e }}</b> (it was queued at {{ dag_run.queued_at | e }}). "
+            "State when the deadline passed: {{ dag_run.state | e }}.</p>",
             f'<p><a href="{url}">The run in Airflow</a>: {url}</p>',
         ),
     )
@@ -213,8 +215,11 @@ def reconcile_email(report: dict, *, lake_uri: str) -> Email:
         if t["status"] == "error":
             parts.append(f"<pre>{escape(t['error'] or '')}</pre>")
             continue
-        parts.append(f"<p>rows: PostgreSQL {t['source_rows']}, warehouse {t['warehouse_rows']}; checksum: "
-                     f"PostgreSQL {t['source_checksum']}, warehouse {t['warehouse_checksum']}</p><ul>")
+        figures = {name: escape(str(t[name])) for name in
+                   ("source_rows", "warehouse_rows", "source_checksum", "warehouse_checksum")}
+        parts.append(f"<p>rows: PostgreSQL {figures['source_rows']}, warehouse {figures['warehouse_rows']}; "
+                     f"checksum: PostgreSQL {figures['source_checksum']}, warehouse {figures['warehouse_checksum']}"
+                     "</p><ul>")
         labels = {"missing": "in PostgreSQL, missing in the warehouse", "extra": "in the warehouse, not in PostgreSQL",
                   "differing": "in both, with other values"}
         for kind, label in labels.items():

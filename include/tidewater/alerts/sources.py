@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from tidewater.alerts.freshness import ConnectorHealth, Measurement, Observation, State, age_minutes
 from tidewater.config import Settings
+from tidewater.sqltext import identifier
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,6 @@ def change_measurement(table: str, *, newest: datetime | None, where: str, futur
                        detail=detail)
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def change_tables(con: Any) -> list[str]:
     """The lake's change tables (``lake.main.<table>``), by name."""
     return [row[0] for row in con.execute(
@@ -82,7 +78,7 @@ def read_changes(con: Any, table: str, cutoff: datetime, since: datetime | None 
     where = "WHERE _source_ts > $since" if since is not None else ""
     return con.execute(
         "SELECT max(_source_ts) FILTER (WHERE _source_ts <= $cutoff), count(*) FILTER (WHERE _source_ts > $cutoff), "
-        f"max(_source_ts) FILTER (WHERE _source_ts > $cutoff) FROM {LAKE}.main.{_quote(table)} {where}",
+        f"max(_source_ts) FILTER (WHERE _source_ts > $cutoff) FROM {LAKE}.main.{identifier(table)} {where}",
         {"cutoff": cutoff} | ({"since": since} if since is not None else {})).fetchone()
 
 
@@ -293,11 +289,6 @@ class LakeCatalogError(RuntimeError):
     """The lake catalog could not be attached; the message names the connection (never its password)."""
 
 
-def without_password(text: str) -> str:
-    """`text` with the password of any libpq conninfo in it masked (DuckDB's errors quote the whole conninfo)."""
-    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", text)
-
-
 def open_lake_catalog(settings: Settings) -> Any:
     """The lake catalog attached read-only as `lake`. A catalog no drain has created yet reads as an empty lake (no
     change tables, no positions): a new deployment's monitor reports every topic's whole lag, not an error."""
@@ -311,7 +302,7 @@ def open_lake_catalog(settings: Settings) -> Any:
         if "creating a new DuckLake is explicitly disabled" not in str(exc):
             raise LakeCatalogError(
                 f"could not attach the lake catalog read-only through connection {settings.lake_catalog_conn_id!r}: "
-                f"{without_password(str(exc))}. Check that connection and the catalog database (make stack-up "
+                f"{exc}. Check that connection and the catalog database (make stack-up "
                 "creates it)") from None
     log.warning("lake catalog of connection %r holds no DuckLake yet (no drain has committed): an empty lake",
                 settings.lake_catalog_conn_id)

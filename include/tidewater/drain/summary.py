@@ -17,6 +17,7 @@ from tidewater.config import Settings
 from tidewater.lake import Lake, commit
 from tidewater.lake import objects as layout
 from tidewater.lake.catalog import LAKE
+from tidewater.sqltext import identifier, literal
 
 SNAPSHOTS = 5  # how many of the latest snapshots the summary shows
 CHANGE_LABELS = {  # DuckLake's names of a snapshot's changes, as the summary says them
@@ -35,16 +36,17 @@ def _change_tables(lake: Lake) -> list[str]:
 def _table_names(lake: Lake) -> dict[str, str]:
     """DuckLake table id (as snapshots' changes name them) → table name."""
     return {str(table_id): name for table_id, name in lake.con.execute(
-        f"SELECT table_id, table_name FROM ducklake_table_info('{LAKE}')").fetchall()}
+        f"SELECT table_id, table_name FROM ducklake_table_info({literal(LAKE)})").fetchall()}
 
 
 def _table_lines(lake: Lake, tables: list[str]) -> list[str]:
-    files = dict(lake.con.execute(f"SELECT table_name, file_count FROM ducklake_table_info('{LAKE}')").fetchall())
+    files = dict(lake.con.execute(f"SELECT table_name, file_count FROM ducklake_table_info({literal(LAKE)})"
+                                  ).fetchall())
     lines = ["  change tables (lake.main):"]
     for table in tables:
         rows, newest, ops = lake.con.execute(
             f"SELECT count(*), max(_source_ts), string_agg(DISTINCT _op, '' ORDER BY _op) "
-            f"FROM {commit.CHANGES}.{commit.quote(table)}").fetchone()
+            f"FROM {commit.CHANGES}.{identifier(table)}").fetchone()
         lines.append(f"    {table:<12} {rows:>8} changes in {files.get(table, 0):>4} data files, ops {ops or '-'}, "
                      f"newest {newest}")
     return lines

@@ -22,6 +22,7 @@ from typing import Any
 
 import duckdb
 
+from tidewater import sqltext
 from tidewater.config import Settings
 from tidewater.gate import docs
 from tidewater.gate.report import GateReport, summarise
@@ -101,7 +102,7 @@ def batch_frame(con: duckdb.DuckDBPyConnection, sql: str):
     for name, kind in zip(relation.columns, relation.types, strict=True):
         if str(kind) in _INFINITY_STAND_INS:
             latest, earliest = _INFINITY_STAND_INS[str(kind)]
-            column = '"' + name.replace('"', '""') + '"'
+            column = sqltext.identifier(name)
             replaced.append(f"case when isinf({column}) then (case when {column} > {latest} then {latest} "
                             f"else {earliest} end) else {column} end as {column}")
     if replaced:

@@ -34,10 +34,11 @@ from typing import Literal
 import duckdb
 
 from tidewater.config import ConfigError, Settings
-from tidewater.gate.stage import candidate_path, discard_candidate, sql_string
+from tidewater.gate.stage import candidate_path, discard_candidate
 from tidewater.gate.suites import MARTS
 from tidewater.lake import Lake, catalog
 from tidewater.lake.objects import ObjectStoreError
+from tidewater.sqltext import literal
 
 PREFIX = "marts"  # the marts catalog's data files in the lake bucket (catalog.DATA_PREFIX)
 POINTER_KEY = f"{PREFIX}/_current.json"  # the last publication's summary, for monitors
@@ -156,7 +157,7 @@ def _replace_marts(con: duckdb.DuckDBPyConnection, publication_id: str, action: 
         with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended the transaction
             con.execute("rollback")
         raise
-    snapshot_id = con.execute(f"select id from ducklake_last_committed_snapshot({sql_string(catalog.MARTS)})"
+    snapshot_id = con.execute(f"select id from ducklake_last_committed_snapshot({literal(catalog.MARTS)})"
                               ).fetchone()[0]
     published = next((p for p in reversed(history(con)) if p.snapshot_id == snapshot_id), None)
     if published is None or published.publication_id != publication_id:
@@ -201,7 +202,7 @@ def publish(settings: Settings, publication_id: str, marts: Lake) -> Publication
         raise ConfigError(f"candidate {publication_id} is older than the published {now.publication_id}: a newer "
                           "candidate was published meanwhile, so this one is discarded (a rollback publishes "
                           "an earlier publication on purpose: python -m tidewater.gate.publish rollback)")
-    con.execute(f"attach {sql_string(candidate)} as candidate (read_only)")
+    con.execute(f"attach {literal(candidate)} as candidate (read_only)")
     try:
         published = _replace_marts(con, publication_id, "publish", "candidate.{schema}.{table}")
     finally:
@@ -243,7 +244,7 @@ def retain(settings: Settings, con: duckdb.DuckDBPyConnection, now: datetime | N
     publishes that never committed once that old. The snapshot current at the cutoff stays (readers may have
     started on it since), and so does every later one."""
     cutoff = (now or datetime.now(UTC)) - timedelta(hours=settings.marts_keep_hours)
-    alias = sql_string(catalog.MARTS)
+    alias = literal(catalog.MARTS)
     anchor = con.execute(f"select max(snapshot_time) from {catalog.MARTS}.snapshots() where snapshot_time <= ?",
                          [cutoff]).fetchone()[0]
     expired = []

@@ -17,13 +17,9 @@ import duckdb
 
 from tidewater.config import ConfigError, Settings
 from tidewater.gate.suites import MARTS, source_state_sql
+from tidewater.sqltext import literal
 
 MARTS_FILE = "marts.duckdb"
-
-
-def sql_string(value: object) -> str:
-    """A SQL string literal (ATTACH and COPY take no parameters)."""
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def new_publication_id(now: datetime | None = None) -> str:
@@ -58,7 +54,7 @@ def stage_candidate(settings: Settings, publication_id: str) -> Path:
         if missing:
             raise ConfigError(f"the warehouse {warehouse} lacks the marts {', '.join(missing)}: run the dbt build")
         con.execute("detach database if exists candidate")
-        con.execute(f"attach {sql_string(target)} as candidate")
+        con.execute(f"attach {literal(target)} as candidate")
         try:
             for table in MARTS:
                 con.execute(f"create table candidate.main.{table} as select * from {table}")

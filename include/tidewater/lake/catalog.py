@@ -9,15 +9,12 @@ from __future__ import annotations
 import duckdb
 
 from tidewater.config import Connection, Settings, get_connection
-from tidewater.duck import load_extensions, s3_secret_sql
+from tidewater.duck import create_s3_secret, load_extensions
+from tidewater.sqltext import identifier, literal, redacting
 
 LAKE = "lake"  # the alias the change tables' catalog is attached as
 MARTS = "marts"  # the alias the published marts' catalog is attached as
 DATA_PREFIX = {LAKE: "lake/", MARTS: "marts/"}  # where each catalog's data files live in the lake bucket
-
-
-def sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def data_path(settings: Settings, alias: str) -> str:
@@ -28,15 +25,17 @@ def attach(con: duckdb.DuckDBPyConnection, alias: str, metadata: Connection, dat
            read_only: bool = False) -> None:
     """Attaches the DuckLake whose metadata database `metadata` names as `alias` (created on first attach).
 
-    DuckLake keeps the data path in its metadata; `data_path` is what a new catalog gets.
+    DuckLake keeps the data path in its metadata; `data_path` is what a new catalog gets. ATTACH takes no
+    parameters: its values are quoted literals, and its errors (which quote the conninfo) lose the password.
     """
     if not metadata.schema:
         raise ValueError(f"connection {metadata.conn_id!r}: no database (schema) set: it names the DuckLake catalog")
-    options = [f"DATA_PATH {sql_string(data_path)}", "METADATA_SCHEMA 'public'"]
+    options = [f"DATA_PATH {literal(data_path)}", "METADATA_SCHEMA 'public'"]
     if read_only:
         options.append("READ_ONLY")
-    con.execute(f"ATTACH {sql_string('ducklake:postgres:' + metadata.postgres_conninfo())} AS {alias} "
-                f"({', '.join(options)})")
+    with redacting(metadata.password):
+        con.execute(f"ATTACH {literal('ducklake:postgres:' + metadata.postgres_conninfo())} AS {identifier(alias)} "
+                    f"({', '.join(options)})")
 
 
 def connect(settings: Settings, *aliases: str, read_only: bool = False,
@@ -45,7 +44,7 @@ def connect(settings: Settings, *aliases: str, read_only: bool = False,
     `read_only` attaches the marts as their reader)."""
     con = duckdb.connect(database)
     load_extensions(con, "httpfs", "ducklake", "postgres")
-    con.execute(s3_secret_sql(get_connection(settings.lake_conn_id)))
+    create_s3_secret(con, get_connection(settings.lake_conn_id))
     for alias in aliases or (LAKE,):
         conn_id = settings.lake_catalog_conn_id if alias == LAKE else (
             settings.marts_reader_conn_id if read_only else settings.marts_catalog_conn_id)

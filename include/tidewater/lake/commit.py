@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
-from tidewater.lake.catalog import LAKE, sql_string
+from tidewater.lake.catalog import LAKE
+from tidewater.sqltext import identifier, literal
 
 log = logging.getLogger(__name__)
 
@@ -108,23 +109,19 @@ def _ensure_columns(con: duckdb.DuckDBPyConnection, table: str, files: list[Data
         for name, kind in _duckdb_types(con, file.schema).items():
             wanted.setdefault(name, kind)
     existing = table_columns(con, table)
-    target = f"{CHANGES}.{quote(table)}"
+    target = f"{CHANGES}.{identifier(table)}"
     if existing is None:
-        columns = ", ".join(f"{quote(name)} {kind}" for name, kind in wanted.items())
+        columns = ", ".join(f"{identifier(name)} {kind}" for name, kind in wanted.items())
         con.execute(f"CREATE TABLE {target} ({columns})")
         return
     for name, kind in wanted.items():
         if name not in existing:
-            con.execute(f"ALTER TABLE {target} ADD COLUMN {quote(name)} {kind}")
+            con.execute(f"ALTER TABLE {target} ADD COLUMN {identifier(name)} {kind}")
         elif existing[name] != kind:
             raise LakeError(f"change table {table}: column {name} is {existing[name]} in the lake but {kind} in the "
                             "new records (the source column's type changed). Nothing was committed. Add the new "
                             f"type as a new source column, or move the lake column to {kind} (ALTER TABLE "
-                            f"{target} ALTER {quote(name)} TYPE {kind}) if DuckLake allows it, and drain again")
-
-
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+                            f"{target} ALTER {identifier(name)} TYPE {kind}) if DuckLake allows it, and drain again")
 
 
 def _set_positions(con: duckdb.DuckDBPyConnection, positions: Positions, ends: dict[int, int]) -> None:
@@ -182,7 +179,7 @@ def commit_drain(con: duckdb.DuckDBPyConnection, table: str, started: Positions,
         if files:
             _ensure_columns(con, table, files)
             # One call for all files: DuckLake reads their footers in parallel (bench/drain_benchmark.py).
-            con.execute(f"CALL ducklake_add_data_files({sql_string(LAKE)}, ?, ?, schema => 'main', "
+            con.execute(f"CALL ducklake_add_data_files({literal(LAKE)}, ?, ?, schema => 'main', "
                         "allow_missing => true)", [table, [file.uri for file in files]])
         if quarantine:
             con.executemany(f"INSERT INTO {QUARANTINE_FILES} VALUES (?, ?, ?, ?, ?, ?, now())",
@@ -199,7 +196,7 @@ def start_topic(con: duckdb.DuckDBPyConnection, table: str, positions: Positions
     starts, and the first row id its changes get. Returns the new positions."""
     def work(current: Positions) -> None:
         columns = table_columns(con, table)
-        next_row = con.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM {CHANGES}.{quote(table)}").fetchone()[0] \
+        next_row = con.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM {CHANGES}.{identifier(table)}").fetchone()[0] \
             if columns is not None else 0
         current.offsets, current.topic_id, current.first_row_id = {}, topic_id, next_row
         _set_positions(con, current, starts)
@@ -215,8 +212,8 @@ def rewind(con: duckdb.DuckDBPyConnection, table: str, positions: Positions, tar
         exists = table_columns(con, table) is not None
         for partition, target in targets.items():
             if exists:
-                con.execute(f"DELETE FROM {CHANGES}.{quote(table)} WHERE _kafka_topic = ? AND _kafka_partition = ? "
-                            "AND _kafka_offset >= ? AND rowid >= ?",
+                con.execute(f"DELETE FROM {CHANGES}.{identifier(table)} WHERE _kafka_topic = ? "
+                            "AND _kafka_partition = ? AND _kafka_offset >= ? AND rowid >= ?",
                             [current.topic, partition, target, current.first_row_id])
             con.execute(f"DELETE FROM {QUARANTINE_FILES} WHERE topic = ? AND partition = ? AND last_offset >= ?",
                         [current.topic, partition, target])

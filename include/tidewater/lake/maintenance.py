@@ -48,7 +48,8 @@ import duckdb
 import psycopg
 
 from tidewater.config import Connection, Settings
-from tidewater.lake.catalog import LAKE, sql_string
+from tidewater.lake.catalog import LAKE
+from tidewater.sqltext import literal
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def tables(con: duckdb.DuckDBPyConnection, alias: str) -> list[tuple[str, str]]:
 
 def data_files(con: duckdb.DuckDBPyConnection, alias: str) -> int:
     """Data files the catalog's current snapshot references, over all tables."""
-    return sum(con.execute(f"SELECT count(*) FROM ducklake_list_files({sql_string(alias)}, ?, schema => ?)",
+    return sum(con.execute(f"SELECT count(*) FROM ducklake_list_files({literal(alias)}, ?, schema => ?)",
                            [table, schema]).fetchone()[0] for schema, table in tables(con, alias))
 
 
@@ -135,10 +136,10 @@ def rewrite(con: duckdb.DuckDBPyConnection, alias: str, table: str, schema: str 
     """Writes the table's inlined rows and deletions to Parquet, then merges its adjacent small files; returns
     (inlined rows flushed, [files merged, files written]). Hold `rewrite_lock` around it."""
     flushed = _retried(f"flushing inlined data of {schema}.{table}", alias, lambda: con.execute(
-        f"CALL ducklake_flush_inlined_data({sql_string(alias)}, schema_name => ?, table_name => ?)", [schema, table]
+        f"CALL ducklake_flush_inlined_data({literal(alias)}, schema_name => ?, table_name => ?)", [schema, table]
     ).fetchall())
     merged = _retried(f"compacting {schema}.{table}", alias, lambda: con.execute(
-        f"CALL ducklake_merge_adjacent_files({sql_string(alias)}, ?, schema => ?)", [table, schema]).fetchall())
+        f"CALL ducklake_merge_adjacent_files({literal(alias)}, ?, schema => ?)", [table, schema]).fetchall())
     return (sum(int(row[2]) for row in flushed),
             [sum(int(row[2]) for row in merged), sum(int(row[3]) for row in merged)])
 
@@ -150,7 +151,7 @@ def expire(con: duckdb.DuckDBPyConnection, cutoff: datetime, alias: str = LAKE) 
     if anchor is None:
         return []
     rows = _retried("expiring snapshots", alias, lambda: con.execute(
-        f"SELECT snapshot_id FROM ducklake_expire_snapshots({sql_string(alias)}, older_than => ?)", [anchor]
+        f"SELECT snapshot_id FROM ducklake_expire_snapshots({literal(alias)}, older_than => ?)", [anchor]
     ).fetchall())
     return sorted(row[0] for row in rows)
 
@@ -159,10 +160,10 @@ def remove_files(con: duckdb.DuckDBPyConnection, cutoff: datetime, alias: str = 
     """Deletes files scheduled for deletion before `cutoff` and orphaned files last written before it; returns
     (deleted scheduled files, deleted orphans)."""
     deleted = _retried("deleting unneeded files", alias, lambda: con.execute(
-        f"SELECT count(*) FROM ducklake_cleanup_old_files({sql_string(alias)}, older_than => ?)", [cutoff]
+        f"SELECT count(*) FROM ducklake_cleanup_old_files({literal(alias)}, older_than => ?)", [cutoff]
     ).fetchone()[0])
     orphans = _retried("deleting orphaned files", alias, lambda: con.execute(
-        f"SELECT count(*) FROM ducklake_delete_orphaned_files({sql_string(alias)}, older_than => ?)", [cutoff]
+        f"SELECT count(*) FROM ducklake_delete_orphaned_files({literal(alias)}, older_than => ?)", [cutoff]
     ).fetchone()[0])
     return int(deleted), int(orphans)
 

@@ -26,6 +26,7 @@ import duckdb
 from tidewater.reconcile import canonical
 from tidewater.reconcile.source import SourceSnapshot, TableSnapshot
 from tidewater.reconcile.tables import table as reconciled_table
+from tidewater.sqltext import identifier, literal
 
 EQUAL, DIFFERENT, ERROR = "equal", "different", "error"
 WAREHOUSE = "warehouse"
@@ -49,10 +50,6 @@ class TableResult:
         return asdict(self)
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _warehouse_columns(con: duckdb.DuckDBPyConnection, model: str) -> set[str]:
     rows = con.execute("select column_name from duckdb_columns() where database_name = ? and table_name = ?",
                        [WAREHOUSE, model]).fetchall()
@@ -70,12 +67,12 @@ def warehouse_rows_sql(snapshot: SourceSnapshot, source: TableSnapshot, availabl
     values = []
     for column in columns:
         special = column.warehouse_name + canonical.SPECIAL_SUFFIX
-        values.append(canonical.duck_value(column, _quote(column.warehouse_name),
-                                           _quote(special) if special in available else None))
-    key = _quote(table.warehouse_column(source.key))
+        values.append(canonical.duck_value(column, identifier(column.warehouse_name),
+                                           identifier(special) if special in available else None))
+    key = identifier(table.warehouse_column(source.key))
     visible = f"_lsn <= {snapshot.lsn_number} and {snapshot.visible_sql()}"
-    versions = f"{WAREHOUSE}.main.{_quote(table.versions_model)}"
-    staging = f"{WAREHOUSE}.main.{_quote(table.staging_model)}"
+    versions = f"{WAREHOUSE}.main.{identifier(table.versions_model)}"
+    staging = f"{WAREHOUSE}.main.{identifier(table.staging_model)}"
     return f"""
         with newest as (
             select * from {versions}
@@ -100,17 +97,17 @@ def compare_table(con: duckdb.DuckDBPyConnection, snapshot: SourceSnapshot, sour
         con.execute(f"create or replace temp table warehouse_rows as {sql}")
         rows, checksum = con.execute("select count(*), coalesce(sum(row_hash), 0) from warehouse_rows").fetchone()
         result.warehouse_rows, result.warehouse_checksum = rows, str(checksum)
-        con.execute(f"""
+        con.execute("""
             create or replace temp table differences as
             select coalesce(s.key, w.key) as key,
                    case when w.key is null then 'missing' when s.key is null then 'extra' else 'differing' end
                        as kind
-            from read_parquet('{source_uri}') as s
+            from read_parquet(?) as s
             full outer join warehouse_rows as w on s.key = w.key
             where s.key is null or w.key is null or s.row_hash <> w.row_hash
-        """)
+        """, [source_uri])
         for kind, count, examples in con.execute(f"""
-                select kind, count(*), list(key order by len(key), key)[1:{max_examples}]
+                select kind, count(*), list(key order by len(key), key)[1:{int(max_examples)}]
                 from differences group by kind""").fetchall():
             setattr(result, kind, count)
             result.examples[kind] = examples
@@ -127,8 +124,7 @@ def open_warehouse(settings: Any, lake_conn: Any) -> duckdb.DuckDBPyConnection:
     from tidewater.duck import connect_lake
 
     con = connect_lake(lake_conn)
-    path = settings.warehouse_path.replace("'", "''")
-    con.execute(f"attach '{path}' as {WAREHOUSE} (read_only)")
+    con.execute(f"attach {literal(settings.warehouse_path)} as {WAREHOUSE} (read_only)")
     return con
 
 

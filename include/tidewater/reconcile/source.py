@@ -33,6 +33,7 @@ from tidewater.lake import Lake
 from tidewater.lake.catalog import LAKE
 from tidewater.reconcile import canonical
 from tidewater.reconcile.tables import TABLES, ReconciledTable
+from tidewater.sqltext import literal
 
 PREFIX = "_reconcile"
 BATCH_ROWS = 50_000
@@ -88,8 +89,8 @@ class SourceSnapshot:
         xid; pg_current_snapshot() gives 64-bit ones): before xmax and not in progress.
         """
         xid = f"({tx_column} % 4294967296)"
-        in_progress = ", ".join(str(x % 2**32) for x in self.xip)
-        precedes = f"(({xid} - {self.xmax % 2**32} + 4294967296) % 4294967296) >= 2147483648"
+        in_progress = ", ".join(str(int(x) % 2**32) for x in self.xip)  # int(): a snapshot read back from JSON
+        precedes = f"(({xid} - {int(self.xmax) % 2**32} + 4294967296) % 4294967296) >= 2147483648"
         not_running = f" and {xid} not in ({in_progress})" if in_progress else ""
         return f"({tx_column} is null or ({precedes}{not_running}))"
 
@@ -253,7 +254,7 @@ def lake_coverage(con: duckdb.DuckDBPyConnection, marks: dict[str, dict[int, int
     rows = {rowid: (topic, partition, offset) for rowid, topic, partition, offset in base}
     changes = con.execute(
         f"SELECT snapshot_id, change_type, rowid, topic, partition, next_offset FROM ducklake_table_changes("
-        f"'{LAKE}', 'tidewater', 'drain_positions', {int(oldest) + 1}, {int(current)}) "
+        f"{literal(LAKE)}, 'tidewater', 'drain_positions', {int(oldest) + 1}, {int(current)}) "
         f"WHERE topic IN ({placeholders}) ORDER BY snapshot_id, change_type = 'insert', rowid",
         topics).fetchall() if current > oldest else []
     since = None if _covered(rows, marks) else oldest
