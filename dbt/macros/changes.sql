@@ -46,7 +46,7 @@
 {% macro lake_window(table) %}
     {%- if not execute %}{{ return({'start': none, 'end': 0}) }}{% endif %}
     {%- set found = run_query("select count(*) from information_schema.tables where table_catalog = 'lake' "
-                              ~ "and table_schema = 'main' and table_name = '" ~ table ~ "'").columns[0].values()[0] %}
+                              ~ "and table_schema = 'main' and table_name = '" ~ escape_single_quotes(table) ~ "'").columns[0].values()[0] %}
     {%- if not found %}
         {{ exceptions.raise_compiler_error(
             "the lake has no change table '" ~ table ~ "' (lake.main." ~ table ~ "): run the cdc_drain DAG "
@@ -81,7 +81,7 @@
         (select *, null::bigint as snapshot_id, null::bigint as rowid, null::varchar as change_type
          from lake.main.{{ table }} where false)
     {%- else -%}
-        ducklake_table_changes('lake', 'main', '{{ table }}', {{ window.start }}, {{ window.end }})
+        ducklake_table_changes('lake', 'main', '{{ escape_single_quotes(table) }}', {{ window.start }}, {{ window.end }})
     {%- endif -%}
 {%- endmacro %}
 
@@ -112,7 +112,7 @@
 
 {# Staging post-hook. #}
 {% macro record_lake_load() %}
-    insert into {{ lake_loads() }} values ('{{ this.identifier }}', {{ lake_window(staged_table()).end }}, current_timestamp)
+    insert into {{ lake_loads() }} values ('{{ escape_single_quotes(this.identifier) }}', {{ lake_window(staged_table()).end }}, current_timestamp)
 {% endmacro %}
 
 {# Change metadata every staging model keeps, under its lake names. #}

@@ -13,7 +13,7 @@
 {{ config(materialized='incremental', incremental_strategy='append',
           pre_hook=["{{ create_fact_builds() }}",
                     "{% if is_incremental() %}delete from {{ this }} where {{ fact_rebuild_scope('order_id', 'placed_at') }}{% endif %}"],
-          post_hook="{% if rebuild_interval() is none %}insert into {{ fact_builds() }} values ('{{ this.identifier }}', current_timestamp){% endif %}") }}
+          post_hook="{% if rebuild_interval() is none %}insert into {{ fact_builds() }} values ('{{ escape_single_quotes(this.identifier) }}', current_timestamp){% endif %}") }}
 {% endmacro %}
 
 {# When each fact table was last built outside an interval run (created by the facts' first pre-hook). #}
@@ -29,11 +29,12 @@
 {% macro fact_rebuild_scope(order_id_column, placed_at_column) -%}
     {%- set interval = rebuild_interval() -%}
     {%- if interval -%}
-        {{ placed_at_column }} >= cast('{{ interval[0] }}' as timestamptz) and {{ placed_at_column }} < cast('{{ interval[1] }}' as timestamptz)
+        {{ placed_at_column }} >= cast('{{ escape_single_quotes(interval[0]) }}' as timestamptz)
+            and {{ placed_at_column }} < cast('{{ escape_single_quotes(interval[1]) }}' as timestamptz)
     {%- elif is_incremental() -%}
         {{ order_id_column }} in ({{ orders_changed_since(
             "(select coalesce(max(built_at), timestamptz '-infinity') from " ~ fact_builds()
-            ~ " where fact_table = '" ~ this.identifier ~ "')") }})
+            ~ " where fact_table = '" ~ escape_single_quotes(this.identifier) ~ "')") }})
     {%- else -%}
         true
     {%- endif -%}
