@@ -59,6 +59,13 @@ def test_paths_outside_the_docs_are_not_served(airflow_api):
     assert response.status_code == 404
 
 
+@pytest.mark.parametrize("path", ["/gx/index.html%00.png", "/gx/%00", "/gx/" + "a" * 5000])
+def test_a_path_no_file_can_have_answers_404_not_500(airflow_api, path):
+    response = get(airflow_api, path, headers={"Authorization": f"Bearer {airflow_api.token()}"})
+
+    assert response.status_code == 404, response.text
+
+
 def test_the_ui_lists_the_docs_view(airflow_api):
     plugins = airflow_api.request("GET", "plugins")["plugins"]
 

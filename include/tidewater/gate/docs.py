@@ -38,12 +38,16 @@ def built_at(settings: Settings) -> datetime | None:
 
 
 def resolve_file(settings: Settings, site: str, relative: str) -> Path | None:
-    """A file inside a site, or None (missing, or a path that would leave the site)."""
+    """A file inside a site, or None: missing, a path that would leave the site, or one no file can have (a NUL
+    character, a name too long)."""
     root = site_dir(settings, site).resolve()
-    path = (root / (relative or "index.html")).resolve()
-    if path.is_dir():
-        path = path / "index.html"
-    return path if path.is_relative_to(root) and path.is_file() else None
+    try:
+        path = (root / (relative or "index.html")).resolve()
+        if path.is_dir():
+            path = path / "index.html"
+        return path if path.is_relative_to(root) and path.is_file() else None
+    except (OSError, ValueError):  # ValueError: "embedded null byte"
+        return None
 
 
 @contextmanager
