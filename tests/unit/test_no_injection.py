@@ -13,7 +13,8 @@ import pytest
 
 from tidewater import sqltext
 from tidewater.alerts import messages, sources
-from tidewater.config import Connection
+from tidewater.cdc import connector
+from tidewater.config import Connection, Settings
 from tidewater.duck import create_s3_secret, load_extensions, s3_secret_sql
 from tidewater.lake import catalog
 from tidewater.reconcile import compare
@@ -98,6 +99,16 @@ def test_an_s3_secret_with_quotes_and_shell_syntax_is_created_as_given(tmp_path)
     assert f"key_id={key_id};" in described and "region=eu'west;" in described
     assert "endpoint=minio.example:9000;" in described and "use_ssl=true" in described
     assert sqltext.literal(conn.password) in s3_secret_sql(conn)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_password_with_quotes_is_the_connectors_password_and_adds_no_setting(tmp_path):
+    password = PASSWORD.format(pwned=tmp_path / "pwned") + '", "database.sslmode": "disable'
+
+    config = connector.render_config(Settings(debezium_password=password))
+
+    assert config["database.password"] == password
+    assert "database.sslmode" not in config
     assert not (tmp_path / "pwned").exists()
 
 

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import requests
 
 from tidewater.config import Settings
+from tidewater.sqltext import redact
 
 TEMPLATE = Path(__file__).with_name("shop-postgres.json")
 CONNECT_TIMEOUT_S = 10
@@ -38,8 +39,10 @@ def render_config(settings: Settings, template: Path = TEMPLATE) -> dict[str, st
         "heartbeat_ms": settings.cdc_heartbeat_ms,
         "topic_partitions": settings.cdc_topic_partitions,
     }
+    # Every placeholder sits inside a JSON string: a value goes in JSON-escaped, so a quote in a password stays in it.
+    escaped = {key: json.dumps(str(value))[1:-1] for key, value in values.items()}
     try:
-        text = string.Template(template.read_text()).substitute(values)
+        text = string.Template(template.read_text()).substitute(escaped)
     except KeyError as exc:
         raise ConnectError(f"{template}: placeholder {exc} has no value") from exc
     return json.loads(text)
@@ -98,9 +101,11 @@ def register(settings: Settings, config: dict[str, str] | None = None, name: str
     """Creates or updates connector `name` (default: the settings' connector) with `config` (default: the
     rendered template)."""
     name = name or settings.cdc_connector
-    response = _request("PUT", f"{_connector_url(settings, name)}/config", json=config or render_config(settings))
-    if response.status_code not in (200, 201):
-        raise ConnectError(f"registering {name} failed: HTTP {response.status_code} {response.text[:500]}")
+    config = config or render_config(settings)
+    response = _request("PUT", f"{_connector_url(settings, name)}/config", json=config)
+    if response.status_code not in (200, 201):  # Connect may echo the config: never its password
+        raise ConnectError(f"registering {name} failed: HTTP {response.status_code} "
+                           f"{redact(response.text[:500], config.get('database.password'))}")
     return response.json()
 
 
