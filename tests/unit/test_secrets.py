@@ -12,7 +12,7 @@ import pytest
 from tidewater.config import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "stack"))
-import envfile  # noqa: E402  (stack/envfile.py: stdlib only, not a package)
+import envfile
 
 PAYLOADS = ["it's", 'say "hi"', "$(touch {canary})", "`touch {canary}`", "a;b&&c|d", "${HOME}", "back\\slash"]
 
@@ -59,7 +59,7 @@ def test_a_value_with_quotes_or_shell_syntax_is_inert_when_the_file_is_sourced(t
                            capture_output=True, text=True, check=True)
     exported = subprocess.run([sys.executable, str(REPO_ROOT / "stack" / "envfile.py"), "exports", str(path)],
                               capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin"})
-    evaluated = subprocess.run(["bash", "-c", f'eval "$1"; printf %s "$TIDEWATER_SHOP_PASSWORD"', "-",
+    evaluated = subprocess.run(["bash", "-c", 'eval "$1"; printf %s "$TIDEWATER_SHOP_PASSWORD"', "-",
                                 exported.stdout], capture_output=True, text=True, check=True)
 
     assert shell.stdout == value and evaluated.stdout == value and envfile.read(path) == {
