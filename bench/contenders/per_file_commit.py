@@ -10,7 +10,8 @@ from __future__ import annotations
 import duckdb
 
 from tidewater.lake import commit
-from tidewater.lake.catalog import LAKE, sql_string
+from tidewater.lake.catalog import LAKE
+from tidewater.sqltext import literal
 
 
 def commit_drain(con: duckdb.DuckDBPyConnection, table: str, started: commit.Positions, ends: dict[int, int],
@@ -19,7 +20,7 @@ def commit_drain(con: duckdb.DuckDBPyConnection, table: str, started: commit.Pos
         if files:
             commit._ensure_columns(con, table, files)
         for file in files:
-            con.execute(f"CALL ducklake_add_data_files({sql_string(LAKE)}, ?, ?, schema => 'main', "
+            con.execute(f"CALL ducklake_add_data_files({literal(LAKE)}, ?, ?, schema => 'main', "
                         "allow_missing => true)", [table, file.uri])
         if quarantine:
             con.executemany(f"INSERT INTO {commit.QUARANTINE_FILES} VALUES (?, ?, ?, ?, ?, ?, now())",
