@@ -22,8 +22,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import duckdb
+from scratch_lake import run_as_minio_root  # bench/ is on sys.path when this script runs
 
 from tidewater.config import REPO_ROOT, Settings
+
+run_as_minio_root()  # its own buckets (idempotent; scratch_lake's import already did it)
 
 
 def timed(results: dict[str, list[float]], name: str, action, *args):

@@ -4,6 +4,7 @@ tests). Nothing of the deployment's lake is touched."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,19 @@ from tidewater.config import Connection, Settings, get_connection
 from tidewater.duck import load_extensions, s3_secret_sql
 from tidewater.lake import Lake, catalog
 from tidewater.lake.objects import Bucket
+from tidewater.stackenv import airflow_connections
+
+
+def run_as_minio_root() -> None:
+    """Benchmarks create and drop their own buckets, which MinIO's pipeline user may not touch (its policy has the
+    lake bucket only): from here on, in this process and its children, the pipeline's S3 connection and dbt's S3
+    user are MinIO's root user."""
+    os.environ["TIDEWATER_S3_PIPELINE_ACCESS_KEY"] = os.environ["TIDEWATER_S3_ACCESS_KEY"]
+    os.environ["TIDEWATER_S3_PIPELINE_SECRET_KEY"] = os.environ["TIDEWATER_S3_SECRET_KEY"]
+    os.environ["AIRFLOW_CONN_LAKE_S3"] = airflow_connections(os.environ)["AIRFLOW_CONN_LAKE_S3"]
+
+
+run_as_minio_root()
 
 
 @dataclass

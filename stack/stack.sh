@@ -19,6 +19,9 @@ AIRFLOW_BIN=$(dirname "$PY")/airflow
 
 MINIO_MODULE=github.com/minio/minio
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+# The MinIO client: docker/minio/setup.sh creates the lake bucket, the users and their policies with it.
+MC_MODULE=github.com/minio/mc
+MC_VERSION=v0.0.0-20250313080218-cf909e1063a9
 PG_BIN=/usr/lib/postgresql/15/bin
 JAVA_OPTS_BASE="-Xms128m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true"
 
@@ -85,7 +88,8 @@ ensure_tools() {
   command -v curl >/dev/null || apt_install curl
   # Debian's Go is older than MinIO needs; GOTOOLCHAIN=auto fetches the right toolchain from the
   # Go module proxy.
-  command -v go >/dev/null || [[ -x $CACHE/bin/minio-$MINIO_VERSION ]] || apt_install golang-go
+  command -v go >/dev/null || [[ -x $CACHE/bin/minio-$MINIO_VERSION && -x $CACHE/bin/mc-$MC_VERSION ]] \
+    || apt_install golang-go
 }
 
 # Copies the jars a pom resolves into DEST, only when the pom changed since the last copy.
@@ -101,14 +105,16 @@ maven_copy() {
   echo "$stamp" >"$dest/.stamp"
 }
 
-ensure_minio() {
-  MINIO=$CACHE/bin/minio-$MINIO_VERSION
-  [[ -x $MINIO ]] && return 0
-  say "building MinIO $MINIO_VERSION with go install (once; cached in $CACHE/bin)"
-  local gobin; gobin=$(mktemp -d)
-  GOTOOLCHAIN=${GOTOOLCHAIN:-auto} GOBIN=$gobin go install "$MINIO_MODULE@$MINIO_VERSION" \
-    >"$LOGS/minio-build.log" 2>&1 || die "go install $MINIO_MODULE failed: see $LOGS/minio-build.log"
-  mkdir -p "$CACHE/bin"; mv "$gobin/minio" "$MINIO"; rmdir "$gobin"
+# Builds a Go module's command once into $CACHE/bin/NAME-VERSION (go install; GOTOOLCHAIN=auto fetches the Go
+# toolchain the module needs from the Go module proxy).
+go_binary() {
+  local name=$1 module=$2 version=$3 gobin
+  [[ -x $CACHE/bin/$name-$version ]] && return 0
+  say "building $name $version with go install (once; cached in $CACHE/bin)"
+  gobin=$(mktemp -d)
+  GOTOOLCHAIN=${GOTOOLCHAIN:-auto} GOBIN=$gobin go install "$module@$version" \
+    >"$LOGS/$name-build.log" 2>&1 || die "go install $module failed: see $LOGS/$name-build.log"
+  mkdir -p "$CACHE/bin"; mv "$gobin/$name" "$CACHE/bin/$name-$version"; rmdir "$gobin"
 }
 
 ensure_artifacts() {
@@ -117,7 +123,8 @@ ensure_artifacts() {
   # Connect supplies its own API, client and logging classes to plugins: keep them out.
   maven_copy "$ROOT/stack/maven/debezium" "$STACK/connect-plugins/debezium-postgres" \
     -DexcludeGroupIds=org.apache.kafka,org.slf4j
-  ensure_minio
+  go_binary minio "$MINIO_MODULE" "$MINIO_VERSION"
+  go_binary mc "$MC_MODULE" "$MC_VERSION"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -237,14 +244,17 @@ stop_postgres() {
 
 # The databases the shop migrations and Airflow expect, and Airflow's role. Idempotent.
 # (The shop's own roles are created by its migrations.)
+# Values reach SQL as psql variables (:'name' is psql's own literal quoting), never pasted into the text.
 bootstrap_postgres() {
-  psql_admin -d postgres <<EOF
-SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', '$TIDEWATER_AIRFLOW_DB_USER', '$TIDEWATER_AIRFLOW_DB_PASSWORD')
- WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$TIDEWATER_AIRFLOW_DB_USER') \gexec
-SELECT format('CREATE DATABASE %I', '$TIDEWATER_SHOP_DB')
- WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$TIDEWATER_SHOP_DB') \gexec
-SELECT format('CREATE DATABASE %I OWNER %I', '$TIDEWATER_AIRFLOW_DB', '$TIDEWATER_AIRFLOW_DB_USER')
- WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$TIDEWATER_AIRFLOW_DB') \gexec
+  psql_admin -d postgres -v airflow_user="$TIDEWATER_AIRFLOW_DB_USER" \
+    -v airflow_password="$TIDEWATER_AIRFLOW_DB_PASSWORD" -v airflow_db="$TIDEWATER_AIRFLOW_DB" \
+    -v shop_db="$TIDEWATER_SHOP_DB" <<'EOF'
+SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'airflow_user', :'airflow_password')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'airflow_user') \gexec
+SELECT format('CREATE DATABASE %I', :'shop_db')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'shop_db') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'airflow_db', :'airflow_user')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'airflow_db') \gexec
 EOF
   psql_admin -d postgres -v ON_ERROR_STOP=1 -f "$ROOT/stack/config/ducklake-catalogs.sql" \
     -v lake_db="$TIDEWATER_LAKE_CATALOG_DB" -v marts_db="$TIDEWATER_MARTS_CATALOG_DB" \
@@ -347,11 +357,12 @@ start_minio() {
     --console-address "$TIDEWATER_S3_HOST:$TIDEWATER_S3_CONSOLE_PORT" --quiet
 }
 health_minio() { curl -sf "$(s3_url /minio/health/ready)"; }
-ensure_bucket() {
-  local code
-  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$(s3_url "/$1")" \
-    --aws-sigv4 "aws:amz:$TIDEWATER_S3_REGION:s3" --user "$TIDEWATER_S3_ACCESS_KEY:$TIDEWATER_S3_SECRET_KEY")
-  [[ $code == 200 || $code == 409 ]] || die "could not create bucket $1 in MinIO (HTTP $code)"
+# The lake bucket and MinIO's least-privilege users (pipeline, marts reader) with their policies: the same
+# docker/minio/setup.sh as compose's minio-setup, as MinIO's root user (mc's config stays in .stack/mc).
+setup_minio() {
+  mkdir -p -m 0700 "$STACK/mc"
+  MC=$CACHE/bin/mc-$MC_VERSION MC_CONFIG_DIR=$STACK/mc sh "$ROOT/docker/minio/setup.sh" >>"$LOGS/minio-setup.log" 2>&1 \
+    || { tail -n 5 "$LOGS/minio-setup.log" >&2; die "MinIO setup failed: see $LOGS/minio-setup.log"; }
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -460,7 +471,7 @@ up() {
   start_postgres; await postgres 60; bootstrap_postgres
   start_kafka; await kafka 120
   start_connect; start_minio; start_smtp
-  await minio 60; ensure_bucket "$TIDEWATER_LAKE_BUCKET"
+  await minio 60; setup_minio
   await smtp 30
   await connect 180
   say "stack is up; settings and connections in $STACK/env; logs in $LOGS"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 from tidewater.config import REPO_ROOT, read_env_file
@@ -58,13 +59,18 @@ def _connectors(env: dict[str, str]) -> list[str]:
         return sorted(json.load(response))
 
 
-def _buckets(env: dict[str, str]) -> list[str]:
+def minio_root_client(env: Mapping[str, str]):
+    """An S3 client as MinIO's root user: what creates and drops buckets (the pipeline user may not)."""
     import boto3
 
-    client = boto3.client("s3", endpoint_url=f"http://{env['TIDEWATER_S3_HOST']}:{env['TIDEWATER_S3_PORT']}",
-                          aws_access_key_id=env["TIDEWATER_S3_ACCESS_KEY"],
-                          aws_secret_access_key=env["TIDEWATER_S3_SECRET_KEY"],
-                          region_name=env["TIDEWATER_S3_REGION"])
+    return boto3.client("s3", endpoint_url=f"http://{env['TIDEWATER_S3_HOST']}:{env['TIDEWATER_S3_PORT']}",
+                        aws_access_key_id=env["TIDEWATER_S3_ACCESS_KEY"],
+                        aws_secret_access_key=env["TIDEWATER_S3_SECRET_KEY"],
+                        region_name=env["TIDEWATER_S3_REGION"])
+
+
+def _buckets(env: dict[str, str]) -> list[str]:
+    client = minio_root_client(env)
     return sorted(bucket["Name"] for bucket in client.list_buckets()["Buckets"])
 
 

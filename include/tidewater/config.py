@@ -186,7 +186,8 @@ OTHER_VARIABLES = frozenset({
     "TIDEWATER_PG_SUPERUSER_PASSWORD", "TIDEWATER_PYTHON",
     "TIDEWATER_S3_ACCESS_KEY", "TIDEWATER_S3_CONSOLE_PORT", "TIDEWATER_S3_HOST",
     "TIDEWATER_S3_MARTS_READER_ACCESS_KEY", "TIDEWATER_S3_MARTS_READER_SECRET_KEY",
-    "TIDEWATER_S3_PIPELINE_ACCESS_KEY", "TIDEWATER_S3_PIPELINE_SECRET_KEY", "TIDEWATER_S3_PORT",
+    "TIDEWATER_S3_PIPELINE_ACCESS_KEY", "TIDEWATER_S3_PIPELINE_SCRATCH_BUCKETS", "TIDEWATER_S3_PIPELINE_SECRET_KEY",
+    "TIDEWATER_S3_PORT",
     "TIDEWATER_S3_REGION", "TIDEWATER_S3_SECRET_KEY", "TIDEWATER_SIMULATOR_DURATION_S", "TIDEWATER_SIMULATOR_RATE",
     "TIDEWATER_SIMULATOR_SEED", "TIDEWATER_SMTP_HOST", "TIDEWATER_SMTP_PORT", "TIDEWATER_STACK_DIR",
 })
@@ -228,6 +229,7 @@ class Settings:
     lake_catalog_conn_id: str = "lake_catalog"
     marts_catalog_conn_id: str = "marts_catalog"
     marts_reader_conn_id: str = "marts_catalog_reader"
+    marts_reader_s3_conn_id: str = "marts_s3_reader"  # MinIO's reader user: lists and reads marts/ only
     smtp_conn_id: str = "smtp_default"
     shop_user: str = "shop_app"
     shop_password: str = ""  # no default: generated per installation (stack/envfile.py)
@@ -324,6 +326,7 @@ class Settings:
             lake_catalog_conn_id=env.get("TIDEWATER_LAKE_CATALOG_CONN_ID", defaults.lake_catalog_conn_id),
             marts_catalog_conn_id=env.get("TIDEWATER_MARTS_CATALOG_CONN_ID", defaults.marts_catalog_conn_id),
             marts_reader_conn_id=env.get("TIDEWATER_MARTS_READER_CONN_ID", defaults.marts_reader_conn_id),
+            marts_reader_s3_conn_id=env.get("TIDEWATER_MARTS_READER_S3_CONN_ID", defaults.marts_reader_s3_conn_id),
             smtp_conn_id=env.get("TIDEWATER_SMTP_CONN_ID", defaults.smtp_conn_id),
             shop_user=env.get("TIDEWATER_SHOP_USER", defaults.shop_user),
             shop_password=env.get("TIDEWATER_SHOP_PASSWORD", defaults.shop_password),

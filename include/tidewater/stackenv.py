@@ -31,6 +31,15 @@ def _postgres_uri(env: Mapping[str, str], user_key: str, password_key: str,
     )
 
 
+def _s3_connection(env: Mapping[str, str], endpoint: str, user_key: str, password_key: str) -> str:
+    return json.dumps({
+        "conn_type": "aws",
+        "login": _need(env, user_key),
+        "password": _need(env, password_key),
+        "extra": {"endpoint_url": endpoint, "region_name": _need(env, "TIDEWATER_S3_REGION")},
+    })
+
+
 def airflow_connections(env: Mapping[str, str]) -> dict[str, str]:
     kafka = f"{_need(env, 'TIDEWATER_KAFKA_HOST')}:{_need(env, 'TIDEWATER_KAFKA_PORT')}"
     s3 = f"http://{_need(env, 'TIDEWATER_S3_HOST')}:{_need(env, 'TIDEWATER_S3_PORT')}"
@@ -52,12 +61,12 @@ def airflow_connections(env: Mapping[str, str]) -> dict[str, str]:
             "extra": {"bootstrap.servers": kafka, "group.id": "tidewater-cdc-drain",
                       "enable.auto.commit": False, "auto.offset.reset": "earliest"},
         }),
-        "AIRFLOW_CONN_LAKE_S3": json.dumps({
-            "conn_type": "aws",
-            "login": _need(env, "TIDEWATER_S3_ACCESS_KEY"),
-            "password": _need(env, "TIDEWATER_S3_SECRET_KEY"),
-            "extra": {"endpoint_url": s3, "region_name": _need(env, "TIDEWATER_S3_REGION")},
-        }),
+        # MinIO's least-privilege users (docker/minio/setup.sh): the pipeline reads and writes the lake bucket,
+        # mart readers list and read marts/ only. MinIO's root user is for its setup alone.
+        "AIRFLOW_CONN_LAKE_S3": _s3_connection(env, s3, "TIDEWATER_S3_PIPELINE_ACCESS_KEY",
+                                               "TIDEWATER_S3_PIPELINE_SECRET_KEY"),
+        "AIRFLOW_CONN_MARTS_S3_READER": _s3_connection(env, s3, "TIDEWATER_S3_MARTS_READER_ACCESS_KEY",
+                                                       "TIDEWATER_S3_MARTS_READER_SECRET_KEY"),
         "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
             "conn_type": "smtp",
             "host": _need(env, "TIDEWATER_SMTP_HOST"),

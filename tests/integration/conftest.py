@@ -140,9 +140,11 @@ def new_lake(settings: Settings) -> Iterator[ScratchLake]:
 
 
 def _s3_client(settings: Settings):
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    """MinIO's root user: it creates and drops each test's bucket (test-*, on which the test instance gives the
+    pipeline user the pipeline's policy) and reads what the code under test wrote as the pipeline user."""
+    from tests.deployment_state import minio_root_client
 
-    return S3Hook(aws_conn_id=settings.lake_conn_id).get_conn()
+    return minio_root_client(os.environ)
 
 
 @pytest.fixture

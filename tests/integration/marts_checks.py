@@ -48,11 +48,11 @@ def _uri(conn: Connection, database: str) -> str:
 def new_marts(settings: Settings, marts_dir: Path, bucket: str | None = None) -> Iterator[ScratchMarts]:
     """A new, empty marts catalog (and a new bucket unless `bucket` names one the caller owns); removed afterwards.
     Nothing of the deployment's marts is touched."""
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from tests.deployment_state import minio_root_client
 
     token = uuid.uuid4().hex[:12]
     name = f"test_marts_{token}"
-    client = S3Hook(aws_conn_id=settings.lake_conn_id).get_conn()
+    client = minio_root_client(os.environ)  # creates and drops the test's bucket (the pipeline user may not)
     own_bucket = bucket is None
     bucket = bucket or name.replace("_", "-")
     if own_bucket:

@@ -56,3 +56,49 @@ def test_anonymous_requests_to_minio_are_refused(settings):
 
     assert listing.status_code == 403 and "AccessDenied" in listing.text
     assert buckets.status_code in (401, 403), buckets.status_code
+
+
+def s3_as(conn_id: str):
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=conn_id).get_conn()
+
+
+def test_the_pipeline_and_the_mart_readers_use_minios_least_privilege_users(settings):
+    from botocore.exceptions import ClientError
+
+    from tests.deployment_state import minio_root_client
+    from tidewater.config import get_connection
+
+    root, root_client = os.environ["TIDEWATER_S3_ACCESS_KEY"], minio_root_client(os.environ)
+    pipeline, reader = s3_as(settings.lake_conn_id), s3_as(settings.marts_reader_s3_conn_id)
+    users = {get_connection(conn_id).login for conn_id in (settings.lake_conn_id, settings.marts_reader_s3_conn_id)}
+    assert root not in users and len(users) == 2
+    probe = f"probe/{uuid.uuid4().hex}.txt"
+
+    pipeline.put_object(Bucket=settings.lake_bucket, Key=probe, Body=b"x")  # the lake: read and write
+    try:
+        assert pipeline.get_object(Bucket=settings.lake_bucket, Key=probe)["Body"].read() == b"x"
+        with pytest.raises(ClientError, match="AccessDenied"):
+            pipeline.create_bucket(Bucket=f"not-the-lake-{uuid.uuid4().hex[:8]}")
+        # Another bucket (root's): the pipeline can neither read it nor write to it.
+        other = f"not-the-lake-{uuid.uuid4().hex[:8]}"
+        root_client.create_bucket(Bucket=other)
+        root_client.put_object(Bucket=other, Key="secret.txt", Body=b"x")
+        try:
+            with pytest.raises(ClientError, match="AccessDenied"):
+                pipeline.get_object(Bucket=other, Key="secret.txt")
+            with pytest.raises(ClientError, match="AccessDenied"):
+                pipeline.put_object(Bucket=other, Key="forged.txt", Body=b"x")
+            assert other not in {bucket["Name"] for bucket in pipeline.list_buckets()["Buckets"]}
+        finally:
+            root_client.delete_object(Bucket=other, Key="secret.txt")
+            root_client.delete_bucket(Bucket=other)
+        # The mart readers: marts/ only, and nothing written.
+        reader.list_objects_v2(Bucket=settings.lake_bucket, Prefix="marts/")
+        with pytest.raises(ClientError, match="AccessDenied"):
+            reader.get_object(Bucket=settings.lake_bucket, Key=probe)
+        with pytest.raises(ClientError, match="AccessDenied"):
+            reader.put_object(Bucket=settings.lake_bucket, Key="marts/forged.parquet", Body=b"x")
+    finally:
+        pipeline.delete_object(Bucket=settings.lake_bucket, Key=probe)

@@ -403,6 +403,8 @@ def test_images_are_pinned_to_the_native_versions():
     assert f"apache/airflow:{airflow}-python3.11" in bases
     native_minio = re.search(r"^MINIO_VERSION=(\S+)", STACK_SH, re.M)[1]
     assert f"ARG MINIO_VERSION={native_minio}" in dockerfiles[1]
+    native_mc = re.search(r"^MC_VERSION=(\S+)", STACK_SH, re.M)[1]
+    assert f"ARG MC_VERSION={native_mc}" in dockerfiles[1]
 
 
 def test_kafka_and_connect_are_configured_like_the_native_stack():
