@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "include"))
-from tidewater.config import ConfigError, read_env_file  # noqa: E402  (standard library only, like this file)
+from tidewater.config import ConfigError, read_env_file  # standard library only, like this file
 
 # Every secret of a deployment. The native stack and compose read them from the generated file; none has a
 # default anywhere in the repository (tests/unit/test_secrets.py scans the committed files).
