@@ -1,6 +1,6 @@
-"""The docs plugin's app in process: Airflow's own SimpleAuthManager checks real JWTs and the docs permission; a path
-no docs file can have answers 404, never 500. (tests/integration/test_docs_plugin.py checks the running
-api-server.)"""
+"""The docs plugin's app in process, on the stack's Airflow metadata database (so an integration test): Airflow's
+own SimpleAuthManager checks real JWTs and the docs permission; a path no docs file can have answers 404, never
+500. (tests/integration/test_docs_plugin.py checks the running api-server.)"""
 
 from __future__ import annotations
 
