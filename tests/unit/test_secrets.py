@@ -42,10 +42,16 @@ def test_a_secret_set_by_the_user_is_kept_and_only_missing_ones_are_added(tmp_pa
     assert values["TIDEWATER_PG_PORT"] == "5433" and set(added) == set(envfile.SECRETS) - {"TIDEWATER_SHOP_PASSWORD"}
 
 
-def test_the_fernet_key_is_one_airflow_accepts(tmp_path):
+def test_the_fernet_key_is_one_airflow_accepts():
+    import base64
+
     from cryptography.fernet import Fernet
 
-    Fernet(envfile.generate("TIDEWATER_AIRFLOW_FERNET_KEY"))  # raises if not 32 urlsafe-base64 bytes
+    key, other = envfile.generate("TIDEWATER_AIRFLOW_FERNET_KEY"), envfile.generate("TIDEWATER_AIRFLOW_FERNET_KEY")
+
+    assert len(base64.urlsafe_b64decode(key)) == 32 and key != other
+    token = Fernet(key).encrypt(b"a connection's password")  # what Airflow does with AIRFLOW__CORE__FERNET_KEY
+    assert Fernet(key).decrypt(token) == b"a connection's password"
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
