@@ -42,7 +42,7 @@ from io import BytesIO
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from contenders import old_drain, per_file_commit  # bench/ is on sys.path when this script runs
-from scratch_lake import empty_bucket, s3_client, scratch_lake
+from scratch_lake import empty_bucket, run_as_minio_root, s3_client, scratch_lake
 
 from tidewater import drain
 from tidewater.cdc.connector import table_topic
@@ -282,6 +282,7 @@ def _load() -> str:
 
 
 def main() -> None:
+    run_as_minio_root()  # the benchmark's own buckets (bench/scratch_lake.py)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--table", default="order_items", choices=["order_items", "orders"])

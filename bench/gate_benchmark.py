@@ -26,8 +26,6 @@ from scratch_lake import run_as_minio_root  # bench/ is on sys.path when this sc
 
 from tidewater.config import REPO_ROOT, Settings
 
-run_as_minio_root()  # its own buckets (idempotent; scratch_lake's import already did it)
-
 
 def timed(results: dict[str, list[float]], name: str, action, *args):
     start = time.perf_counter()
@@ -46,6 +44,7 @@ def dbt_build(settings: Settings, bucket: str, warehouse: Path) -> None:
 
 
 def main() -> None:
+    run_as_minio_root()  # the benchmark's own buckets (bench/scratch_lake.py)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bucket", default=None, help="lake bucket to build from (default: the settings')")
     parser.add_argument("--runs", type=int, default=3)

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).parent))
-from scratch_lake import scratch_lake
+from scratch_lake import run_as_minio_root, scratch_lake
 
 from tidewater.config import Settings, get_connection
 from tidewater.duck import load_extensions, s3_secret_sql
@@ -126,6 +126,7 @@ def catalog_rows(scratch) -> dict[str, int]:
 
 
 def main() -> None:
+    run_as_minio_root()  # the benchmark's own buckets (bench/scratch_lake.py)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--commits", type=int, default=200)
     parser.add_argument("--reads", type=int, default=5)

@@ -23,14 +23,11 @@ from tidewater.stackenv import airflow_connections
 
 def run_as_minio_root() -> None:
     """Benchmarks create and drop their own buckets, which MinIO's pipeline user may not touch (its policy has the
-    lake bucket only): from here on, in this process and its children, the pipeline's S3 connection and dbt's S3
-    user are MinIO's root user."""
+    lake bucket only): each benchmark calls this first; from then on, in its process and its children, the
+    pipeline's S3 connection and dbt's S3 user are MinIO's root user."""
     os.environ["TIDEWATER_S3_PIPELINE_ACCESS_KEY"] = os.environ["TIDEWATER_S3_ACCESS_KEY"]
     os.environ["TIDEWATER_S3_PIPELINE_SECRET_KEY"] = os.environ["TIDEWATER_S3_SECRET_KEY"]
     os.environ["AIRFLOW_CONN_LAKE_S3"] = airflow_connections(os.environ)["AIRFLOW_CONN_LAKE_S3"]
-
-
-run_as_minio_root()
 
 
 @dataclass

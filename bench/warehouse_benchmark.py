@@ -46,7 +46,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import yaml
-from scratch_lake import ScratchLake, create_database, drop_database, scratch_lake
+from scratch_lake import ScratchLake, create_database, drop_database, run_as_minio_root, scratch_lake
 
 from tidewater import drain
 from tidewater.cdc.connector import table_topic
@@ -334,6 +334,7 @@ def report(events: int, results: dict[str, dict[str, list[Build]]]) -> None:
 
 
 def main() -> None:
+    run_as_minio_root()  # the benchmark's own buckets (bench/scratch_lake.py)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", default="1000000", help="lake sizes, comma-separated (e.g. 1000000,10000000)")
     parser.add_argument("--rounds", type=int, default=3, help="full + incremental cycles, each on fresh warehouses")
