@@ -105,10 +105,13 @@ class ScratchLake(Lake):
 def new_lake(settings: Settings) -> Iterator[ScratchLake]:
     """A new, empty lake (a bucket on the stack's MinIO, a catalog database owned by the catalog writer); removed
     afterwards. Nothing of the deployment's lake is touched."""
+    from tests.deployment_state import minio_root_client
     from tidewater.config import get_connection
     from tidewater.lake import catalog
 
-    client = _s3_client(settings)
+    # MinIO's root user creates and drops the test's bucket (test-*: the test instance gives the pipeline user the
+    # pipeline's policy on it) and reads what the code under test wrote there as the pipeline user.
+    client = minio_root_client(os.environ)
     name = f"test_{uuid.uuid4().hex[:12]}"
     bucket = name.replace("_", "-")
     client.create_bucket(Bucket=bucket)
@@ -137,14 +140,6 @@ def new_lake(settings: Settings) -> Iterator[ScratchLake]:
         client.delete_bucket(Bucket=bucket)
         with psycopg.connect(settings.shop_conninfo(admin=True), autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def _s3_client(settings: Settings):
-    """MinIO's root user: it creates and drops each test's bucket (test-*, on which the test instance gives the
-    pipeline user the pipeline's policy) and reads what the code under test wrote as the pipeline user."""
-    from tests.deployment_state import minio_root_client
-
-    return minio_root_client(os.environ)
 
 
 @pytest.fixture
