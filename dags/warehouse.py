@@ -18,6 +18,10 @@ backfill run rebuild their data interval (one day), and a manual run can pass `i
 (needed after adding a column to a model). Backfill from the UI or
 `airflow backfill create --dag-id warehouse --from-date 2026-01-05 --to-date 2026-01-07`.
 
+**One view of the lake.** `lake_snapshot` takes the lake's newest snapshot first; every staging model of the
+run reads the lake as of it (dbt var `lake_snapshot`), so no model sees a drain that committed during the run
+and another not (a fact built from one table's newer changes than its dimensions').
+
 **One writer.** A DuckDB file has one writer process, and other processes, readers too, are refused
 its lock. Every dbt task therefore takes the one slot of the `duckdb_warehouse` pool, so they run one
 after another even with parallel workers.
@@ -104,9 +108,16 @@ def warehouse():
             # No manifest.json / run_results.json per task (~0.4 s each): Cosmos' lineage parsing skips quietly.
             "dbt_cmd_flags": ["--no-write-json"],
             "full_refresh": "{{ params.full_refresh }}",
-            "vars": {"interval_start": "{{ " + INTERVAL + "[0] }}", "interval_end": "{{ " + INTERVAL + "[1] }}"},
+            "vars": {"interval_start": "{{ " + INTERVAL + "[0] }}", "interval_end": "{{ " + INTERVAL + "[1] }}",
+                     "lake_snapshot": "{{ ti.xcom_pull(task_ids='lake_snapshot') }}"},
         },
     )
+
+    @task
+    def lake_snapshot() -> int:
+        from tidewater.lake import catalog
+
+        return catalog.current_snapshot(settings)
 
     @task(pool=settings.warehouse_pool)
     def gate() -> str:
@@ -128,7 +139,7 @@ def warehouse():
         return steps.build_docs(settings)
 
     gated = gate()
-    build >> gated
+    lake_snapshot() >> build >> gated
     publish(gated)
     gated >> docs()
 

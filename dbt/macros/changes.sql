@@ -36,8 +36,10 @@
 
 {#
   Which lake snapshots a staging build reads.
-  - end: the newest snapshot committed when the dbt invocation started (`run_started_at`), so the model and its
-    hooks agree on it. (A snapshot stamped earlier but visible only later is read by the next build.)
+  - end: the var `lake_snapshot` where given (the warehouse DAG passes the snapshot its run took first, so every
+    model of a run reads the same lake), else the newest snapshot committed when the dbt invocation started
+    (`run_started_at`), so the model and its hooks agree on it. (A snapshot stamped earlier but visible only
+    later is read by the next build.)
   - start: one after the newest snapshot whose changes this model holds, or none for a first or full build
     (then the table is read as of `end`). start > end: nothing new.
   If the lake expired snapshots this model has not read, the build fails unless none of them held a change
@@ -55,6 +57,10 @@
     {%- set bounds = run_query("select max(snapshot_id) filter (where snapshot_time <= '" ~ run_started_at.isoformat()
                                ~ "'::timestamptz), min(snapshot_id) from lake.snapshots()").rows[0] %}
     {%- set end, oldest = bounds[0] if bounds[0] is not none else bounds[1], bounds[1] %}
+    {%- set pinned = var('lake_snapshot', none) | string %}
+    {%- if pinned not in ('', 'None') %}
+        {%- set end = pinned | int %}
+    {%- endif %}
     {%- set start = none %}
     {%- if is_incremental() %}
         {%- set last = run_query("select max(_lake_snapshot) from " ~ this).columns[0].values()[0] %}

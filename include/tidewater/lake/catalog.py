@@ -38,6 +38,16 @@ def attach(con: duckdb.DuckDBPyConnection, alias: str, metadata: Connection, dat
                     f"({', '.join(options)})")
 
 
+def current_snapshot(settings: Settings) -> int:
+    """The lake's newest snapshot id: a warehouse run reads the lake as of it in every model (one view of the lake
+    per run, whatever drains commit meanwhile)."""
+    con = connect(settings)
+    try:
+        return con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()[0]
+    finally:
+        con.close()
+
+
 def connect(settings: Settings, *aliases: str, read_only: bool = False,
             database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the S3 secret and the named catalogs attached (the pipeline's writer by default;
