@@ -45,6 +45,7 @@ from contenders import old_drain, per_file_commit  # bench/ is on sys.path when 
 from scratch_lake import empty_bucket, run_as_minio_root, s3_client, scratch_lake
 
 from tidewater import drain
+from tidewater.cdc.access import admin_config
 from tidewater.cdc.connector import table_topic
 from tidewater.cdc.topics import consumer_config
 from tidewater.config import Settings
@@ -53,8 +54,6 @@ from tidewater.drain import drainer
 BUCKET_PREFIX = "bench-drain-"
 
 
-def _bootstrap(settings: Settings) -> str:
-    return consumer_config(settings)["bootstrap.servers"]
 
 
 def _templates(settings: Settings, table: str, limit: int = 500) -> list[tuple[dict, dict]]:
@@ -82,9 +81,9 @@ def _templates(settings: Settings, table: str, limit: int = 500) -> list[tuple[d
 def produce(settings: Settings, table: str, events: int) -> tuple[str, int]:
     templates = _templates(settings, table)
     topic = f"bench{uuid.uuid4().hex[:8]}.shop.{table}"
-    admin = AdminClient({"bootstrap.servers": _bootstrap(settings)})
+    admin = AdminClient(admin_config(os.environ))
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result()
-    producer = Producer({"bootstrap.servers": _bootstrap(settings), "linger.ms": 50, "batch.size": 1_000_000,
+    producer = Producer({**admin_config(os.environ), "linger.ms": 50, "batch.size": 1_000_000,
                          "queue.buffering.max.kbytes": 1_000_000})  # uncompressed, like Connect's default
     rng = random.Random(1)
     prefixes = [json.dumps({"schema": schema}, separators=(",", ":"))[:-1] + ',"payload":' for schema, _ in templates]
@@ -247,7 +246,7 @@ def run_floor_tuned(settings: Settings, topic: str, client) -> dict:
 
 def _remove(settings: Settings, topic: str) -> None:
     """Deletes the benchmark's topic (each contender removed its own bucket and catalog)."""
-    admin = AdminClient({"bootstrap.servers": _bootstrap(settings)})
+    admin = AdminClient(admin_config(os.environ))
     admin.delete_topics([topic])[topic].result()
 
 

@@ -1,10 +1,12 @@
 """
 ### shop_traffic: drive the demo web shop from the Airflow UI
 
-Applies the shop's SQL migrations, then runs the simulator (sign-ups, address and price changes,
+Runs the simulator (sign-ups, address and price changes,
 orders placed → paid → shipped, cancellations, customer deletions) at `rate` operations per second for
 `duration_s` seconds. Every change flows through Debezium into Kafka, where `cdc_drain` picks it up.
-The same `seed` on the same starting data makes the same operations.
+The same `seed` on the same starting data makes the same operations. It runs as the shop's application
+role: the migrations (roles, schema) are applied by `make shop-migrate` or compose's `shop-migrate` job,
+never by Airflow, which holds no PostgreSQL superuser.
 """
 
 from __future__ import annotations
@@ -32,15 +34,6 @@ from tidewater.alerts.notify import on_task_failure
 )
 def shop_traffic():
     @task
-    def apply_migrations() -> list[str]:
-        from tidewater.config import Settings
-        from tidewater.shop import migrate
-
-        settings = Settings.from_env()
-        applied = migrate.apply(settings.shop_conninfo(admin=True), settings.migration_settings())
-        return [f"{m.version:04d}_{m.name}" for m in applied]
-
-    @task
     def run_traffic(params: dict | None = None) -> dict[str, int]:
         import sys
 
@@ -53,7 +46,7 @@ def shop_traffic():
         )
         return counts.as_dict()
 
-    apply_migrations() >> run_traffic()
+    run_traffic()
 
 
 shop_traffic()

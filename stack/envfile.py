@@ -9,6 +9,7 @@ with tidewater.config, which imports nothing else):
   python3 stack/envfile.py exports FILE     `export KEY='value'` for each KEY of FILE the environment lacks
                                             (for bash's eval: what is exported already wins)
   python3 stack/envfile.py names            the secrets' variable names
+  python3 stack/envfile.py setup-names      the names of the secrets Airflow never gets (set-up alone)
   python3 stack/envfile.py airflow-passwords FILE USER PASSWORD_KEY
                                             Airflow's simple auth manager passwords file (JSON, mode 0600)
 
@@ -38,6 +39,7 @@ SECRETS = (
     "TIDEWATER_SHOP_PASSWORD",
     "TIDEWATER_DEBEZIUM_PASSWORD",
     "TIDEWATER_AIRFLOW_DB_PASSWORD",
+    "TIDEWATER_AIRFLOW_DB_SUPERUSER_PASSWORD",
     "TIDEWATER_LAKE_CATALOG_PASSWORD",
     "TIDEWATER_MARTS_READER_PASSWORD",
     "TIDEWATER_S3_SECRET_KEY",
@@ -48,7 +50,19 @@ SECRETS = (
     "TIDEWATER_AIRFLOW_JWT_SECRET",
     "TIDEWATER_AIRFLOW_FERNET_KEY",
     "TIDEWATER_JUPYTER_TOKEN",
+    "TIDEWATER_CONNECT_PASSWORD",
+    "TIDEWATER_KAFKA_ADMIN_PASSWORD",
+    "TIDEWATER_KAFKA_DEBEZIUM_PASSWORD",
+    "TIDEWATER_KAFKA_PIPELINE_PASSWORD",
+    "TIDEWATER_KAFKA_READER_PASSWORD",
+    "TIDEWATER_KAFKA_UI_PASSWORD",
+    "TIDEWATER_MAIL_UI_PASSWORD",
 )
+
+# The secrets of set-up alone (superusers, MinIO's root): Airflow's processes never get them (stack/stack.sh
+# airflow_env, docker/services.yaml x-airflow).
+SETUP_SECRETS = ("TIDEWATER_PG_SUPERUSER_PASSWORD", "TIDEWATER_AIRFLOW_DB_SUPERUSER_PASSWORD",
+                 "TIDEWATER_S3_SECRET_KEY", "TIDEWATER_KAFKA_ADMIN_PASSWORD")
 
 
 def generate(name: str) -> str:
@@ -117,6 +131,8 @@ def main(argv: list[str]) -> None:
                                  if key not in os.environ))
     elif command == "names" and not args:
         print(*SECRETS)
+    elif command == "setup-names" and not args:
+        print(*SETUP_SECRETS)
     elif command == "airflow-passwords" and len(args) == 3:
         target, user, password_key = args
         write_private(Path(target), json.dumps({user: os.environ[password_key]}) + "\n")

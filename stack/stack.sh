@@ -25,7 +25,7 @@ MC_VERSION=v0.0.0-20250313080218-cf909e1063a9
 PG_BIN=/usr/lib/postgresql/15/bin
 JAVA_OPTS_BASE="-Xms128m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true"
 
-SERVICES=(postgres kafka connect minio smtp)
+SERVICES=(postgres airflow-db kafka connect minio smtp)
 AIRFLOW_COMPONENTS=(api-server scheduler dag-processor triggerer)
 
 # ---------------------------------------------------------------------------------------------
@@ -183,78 +183,140 @@ claim_ports() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# PostgreSQL 15 (wal_level=logical)
+# PostgreSQL 15: two clusters, as compose has two servers. `postgres` holds the shop (wal_level=logical), its
+# roles and the DuckLake catalogs; `airflow-db` holds Airflow's metadata alone, in its own data directory on its
+# own port, so no role of the shop's server (Debezium's replication role included) can read or decode it.
 
-PGDATA=$STACK/postgres/data
 pg_run() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 psql_admin() {
   PGPASSWORD=$TIDEWATER_PG_SUPERUSER_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
     -h "$TIDEWATER_PG_HOST" -p "$TIDEWATER_PG_PORT" -U "$TIDEWATER_PG_SUPERUSER" "$@"
 }
 
-start_postgres() {
-  if [[ ! -f $PGDATA/PG_VERSION ]]; then
-    say "initialising PostgreSQL in $PGDATA"
-    mkdir -p "$PGDATA" "$STACK/postgres/socket"
-    local pwfile; pwfile=$(mktemp); echo "$TIDEWATER_PG_SUPERUSER_PASSWORD" >"$pwfile"
-    if [[ $(id -u) == 0 ]]; then chown -R postgres: "$STACK/postgres" "$pwfile"; fi
-    pg_run "$PG_BIN/initdb" -D "$PGDATA" -U "$TIDEWATER_PG_SUPERUSER" --pwfile="$pwfile" \
-      --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >"$LOGS/postgres-init.log" 2>&1 \
-      || die "initdb failed: see $LOGS/postgres-init.log"
-    rm -f "$pwfile"
-    cat >>"$PGDATA/postgresql.conf" <<EOF
+# Initialises cluster NAME in $STACK/NAME/data once: superuser TIDEWATER_PG_SUPERUSER with password PASSWORD
+# (scram-sha-256 for every connection), listening on the port in variable PORT_VAR, plus the postgresql.conf
+# lines read from stdin.
+init_pg_cluster() {
+  local name=$1 port_var=$2 password=$3 data=$STACK/$1/data extra; extra=$(cat)
+  [[ -f $data/PG_VERSION ]] && return 0
+  say "initialising PostgreSQL ($name) in $data"
+  mkdir -p "$data" "$STACK/$name/socket"
+  local pwfile; pwfile=$(mktemp); echo "$password" >"$pwfile"
+  if [[ $(id -u) == 0 ]]; then chown -R postgres: "$STACK/$name" "$pwfile"; fi
+  pg_run "$PG_BIN/initdb" -D "$data" -U "$TIDEWATER_PG_SUPERUSER" --pwfile="$pwfile" \
+    --auth=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >"$LOGS/$name-init.log" 2>&1 \
+    || die "initdb failed: see $LOGS/$name-init.log"
+  rm -f "$pwfile"
+  pg_run tee -a "$data/postgresql.conf" >/dev/null <<EOF
 # tidewater
 listen_addresses = '$TIDEWATER_PG_HOST'
-port = $TIDEWATER_PG_PORT
-unix_socket_directories = '$STACK/postgres/socket'
+port = ${!port_var}
+unix_socket_directories = '$STACK/$name/socket'
+fsync = on
+timezone = 'UTC'
+$extra
+EOF
+}
+
+# Starts cluster NAME (or reloads its configuration when it runs).
+run_pg_cluster() {
+  local name=$1 port_var=$2 data=$STACK/$1/data
+  touch "$LOGS/$name.log"
+  [[ $(id -u) == 0 ]] && chown postgres: "$LOGS/$name.log"
+  if ! pg_run "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    claim_ports "$name" "$TIDEWATER_PG_HOST" "$port_var"
+    pg_run "$PG_BIN/pg_ctl" -D "$data" -l "$LOGS/$name.log" -w -t 60 start >/dev/null \
+      || { tail -n 25 "$LOGS/$name.log" >&2; die "PostgreSQL ($name) failed to start: see $LOGS/$name.log"; }
+  else
+    pg_run "$PG_BIN/pg_ctl" -D "$data" reload >/dev/null
+  fi
+  head -1 "$data/postmaster.pid" >"$RUN/$name.pid"
+}
+
+stop_pg_cluster() {
+  local name=$1 data=$STACK/$1/data
+  if [[ -f $data/postmaster.pid ]]; then
+    pg_run "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null && say "stopped $name"
+  fi
+  rm -f "$RUN/$name.pid"
+}
+
+start_postgres() {
+  init_pg_cluster postgres TIDEWATER_PG_PORT "$TIDEWATER_PG_SUPERUSER_PASSWORD" <<EOF
 wal_level = logical
 max_wal_senders = 10
 max_replication_slots = 10
 max_connections = 200
 shared_buffers = 256MB
-fsync = on
-timezone = 'UTC'
 EOF
-  fi
   # Settings that follow stack/defaults.env at every `up` (the block above is written once, at initdb):
   # tidewater.conf, included by postgresql.conf. max_slot_wal_keep_size: a replication slot whose client stops
   # (a failed Debezium task) holds back at most this much WAL, then PostgreSQL invalidates it (wal_status
   # 'lost') instead of filling the disk; freshness_monitor mails long before (TIDEWATER_MAX_SLOT_LAG_BYTES).
-  grep -q "^include_if_exists = 'tidewater.conf'" "$PGDATA/postgresql.conf" \
-    || echo "include_if_exists = 'tidewater.conf'" | pg_run tee -a "$PGDATA/postgresql.conf" >/dev/null
-  echo "max_slot_wal_keep_size = '$TIDEWATER_PG_MAX_SLOT_WAL_KEEP_SIZE'" | pg_run tee "$PGDATA/tidewater.conf" >/dev/null
-  touch "$LOGS/postgres.log"
-  [[ $(id -u) == 0 ]] && chown postgres: "$LOGS/postgres.log"
-  if ! pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
-    claim_ports postgres "$TIDEWATER_PG_HOST" TIDEWATER_PG_PORT
-    pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$LOGS/postgres.log" -w -t 60 start >/dev/null \
-      || { tail -n 25 "$LOGS/postgres.log" >&2; die "PostgreSQL failed to start: see $LOGS/postgres.log"; }
-  else
-    pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" reload >/dev/null  # tidewater.conf may have changed
-  fi
-  head -1 "$PGDATA/postmaster.pid" >"$RUN/postgres.pid"
+  local data=$STACK/postgres/data
+  grep -q "^include_if_exists = 'tidewater.conf'" "$data/postgresql.conf" \
+    || echo "include_if_exists = 'tidewater.conf'" | pg_run tee -a "$data/postgresql.conf" >/dev/null
+  echo "max_slot_wal_keep_size = '$TIDEWATER_PG_MAX_SLOT_WAL_KEEP_SIZE'" | pg_run tee "$data/tidewater.conf" >/dev/null
+  run_pg_cluster postgres TIDEWATER_PG_PORT
 }
 health_postgres() { "$PG_BIN/pg_isready" -q -h "$TIDEWATER_PG_HOST" -p "$TIDEWATER_PG_PORT"; }
-stop_postgres() {
-  if [[ -f $PGDATA/postmaster.pid ]]; then
-    pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null && say "stopped postgres"
-  fi
-  rm -f "$RUN/postgres.pid"
+stop_postgres() { stop_pg_cluster postgres; }
+
+start_airflow-db() {
+  init_pg_cluster airflow-db TIDEWATER_AIRFLOW_DB_PORT "$TIDEWATER_AIRFLOW_DB_SUPERUSER_PASSWORD" <<EOF
+max_connections = 200
+EOF
+  run_pg_cluster airflow-db TIDEWATER_AIRFLOW_DB_PORT
+}
+health_airflow-db() { "$PG_BIN/pg_isready" -q -h "$TIDEWATER_PG_HOST" -p "$TIDEWATER_AIRFLOW_DB_PORT"; }
+stop_airflow-db() { stop_pg_cluster airflow-db; }
+
+# Airflow's role and database (stack/config/airflow-db.sql, the same file compose's airflow-db runs).
+bootstrap_airflow_db() {
+  PGPASSWORD=$TIDEWATER_AIRFLOW_DB_SUPERUSER_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
+    -h "$TIDEWATER_PG_HOST" -p "$TIDEWATER_AIRFLOW_DB_PORT" -U "$TIDEWATER_PG_SUPERUSER" -d postgres \
+    -f "$ROOT/stack/config/airflow-db.sql" \
+    -v airflow_user="$TIDEWATER_AIRFLOW_DB_USER" -v airflow_password="$TIDEWATER_AIRFLOW_DB_PASSWORD" \
+    -v airflow_db="$TIDEWATER_AIRFLOW_DB" >/dev/null
+  move_airflow_metadata
 }
 
-# The databases the shop migrations and Airflow expect, and Airflow's role. Idempotent.
-# (The shop's own roles are created by its migrations.)
+# Installations from before Airflow had its own server kept its metadata in the shop's: moved once into the
+# new, still empty database (pg_dump | psql as Airflow's role), then that database and role are dropped from
+# the shop's server. Airflow must be stopped (the drop fails while it is connected).
+move_airflow_metadata() {
+  local old new
+  old=$(psql_admin -d postgres -tA -v db="$TIDEWATER_AIRFLOW_DB" <<'EOF'
+SELECT count(*) FROM pg_database WHERE datname = :'db'
+EOF
+  )
+  [[ $old == 1 ]] || return 0
+  new=$(PGPASSWORD=$TIDEWATER_AIRFLOW_DB_PASSWORD "$PG_BIN/psql" -X -tA -h "$TIDEWATER_PG_HOST" \
+    -p "$TIDEWATER_AIRFLOW_DB_PORT" -U "$TIDEWATER_AIRFLOW_DB_USER" -d "$TIDEWATER_AIRFLOW_DB" \
+    -c "SELECT to_regclass('public.alembic_version') IS NOT NULL")
+  if [[ $new == f ]]; then
+    say "moving Airflow's metadata from the shop's server (port $TIDEWATER_PG_PORT) to its own (port $TIDEWATER_AIRFLOW_DB_PORT)"
+    PGPASSWORD=$TIDEWATER_PG_SUPERUSER_PASSWORD "$PG_BIN/pg_dump" -h "$TIDEWATER_PG_HOST" -p "$TIDEWATER_PG_PORT" \
+      -U "$TIDEWATER_PG_SUPERUSER" --no-owner --no-privileges -d "$TIDEWATER_AIRFLOW_DB" 2>>"$LOGS/airflow-db-move.log" \
+      | PGPASSWORD=$TIDEWATER_AIRFLOW_DB_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$TIDEWATER_PG_HOST" \
+          -p "$TIDEWATER_AIRFLOW_DB_PORT" -U "$TIDEWATER_AIRFLOW_DB_USER" -d "$TIDEWATER_AIRFLOW_DB" \
+          >>"$LOGS/airflow-db-move.log" 2>&1 \
+      || die "moving Airflow's metadata failed (the shop's server still has it): see $LOGS/airflow-db-move.log"
+  fi
+  psql_admin -d postgres -v db="$TIDEWATER_AIRFLOW_DB" -v role="$TIDEWATER_AIRFLOW_DB_USER" <<'EOF' \
+    || die "could not drop the old Airflow database from the shop's server: stop Airflow (make airflow-down), then make stack-up"
+SELECT format('DROP DATABASE %I', :'db') \gexec
+SELECT format('DROP ROLE %I', :'role') WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role') \gexec
+EOF
+  say "Airflow's metadata now lives on its own server; the shop's server has no Airflow database or role"
+}
+
+# The shop's database (its roles come from its migrations) and the DuckLake catalogs with their roles. Idempotent.
 # Values reach SQL as psql variables (:'name' is psql's own literal quoting), never pasted into the text.
 bootstrap_postgres() {
-  psql_admin -d postgres -v airflow_user="$TIDEWATER_AIRFLOW_DB_USER" \
-    -v airflow_password="$TIDEWATER_AIRFLOW_DB_PASSWORD" -v airflow_db="$TIDEWATER_AIRFLOW_DB" \
-    -v shop_db="$TIDEWATER_SHOP_DB" <<'EOF'
-SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', :'airflow_user', :'airflow_password')
- WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'airflow_user') \gexec
+  psql_admin -d postgres -v shop_db="$TIDEWATER_SHOP_DB" <<'EOF'
 SELECT format('CREATE DATABASE %I', :'shop_db')
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'shop_db') \gexec
-SELECT format('CREATE DATABASE %I OWNER %I', :'airflow_db', :'airflow_user')
- WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'airflow_db') \gexec
 EOF
   psql_admin -d postgres -v ON_ERROR_STOP=1 -f "$ROOT/stack/config/ducklake-catalogs.sql" \
     -v lake_db="$TIDEWATER_LAKE_CATALOG_DB" -v marts_db="$TIDEWATER_MARTS_CATALOG_DB" \
@@ -270,18 +332,31 @@ kafka_java() {
     -cp "$STACK/lib/kafka/*" "$@"
 }
 
+# Every listener wants SASL: the admin (the broker itself, `tidewater-cdc kafka-access`, tests) logs in with PLAIN
+# as declared here; every other client with SCRAM-SHA-512 (users and ACLs: tidewater.cdc.access). The file holds
+# the admin's password: readable by this user only.
 start_kafka() {
   local dir=$STACK/kafka
+  local plain="org.apache.kafka.common.security.plain.PlainLoginModule required username=\"$TIDEWATER_KAFKA_ADMIN_USER\" password=\"$TIDEWATER_KAFKA_ADMIN_PASSWORD\" user_$TIDEWATER_KAFKA_ADMIN_USER=\"$TIDEWATER_KAFKA_ADMIN_PASSWORD\";"
   mkdir -p "$dir/data"
-  cat >"$dir/server.properties" <<EOF
+  (umask 077; cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_PORT,CONTROLLER://$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_PORT
+listeners=CLIENTS://$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_PORT,CONTROLLER://$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_CONTROLLER_PORT
+advertised.listeners=CLIENTS://$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_PORT
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=CLIENTS
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,CLIENTS:SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+sasl.mechanism.inter.broker.protocol=PLAIN
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=$plain
+listener.name.clients.plain.sasl.jaas.config=$plain
+listener.name.clients.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:$TIDEWATER_KAFKA_ADMIN_USER
 log.dirs=$dir/data
 num.partitions=1
 auto.create.topics.enable=true
@@ -293,6 +368,7 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.retention.hours=168
 EOF
+  )
   if [[ ! -f $dir/data/meta.properties ]]; then
     local cluster_id; cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$LOGS/kafka.log")
     kafka_java kafka.tools.StorageTool format --standalone -t "$cluster_id" \
@@ -304,10 +380,16 @@ EOF
     -cp "$STACK/lib/kafka/*" kafka.Kafka "$dir/server.properties"
 }
 health_kafka() {
-  "$PY" - <<EOF
+  "$PY" -c 'import os
 from confluent_kafka.admin import AdminClient
-AdminClient({"bootstrap.servers": "$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_PORT"}).list_topics(timeout=3)
-EOF
+from tidewater.cdc.access import admin_config
+AdminClient(admin_config(os.environ)).list_topics(timeout=3)'
+}
+# Every client's SCRAM user and ACLs (before Connect starts: it logs in as its own user).
+kafka_access() {
+  "$PY" -m tidewater.cdc.cli kafka-access >>"$LOGS/kafka.log" 2>&1 \
+    || { tail -n 5 "$LOGS/kafka.log" >&2; die "setting Kafka's users and ACLs failed: see $LOGS/kafka.log"; }
+  say "kafka users and ACLs set"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -316,8 +398,21 @@ EOF
 start_connect() {
   local dir=$STACK/connect
   mkdir -p "$dir"
-  cat >"$dir/worker.properties" <<EOF
+  local scram="org.apache.kafka.common.security.scram.ScramLoginModule required username=\"$TIDEWATER_KAFKA_DEBEZIUM_USER\" password=\"$TIDEWATER_KAFKA_DEBEZIUM_PASSWORD\";"
+  (umask 077; cat >"$dir/worker.properties" <<EOF
 bootstrap.servers=$TIDEWATER_KAFKA_HOST:$TIDEWATER_KAFKA_PORT
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=$scram
+producer.security.protocol=SASL_PLAINTEXT
+producer.sasl.mechanism=SCRAM-SHA-512
+producer.sasl.jaas.config=$scram
+consumer.security.protocol=SASL_PLAINTEXT
+consumer.sasl.mechanism=SCRAM-SHA-512
+consumer.sasl.jaas.config=$scram
+admin.security.protocol=SASL_PLAINTEXT
+admin.sasl.mechanism=SCRAM-SHA-512
+admin.sasl.jaas.config=$scram
 group.id=tidewater-connect
 key.converter=org.apache.kafka.connect.json.JsonConverter
 value.converter=org.apache.kafka.connect.json.JsonConverter
@@ -334,13 +429,22 @@ listeners=http://$TIDEWATER_KAFKA_HOST:$TIDEWATER_CONNECT_PORT
 rest.advertised.host.name=$TIDEWATER_KAFKA_HOST
 rest.advertised.port=$TIDEWATER_CONNECT_PORT
 plugin.path=$STACK/connect-plugins
+rest.extension.classes=org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension
 EOF
+  )
+  # The REST API's one login (stack/config/connect-rest-jaas.conf reads it from this file), written at every
+  # start from the generated secret, readable by this user only.
+  (umask 077; printf '%s: %s\n' "$TIDEWATER_CONNECT_USER" "$TIDEWATER_CONNECT_PASSWORD" >"$dir/rest-credentials.properties")
   claim_ports connect "$TIDEWATER_KAFKA_HOST" TIDEWATER_CONNECT_PORT
   spawn connect java $JAVA_OPTS_BASE -Dlog4j2.configurationFile="$ROOT/stack/config/log4j2.properties" \
+    -Djava.security.auth.login.config="$ROOT/stack/config/connect-rest-jaas.conf" \
+    -Dtidewater.connect.credentials="$dir/rest-credentials.properties" \
     -cp "$STACK/lib/kafka/*" org.apache.kafka.connect.cli.ConnectDistributed "$dir/worker.properties"
 }
+# The login goes to curl on stdin (-K -), not on its command line.
 health_connect() {
-  curl -sf "http://$TIDEWATER_KAFKA_HOST:$TIDEWATER_CONNECT_PORT/connector-plugins" | grep -q PostgresConnector
+  printf 'user = "%s:%s"\n' "$TIDEWATER_CONNECT_USER" "$TIDEWATER_CONNECT_PASSWORD" \
+    | curl -sf -K - "http://$TIDEWATER_KAFKA_HOST:$TIDEWATER_CONNECT_PORT/connector-plugins" | grep -q PostgresConnector
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -386,7 +490,7 @@ urlencode() { "$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.a
 write_env() {
   (
     local db; db="$(urlencode "$TIDEWATER_AIRFLOW_DB_USER"):$(urlencode "$TIDEWATER_AIRFLOW_DB_PASSWORD")"
-    db+="@$TIDEWATER_PG_HOST:$TIDEWATER_PG_PORT/$(urlencode "$TIDEWATER_AIRFLOW_DB")"
+    db+="@$TIDEWATER_PG_HOST:$TIDEWATER_AIRFLOW_DB_PORT/$(urlencode "$TIDEWATER_AIRFLOW_DB")"
     export TIDEWATER_STACK_DIR=$STACK TIDEWATER_WAREHOUSE_PATH=$STACK/warehouse/warehouse.duckdb \
       TIDEWATER_MARTS_DIR=$STACK/marts TIDEWATER_MAIL_DIR=$STACK/mail \
       AIRFLOW_HOME=$STACK/airflow AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins \
@@ -419,7 +523,13 @@ write_env() {
 # ---------------------------------------------------------------------------------------------
 # Airflow 3 (api-server, scheduler, dag-processor, triggerer; LocalExecutor; metadata in PostgreSQL)
 
-airflow_env() { set -a; . "$STACK/env"; set +a; }
+# Airflow's processes get every setting but the secrets of set-up alone: the superusers' passwords, MinIO's root
+# key and the connection built from the shop's superuser (tasks use the shop's application role).
+airflow_env() {
+  set -a; . "$STACK/env"; set +a
+  # shellcheck disable=SC2046
+  unset $("$PY" "$ROOT/stack/envfile.py" setup-names) AIRFLOW_CONN_SHOP_POSTGRES_ADMIN
+}
 
 airflow_migrate() {
   airflow_env
@@ -468,8 +578,10 @@ up() {
   ensure_artifacts
   ensure_secrets; load_secrets
   write_env
-  start_postgres; await postgres 60; bootstrap_postgres
-  start_kafka; await kafka 120
+  start_postgres; start_airflow-db
+  await postgres 60; bootstrap_postgres
+  await airflow-db 60; bootstrap_airflow_db
+  start_kafka; await kafka 120; kafka_access
   start_connect; start_minio; start_smtp
   await minio 60; setup_minio
   await smtp 30
@@ -485,7 +597,7 @@ down() {
   airflow_down
   local i
   for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
-    if [[ ${SERVICES[i]} == postgres ]]; then stop_postgres; else terminate "${SERVICES[i]}"; fi
+    if declare -F "stop_${SERVICES[i]}" >/dev/null; then "stop_${SERVICES[i]}"; else terminate "${SERVICES[i]}"; fi
   done
 }
 

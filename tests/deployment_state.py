@@ -9,9 +9,7 @@ and assets.
 
 from __future__ import annotations
 
-import json
 import socket
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -48,15 +46,21 @@ def fingerprint(env: dict[str, str]) -> dict[str, object]:
 def _kafka(env: dict[str, str]) -> dict[str, list[str]]:
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": f"{env['TIDEWATER_KAFKA_HOST']}:{env['TIDEWATER_KAFKA_PORT']}"})
+    from tidewater.cdc.access import admin_config
+
+    admin = AdminClient(admin_config(env))
     topics = sorted(admin.list_topics(timeout=10).topics)
     groups = sorted(group.group_id for group in admin.list_consumer_groups(request_timeout=10).result().valid)
     return {"topics": topics, "groups": groups}
 
 
 def _connectors(env: dict[str, str]) -> list[str]:
-    with urllib.request.urlopen(f"{env['TIDEWATER_CONNECT_URL']}/connectors", timeout=10) as response:
-        return sorted(json.load(response))
+    import requests
+
+    response = requests.get(f"{env['TIDEWATER_CONNECT_URL']}/connectors", timeout=10,
+                            auth=(env["TIDEWATER_CONNECT_USER"], env["TIDEWATER_CONNECT_PASSWORD"]))
+    response.raise_for_status()
+    return sorted(response.json())
 
 
 def minio_root_client(env: Mapping[str, str]):
@@ -74,11 +78,13 @@ def _buckets(env: dict[str, str]) -> list[str]:
     return sorted(bucket["Name"] for bucket in client.list_buckets()["Buckets"])
 
 
-def _admin(env: dict[str, str], dbname: str):
+def _admin(env: dict[str, str], dbname: str, server: str = "PG"):
+    """The superuser's connection to `dbname` on the shop's server (PG) or on Airflow's (AIRFLOW_DB)."""
     import psycopg
 
-    return psycopg.connect(host=env["TIDEWATER_PG_HOST"], port=env["TIDEWATER_PG_PORT"],
-                           user=env["TIDEWATER_PG_SUPERUSER"], password=env["TIDEWATER_PG_SUPERUSER_PASSWORD"],
+    password = "TIDEWATER_PG_SUPERUSER_PASSWORD" if server == "PG" else f"TIDEWATER_{server}_SUPERUSER_PASSWORD"
+    return psycopg.connect(host=env["TIDEWATER_PG_HOST"], port=env[f"TIDEWATER_{server}_PORT"],
+                           user=env["TIDEWATER_PG_SUPERUSER"], password=env[password],
                            dbname=dbname, connect_timeout=10)
 
 
@@ -91,7 +97,7 @@ def _postgres(env: dict[str, str]) -> dict[str, list[str]]:
 
 def _airflow(env: dict[str, str]) -> dict[str, object]:
     """Each DAG's newest serialised hash and the assets' URIs (empty before `airflow db migrate`)."""
-    with _admin(env, env["TIDEWATER_AIRFLOW_DB"]) as conn:
+    with _admin(env, env["TIDEWATER_AIRFLOW_DB"], "AIRFLOW_DB") as conn:
         if conn.execute("SELECT to_regclass('public.serialized_dag')").fetchone()[0] is None:
             return {}
         dags = dict(conn.execute("SELECT DISTINCT ON (dag_id) dag_id, dag_hash FROM serialized_dag "

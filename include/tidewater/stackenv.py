@@ -15,6 +15,8 @@ import sys
 from collections.abc import Mapping
 from urllib.parse import quote
 
+from tidewater.cdc import access
+
 
 def _need(env: Mapping[str, str], key: str) -> str:
     try:
@@ -43,11 +45,15 @@ def _s3_connection(env: Mapping[str, str], endpoint: str, user_key: str, passwor
 def airflow_connections(env: Mapping[str, str]) -> dict[str, str]:
     kafka = f"{_need(env, 'TIDEWATER_KAFKA_HOST')}:{_need(env, 'TIDEWATER_KAFKA_PORT')}"
     s3 = f"http://{_need(env, 'TIDEWATER_S3_HOST')}:{_need(env, 'TIDEWATER_S3_PORT')}"
+    connect_host = env.get("TIDEWATER_CONNECT_HOST") or _need(env, "TIDEWATER_KAFKA_HOST")
+    # The shop's superuser (migrations, set-up): only where its password is given. Airflow's processes get none
+    # (stack/stack.sh airflow_env, docker/services.yaml x-airflow): their tasks use the application role.
+    admin = {"AIRFLOW_CONN_SHOP_POSTGRES_ADMIN": _postgres_uri(
+        env, "TIDEWATER_PG_SUPERUSER", "TIDEWATER_PG_SUPERUSER_PASSWORD")} if env.get(
+        "TIDEWATER_PG_SUPERUSER_PASSWORD") else {}
     return {
         "AIRFLOW_CONN_SHOP_POSTGRES": _postgres_uri(env, "TIDEWATER_SHOP_USER", "TIDEWATER_SHOP_PASSWORD"),
-        "AIRFLOW_CONN_SHOP_POSTGRES_ADMIN": _postgres_uri(
-            env, "TIDEWATER_PG_SUPERUSER", "TIDEWATER_PG_SUPERUSER_PASSWORD"
-        ),
+        **admin,
         # DuckLake catalogs (docs/lake.md): the pipeline's writer on both, the mart readers' read-only role.
         "AIRFLOW_CONN_LAKE_CATALOG": _postgres_uri(
             env, "TIDEWATER_LAKE_CATALOG_USER", "TIDEWATER_LAKE_CATALOG_PASSWORD", "TIDEWATER_LAKE_CATALOG_DB"),
@@ -55,11 +61,13 @@ def airflow_connections(env: Mapping[str, str]) -> dict[str, str]:
             env, "TIDEWATER_LAKE_CATALOG_USER", "TIDEWATER_LAKE_CATALOG_PASSWORD", "TIDEWATER_MARTS_CATALOG_DB"),
         "AIRFLOW_CONN_MARTS_CATALOG_READER": _postgres_uri(
             env, "TIDEWATER_MARTS_READER_USER", "TIDEWATER_MARTS_READER_PASSWORD", "TIDEWATER_MARTS_CATALOG_DB"),
-        # The drain never relies on auto-commit: offsets are committed after the lake has the data.
+        # The drain never relies on auto-commit: offsets are committed after the lake has the data. It logs in
+        # as the pipeline's Kafka user (tidewater.cdc.access: reads, never writes).
         "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps({
             "conn_type": "kafka",
             "extra": {"bootstrap.servers": kafka, "group.id": "tidewater-cdc-drain",
-                      "enable.auto.commit": False, "auto.offset.reset": "earliest"},
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                      **access.client_config(env, access.PIPELINE)},
         }),
         # MinIO's least-privilege users (docker/minio/setup.sh): the pipeline reads and writes the lake bucket,
         # mart readers list and read marts/ only. MinIO's root user is for its setup alone.
@@ -74,9 +82,14 @@ def airflow_connections(env: Mapping[str, str]) -> dict[str, str]:
             "extra": {"disable_tls": True, "disable_ssl": True,
                       "from_email": _need(env, "TIDEWATER_ALERT_EMAIL_FROM")},
         }),
-        # Kafka Connect runs beside Kafka natively; docker compose names its own host (TIDEWATER_CONNECT_HOST).
-        "TIDEWATER_CONNECT_URL": f"http://{env.get('TIDEWATER_CONNECT_HOST') or _need(env, 'TIDEWATER_KAFKA_HOST')}"
-                                 f":{_need(env, 'TIDEWATER_CONNECT_PORT')}",
+        # Kafka Connect's REST API behind basic auth; it runs beside Kafka natively, docker compose names its own
+        # host (TIDEWATER_CONNECT_HOST).
+        "AIRFLOW_CONN_KAFKA_CONNECT": json.dumps({
+            "conn_type": "http", "host": connect_host, "port": int(_need(env, "TIDEWATER_CONNECT_PORT")),
+            "schema": "http", "login": _need(env, "TIDEWATER_CONNECT_USER"),
+            "password": _need(env, "TIDEWATER_CONNECT_PASSWORD"),
+        }),
+        "TIDEWATER_CONNECT_URL": f"http://{connect_host}:{_need(env, 'TIDEWATER_CONNECT_PORT')}",
     }
 
 

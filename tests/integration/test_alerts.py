@@ -138,21 +138,21 @@ def two_partition_topic(settings) -> Iterator[tuple[str, dict]]:
     from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
 
+    from tidewater.cdc.access import admin_config
     from tidewater.cdc.topics import consumer_config
 
     topic = f"alerts{uuid.uuid4().hex[:8]}.shop.orders"
-    servers = consumer_config(settings)["bootstrap.servers"]
-    admin = AdminClient({"bootstrap.servers": servers})  # kept alive until its futures resolve
+    admin = AdminClient(admin_config(os.environ))  # kept alive until its futures resolve
     admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result()
     try:
-        producer = Producer({"bootstrap.servers": servers})
+        producer = Producer(admin_config(os.environ))
         for partition, count in ((0, 3), (1, 2)):
             for number in range(count):
                 producer.produce(topic, value=b"{}", key=str(number).encode(), partition=partition)
         assert producer.flush(30) == 0
         kafka = json.loads(os.environ["AIRFLOW_CONN_KAFKA_DEFAULT"])
         kafka["extra"]["group.id"] = f"alerts-test-{uuid.uuid4().hex[:8]}"
-        group = Consumer({"bootstrap.servers": servers, "group.id": kafka["extra"]["group.id"]})
+        group = Consumer(consumer_config(settings, **{"group.id": kafka["extra"]["group.id"]}))
         group.commit(offsets=[TopicPartition(topic, 0, 3), TopicPartition(topic, 1, 2)], asynchronous=False)
         group.close()
         yield topic, kafka

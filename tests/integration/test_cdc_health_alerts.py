@@ -12,13 +12,16 @@ server, which other tests may move.
 from __future__ import annotations
 
 import dataclasses
+import os
 import uuid
 from collections.abc import Iterator
+from html import escape
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from tidewater.alerts.messages import CURL
 from tidewater.cdc import connector
 from tidewater.config import Settings
 from tidewater.mailsink import read_messages
@@ -90,9 +93,9 @@ def scratch_connector(cdc: Settings) -> Iterator[tuple[ScratchConnector, dict[st
             conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(made.publication)))
         from confluent_kafka.admin import AdminClient
 
-        from tidewater.cdc.topics import consumer_config
+        from tidewater.cdc.access import admin_config
 
-        kafka = AdminClient({"bootstrap.servers": consumer_config(cdc)["bootstrap.servers"]})
+        kafka = AdminClient(admin_config(os.environ))
         topics = [t for t in kafka.list_topics(timeout=30).topics if made.prefix in t]
         for future in kafka.delete_topics(topics).values() if topics else []:
             future.result()
@@ -124,7 +127,7 @@ def test_a_failed_connector_task_mails_once_then_once_when_it_runs_again(cdc, sm
         body = _html(down)
         assert "Publication autocreation is disabled" in body  # the trace's first lines name the cause ...
         assert "more lines in the log" in body  # ... and only the first 3 of them
-        assert f"curl -s -X POST {cdc.connect_url}/connectors/{made.name}/tasks/0/restart" in body
+        assert escape(f"{CURL} -X POST {cdc.connect_url}/connectors/{made.name}/tasks/0/restart") in body
 
         # The fix the email asks for: remove the cause, restart the task.
         with psycopg.connect(cdc.shop_conninfo(admin=True), autocommit=True) as conn:

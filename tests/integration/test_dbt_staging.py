@@ -131,3 +131,15 @@ def test_after_a_backward_replay_the_warehouse_equals_postgresql_without_a_full_
         loads = con.execute("select count(*) from lake_loads where model = 'stg_shop__orders'").fetchone()[0]
     assert current == orders
     assert loads == 2  # two incremental builds, no full refresh
+
+
+def test_dbt_debug_prints_no_secret(tmp_path):
+    """`dbt debug` prints the profile's connection keys (its settings among them): the S3 key and the catalog
+    password live in DuckDB secrets, which it does not print; the connection it tests still works."""
+    debug = dbt("debug", warehouse=str(tmp_path / "warehouse.duckdb"))
+
+    assert debug.returncode == 0 and "All checks passed" in debug.stdout, debug.stdout[-3000:]
+    shown = debug.stdout + debug.stderr
+    leaked = [name for name in ("TIDEWATER_S3_PIPELINE_SECRET_KEY", "TIDEWATER_LAKE_CATALOG_PASSWORD")
+              if os.environ[name] in shown]
+    assert not leaked, leaked

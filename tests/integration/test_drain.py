@@ -21,8 +21,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from tidewater import drain
+from tidewater.cdc.access import admin_config
 from tidewater.cdc.connector import table_topic
-from tidewater.cdc.topics import consumer_config
 from tidewater.drain import drainer
 from tidewater.drain.drainer import DrainLimits, Replay
 from tidewater.lake import commit, maintenance
@@ -116,7 +116,7 @@ def test_a_replay_at_or_after_the_lakes_position_is_refused(shop_changes, lake, 
 def test_the_lake_not_the_consumer_group_says_where_a_drain_continues(shop_changes, lake, group_id):
     topic = table_topic(shop_changes, "customers")
     first = drain_once(shop_changes, lake, topic, group_id, file_max_rows=25)
-    admin = AdminClient({"bootstrap.servers": consumer_config(shop_changes)["bootstrap.servers"]})
+    admin = AdminClient(admin_config(os.environ))
     [deleted] = admin.delete_consumer_groups([group_id]).values()
     deleted.result()
 
@@ -150,7 +150,7 @@ def test_two_drains_of_one_topic_at_once_land_each_record_once_and_one_fails(sho
 
 
 def delete_topic(settings, topic: str) -> None:
-    admin = AdminClient({"bootstrap.servers": consumer_config(settings)["bootstrap.servers"]})
+    admin = AdminClient(admin_config(os.environ))
     admin.delete_topics([topic])[topic].result()
 
 
@@ -164,7 +164,7 @@ def scratch_topic(shop_changes):
 
 
 def _produce(settings, topic, values: list[bytes | None]) -> None:
-    producer = Producer({"bootstrap.servers": consumer_config(settings)["bootstrap.servers"]})
+    producer = Producer(admin_config(os.environ))
     for value in values:
         producer.produce(topic, value=value, key=b'{"id": 1}', headers=[("source", b"test")])
     assert producer.flush(30) == 0

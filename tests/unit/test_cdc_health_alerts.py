@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from html import escape
 
 import yaml
 
 from tidewater.alerts import freshness, sources
 from tidewater.alerts.freshness import ConnectorHealth
+from tidewater.alerts.messages import CURL
 from tidewater.cdc import connector
 from tidewater.config import REPO_ROOT, Settings
 
@@ -49,7 +51,7 @@ def test_the_task_email_names_connector_task_and_state_quotes_the_trace_and_says
 
     assert email.subject == "[tidewater] DOWN Debezium connector shop-postgres task 0: FAILED"
     assert "ConnectException: boom &lt;here&gt;\n\tat a.b(C.java:1)\n… (1 more lines in the log)" in email.html
-    assert "curl -s -X POST http://connect:8083/connectors/shop-postgres/tasks/0/restart" in email.html
+    assert escape(f"{CURL} -X POST http://connect:8083/connectors/shop-postgres/tasks/0/restart") in email.html
     assert "make cdc-register" in email.html
 
 
@@ -57,7 +59,7 @@ def test_each_connector_state_gets_its_own_remedy():
     def html(state: str) -> str:
         return whole(state).email(recovered=False, since="s").html
 
-    assert "curl -s -X PUT http://connect:8083/connectors/shop-postgres/resume" in html("PAUSED")
+    assert escape(f"{CURL} -X PUT http://connect:8083/connectors/shop-postgres/resume") in html("PAUSED")
     assert "restart?includeTasks=true&amp;onlyFailed=true" in html("FAILED")
     assert "does not answer at http://connect:8083" in html("UNREACHABLE")
     assert "make cdc-register" in html("NOT REGISTERED")
@@ -93,7 +95,7 @@ def test_a_lost_slot_is_a_breach_whatever_it_retains_and_says_to_recreate_it():
     email = lost.email(recovered=False, since="s")
     assert email.subject.startswith("[tidewater] STALE replication slot tidewater_shop: WAL lost, slot invalidated")
     assert "pg_drop_replication_slot(&#x27;tidewater_shop&#x27;)" in email.html
-    assert "curl -s -X DELETE http://connect:8083/connectors/shop-postgres/offsets" in email.html
+    assert escape(f"{CURL} -X DELETE http://connect:8083/connectors/shop-postgres/offsets") in email.html
     assert "new snapshot" in email.html
 
 

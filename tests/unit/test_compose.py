@@ -55,7 +55,8 @@ PUBLISHED = {
     "kafka-ui": {8080: "TIDEWATER_KAFKA_UI_PORT"},
     "jupyter": {8888: "TIDEWATER_JUPYTER_PORT"},
 }
-NATIVE_SERVICES = {"postgres": "shop-db", "kafka": "kafka", "connect": "connect", "minio": "minio", "smtp": "mailpit"}
+NATIVE_SERVICES = {"postgres": "shop-db", "airflow-db": "airflow-db", "kafka": "kafka", "connect": "connect",
+                   "minio": "minio", "smtp": "mailpit"}
 
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>(?:[^{}]|\{[^{}]*\})*))?\}")
 
@@ -228,19 +229,24 @@ def test_airflow_init_does_every_step_of_the_native_airflow_migrate():
     assert SERVICES["airflow-init"]["command"] == ["bash", "/opt/tidewater/docker/airflow-init.sh"]
 
 
-def test_the_ducklake_catalogs_come_from_the_native_stacks_sql_before_airflow_starts():
-    """One definition of the catalog databases and roles: the SQL file stack/stack.sh runs, with the same variables."""
-    init = SERVICES["catalog-init"]
-    assert "./stack/config/ducklake-catalogs.sql:/catalogs.sql:ro" in init["volumes"]
-    native = re.search(r"ducklake-catalogs\.sql\" \\\n(.*?)>/dev/null", STACK_SH, re.S)[1]
+@pytest.mark.parametrize(("service", "sql", "variables"), [
+    ("catalog-init", "ducklake-catalogs.sql", {"lake_db", "marts_db", "writer", "writer_password", "reader",
+                                                "reader_password"}),
+    ("airflow-db-init", "airflow-db.sql", {"airflow_user", "airflow_password", "airflow_db"}),
+])
+def test_databases_and_roles_come_from_the_native_stacks_sql(service, sql, variables):
+    """One definition of the DuckLake catalogs and of Airflow's database, each with its roles: the SQL file
+    stack/stack.sh runs, with the same variables, done before Airflow starts."""
+    init = SERVICES[service]
+    assert init["volumes"] == [f"./stack/config/{sql}:/{init['command'][-1].split(' -f /')[1].split()[0]}:ro"]
+    native = re.search(re.escape(sql) + r"\" \\\n(.*?)>/dev/null", STACK_SH, re.S)[1]
     native_variables = dict(re.findall(r'-v (\w+)="\$(\w+)"', native))
     compose_variables = dict(re.findall(r'-v (\w+)="\$(\w+)"', " ".join(init["command"])))
-    assert set(compose_variables) == set(native_variables) == {
-        "lake_db", "marts_db", "writer", "writer_password", "reader", "reader_password"}
+    assert set(compose_variables) == set(native_variables) == variables
     for name, variable in compose_variables.items():
         assert init["environment"][variable] == DEFAULTS[native_variables[name]], name
-    for name in ("airflow-scheduler", "airflow-api-server", "airflow-dag-processor"):
-        assert SERVICES[name]["depends_on"]["catalog-init"] == {"condition": "service_completed_successfully"}
+    first = "airflow-init" if service == "airflow-db-init" else "airflow-scheduler"
+    assert SERVICES[first]["depends_on"][service] == {"condition": "service_completed_successfully"}
 
 
 # ------------------------------------------------------------------ settings
@@ -279,15 +285,65 @@ def test_containers_reach_every_service_by_its_compose_name():
     assert (shop.host, shop.port, shop.login, shop.schema) == ("shop-db", 5432, DEFAULTS["TIDEWATER_SHOP_USER"],
                                                                DEFAULTS["TIDEWATER_SHOP_DB"])
     assert kafka.extra["bootstrap.servers"] == "kafka:9092"
+    login = [kafka.extra[key] for key in ("security.protocol", "sasl.mechanism", "sasl.username", "sasl.password")]
+    assert login == ["SASL_PLAINTEXT", "SCRAM-SHA-512", DEFAULTS["TIDEWATER_KAFKA_PIPELINE_USER"],
+                     GENERATED["TIDEWATER_KAFKA_PIPELINE_PASSWORD"]], "the pipeline's own Kafka user"
     assert lake.extra["endpoint_url"] == "http://minio:9000"
     assert (lake.login, lake.password) == (DEFAULTS["TIDEWATER_S3_PIPELINE_ACCESS_KEY"],
                                            DEFAULTS["TIDEWATER_S3_PIPELINE_SECRET_KEY"]), "Airflow must not get root"
     assert (smtp.host, smtp.port) == ("mailpit", 1025)
     assert connections["TIDEWATER_CONNECT_URL"] == "http://connect:8083"
+    rest = parse_connection("kafka_connect", connections["AIRFLOW_CONN_KAFKA_CONNECT"])
+    assert (rest.host, rest.port, rest.login, rest.password) == (
+        "connect", 8083, DEFAULTS["TIDEWATER_CONNECT_USER"], GENERATED["TIDEWATER_CONNECT_PASSWORD"])
     rendered = connector.render_config(Settings.from_env(env | connections))
     assert (rendered["database.hostname"], rendered["database.port"]) == ("shop-db", "5432")
     assert rendered["topic.prefix"] == DEFAULTS["TIDEWATER_CDC_TOPIC_PREFIX"]
     assert Settings.from_env(env).lake_bucket == DEFAULTS["TIDEWATER_LAKE_BUCKET"]
+
+
+AIRFLOW_SERVICES = ("airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
+                    "airflow-triggerer")
+
+
+@pytest.mark.parametrize("name", AIRFLOW_SERVICES)
+def test_airflow_gets_no_superuser_and_no_root_key(name):
+    """No Airflow container holds a set-up secret (in its environment or in a connection derived from it); the
+    one-shot jobs that migrate the shop still get the superuser's connection."""
+    env = container_env(name)
+    everything = json.dumps(env | airflow_connections(env))
+    leaked = [secret for secret in envfile.SETUP_SECRETS if GENERATED[secret] in everything]
+    assert not leaked, f"{name} gets {leaked}"
+    assert "AIRFLOW_CONN_SHOP_POSTGRES_ADMIN" not in airflow_connections(env)
+    assert "airflow-db:5432" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    migrate = airflow_connections(container_env("shop-migrate"))
+    admin = parse_connection("shop_postgres_admin", migrate["AIRFLOW_CONN_SHOP_POSTGRES_ADMIN"])
+    assert admin.login == DEFAULTS["TIDEWATER_PG_SUPERUSER"]
+
+
+def test_every_published_web_ui_and_http_api_wants_a_login():
+    """Kafka Connect's REST API (basic auth, as natively), Kafka UI (login form), Mailpit's UI and API (basic
+    auth) and JupyterLab (token) each want a generated secret; Kafka UI logs in to Connect."""
+    connect, ui, mail = container_env("connect"), container_env("kafka-ui"), container_env("mailpit")
+    assert connect["CONNECT_REST_EXTENSION_CLASSES"].endswith(".BasicAuthSecurityRestExtension")
+    jaas = "./stack/config/connect-rest-jaas.conf:/opt/tidewater/connect-rest-jaas.conf:ro"
+    assert jaas in SERVICES["connect"]["volumes"]
+    assert "-Djava.security.auth.login.config=/opt/tidewater/connect-rest-jaas.conf" in connect["KAFKA_OPTS"]
+    credentials = re.search(r"-Dtidewater\.connect\.credentials=(\S+)", connect["KAFKA_OPTS"])[1]
+    start = " ".join(SERVICES["connect"]["command"])
+    assert f"> {credentials})" in start and "exec /docker-entrypoint.sh start" in start
+    assert connect["TIDEWATER_CONNECT_PASSWORD"] == GENERATED["TIDEWATER_CONNECT_PASSWORD"]
+    assert "${tidewater.connect.credentials}" in (REPO_ROOT / "stack" / "config" / "connect-rest-jaas.conf").read_text()
+    assert "rest.extension.classes=" + connect["CONNECT_REST_EXTENSION_CLASSES"] in STACK_SH
+    assert (ui["AUTH_TYPE"], ui["SPRING_SECURITY_USER_PASSWORD"]) == ("LOGIN_FORM",
+                                                                     GENERATED["TIDEWATER_KAFKA_UI_PASSWORD"])
+    assert ui["KAFKA_CLUSTERS_0_KAFKACONNECT_0_PASSWORD"] == GENERATED["TIDEWATER_CONNECT_PASSWORD"]
+    reader = (f'username="{DEFAULTS["TIDEWATER_KAFKA_READER_USER"]}" '
+              f'password="{GENERATED["TIDEWATER_KAFKA_READER_PASSWORD"]}"')
+    assert reader in ui["KAFKA_CLUSTERS_0_PROPERTIES_SASL_JAAS_CONFIG"]
+    assert ui["KAFKA_CLUSTERS_0_PROPERTIES_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+    assert mail["MP_UI_AUTH"] == f"{DEFAULTS['TIDEWATER_MAIL_UI_USER']}:{GENERATED['TIDEWATER_MAIL_UI_PASSWORD']}"
+    assert container_env("jupyter")["TIDEWATER_JUPYTER_TOKEN"] == GENERATED["TIDEWATER_JUPYTER_TOKEN"]
 
 
 def test_native_connect_url_is_still_beside_kafka():
@@ -407,14 +463,36 @@ def test_images_are_pinned_to_the_native_versions():
     assert f"ARG MC_VERSION={native_mc}" in dockerfiles[1]
 
 
+def native(value: str) -> str:
+    """A value stack/stack.sh writes, with its locals ($plain, $scram) and the settings ($NAME) expanded as compose
+    expands its variables (the defaults and a generated .env)."""
+    for name, definition in re.findall(r'local (\w+)="(.*)"\n', STACK_SH):
+        value = value.replace(f"${name}", definition.replace('\\"', '"'))
+    return re.sub(r"\$(\w+)", lambda match: DEFAULTS[match[1]], value)
+
+
+def kafka_variable(key: str) -> str:
+    """The apache/kafka image's variable for server property `key` (KAFKA_, "_" → "__", "-" → "___", "." → "_")."""
+    return "KAFKA_" + key.replace("_", "__").replace("-", "___").replace(".", "_").upper()
+
+
 def test_kafka_and_connect_are_configured_like_the_native_stack():
     server = heredoc("server.properties")
     kafka = SERVICES["kafka"]["environment"]
     node_specific = {"controller.quorum.bootstrap.servers", "listeners", "advertised.listeners",
-                     "listener.security.protocol.map", "log.dirs"}
+                     "listener.security.protocol.map", "log.dirs", "inter.broker.listener.name"}
     for key, value in server.items():
-        if key not in node_specific:
-            assert kafka.get("KAFKA_" + key.upper().replace(".", "_")) == value, f"Kafka {key}={value} natively"
+        if key not in node_specific and not key.startswith("listener.name.clients."):
+            assert kafka.get(kafka_variable(key)) == native(value), f"Kafka {key}={value} natively"
+    # Every listener wants SASL, each the same mechanisms and logins as the native one (CLIENTS natively).
+    protocols = dict(item.split(":") for item in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"} and set(protocols) == {"CONTROLLER", "INTERNAL", "HOST"}
+    for listener in ("internal", "host"):
+        for key, value in server.items():
+            if key.startswith("listener.name.clients."):
+                compose = kafka[kafka_variable(key.replace(".clients.", f".{listener}."))]
+                assert compose == native(value), (listener, key)
+    assert kafka["KAFKA_INTER_BROKER_LISTENER_NAME"] == "INTERNAL"
     worker = heredoc("worker.properties")
     named = {"bootstrap.servers": "BOOTSTRAP_SERVERS", "group.id": "GROUP_ID", "key.converter": "KEY_CONVERTER",
              "value.converter": "VALUE_CONVERTER", "config.storage.topic": "CONFIG_STORAGE_TOPIC",
@@ -425,7 +503,7 @@ def test_kafka_and_connect_are_configured_like_the_native_stack():
     for key, value in worker.items():
         if key not in node_specific:
             variable = named.get(key, "CONNECT_" + key.upper().replace(".", "_"))
-            assert connect.get(variable) == value, f"Kafka Connect {key}={value} natively ({variable})"
+            assert connect.get(variable) == native(value), f"Kafka Connect {key}={value} natively ({variable})"
     assert connect["BOOTSTRAP_SERVERS"] == "kafka:9092"
 
 

@@ -8,6 +8,9 @@ from html import escape
 from urllib.parse import quote
 
 SUBJECT_PREFIX = "[tidewater]"
+# Kafka Connect's REST API wants its login (basic auth): the commands in emails name it by the variables of the
+# deployment's settings (.stack/env, compose's .env), never by its value.
+CURL = 'curl -s -u "$TIDEWATER_CONNECT_USER:$TIDEWATER_CONNECT_PASSWORD"'
 _URL = re.compile(r"https?://[^\s<>\"']+")
 
 
@@ -100,7 +103,7 @@ def freshness_email(*, recovered: bool, subject: str, measured: str, limit: str,
 def connector_remedy(*, connect_url: str, connector: str, task: int | None, state: str) -> list[str]:
     """What to do about a connector (`task` None) or task in `state`: steps, each a line (commands as is)."""
     base = f"{connect_url.rstrip('/')}/connectors/{quote(connector, safe='')}"
-    check = f"Find the cause: the trace above, `curl -s {base}/status`, `make cdc-status`, Connect's log " \
+    check = f"Find the cause: the trace above, `{CURL} {base}/status`, `make cdc-status`, Connect's log " \
             "(.stack/logs/connect.log; docker: `docker compose logs connect`)."
     if state == "UNREACHABLE":
         return [f"Kafka Connect does not answer at {connect_url}: start it (`make stack-up`; docker: "
@@ -109,13 +112,13 @@ def connector_remedy(*, connect_url: str, connector: str, task: int | None, stat
         return ["Register it: `make cdc-register` (docker: `docker compose run --rm cdc-register`). "
                 "Its slot keeps its position, so nothing is lost if the slot still exists."]
     if state == "PAUSED" or state == "STOPPED":
-        return [f"Someone {state.lower()} it: resume it when that is over: `curl -s -X PUT {base}/resume`. "
+        return [f"Someone {state.lower()} it: resume it when that is over: `{CURL} -X PUT {base}/resume`. "
                 "The replication slot keeps WAL for it meanwhile (see the slot alerts)."]
     if task is not None:
-        return [check, f"Fix the cause, then restart the task: `curl -s -X POST {base}/tasks/{task}/restart` "
+        return [check, f"Fix the cause, then restart the task: `{CURL} -X POST {base}/tasks/{task}/restart` "
                 "(or re-register the connector: `make cdc-register`)."]
     return [check, "Fix the cause, then restart the connector and its failed tasks: "
-            f"`curl -s -X POST '{base}/restart?includeTasks=true&onlyFailed=true'` (or `make cdc-register`)."]
+            f"`{CURL} -X POST '{base}/restart?includeTasks=true&onlyFailed=true'` (or `make cdc-register`)."]
 
 
 def connector_email(*, recovered: bool, connector: str, task: int | None, state: str, trace: str,
@@ -144,9 +147,9 @@ def slot_lost_detail(*, slot: str, keep_size: str, connect_url: str, connector: 
     base = f"{connect_url.rstrip('/')}/connectors/{quote(connector, safe='')}"
     return (f"PostgreSQL removed WAL that slot {slot} still needed (max_slot_wal_keep_size = {keep_size}): the changes "
             "in it can no longer be streamed, and the slot must be recreated and the tables snapshotted again. "
-            f"If the slot is connector {connector}'s: stop it (`curl -s -X PUT {base}/stop`), drop the slot "
+            f"If the slot is connector {connector}'s: stop it (`{CURL} -X PUT {base}/stop`), drop the slot "
             f"(`SELECT pg_drop_replication_slot('{slot}')` as an admin), forget its offsets "
-            f"(`curl -s -X DELETE {base}/offsets`) and resume it (`curl -s -X PUT {base}/resume`): with "
+            f"(`{CURL} -X DELETE {base}/offsets`) and resume it (`{CURL} -X PUT {base}/resume`): with "
             "snapshot.mode=initial it creates the slot and takes a new snapshot (every row again, as op 'r').")
 
 

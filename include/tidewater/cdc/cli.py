@@ -6,6 +6,8 @@
   tidewater-cdc peek       events per CDC topic and the newest change of each
   tidewater-cdc lake       the lake: rows, files, ops and newest change per change table; the latest snapshots;
                            positions against Kafka's high watermarks (lag); accepted and unreported quarantine
+  tidewater-cdc kafka-access
+                           as Kafka's admin: every client's SCRAM user and ACLs (tidewater.cdc.access; safe to repeat)
   tidewater-cdc reconcile  compare PostgreSQL with the warehouse as of one snapshot, once the pipeline holds it
                            (exit 1 if a table differs; docs/reconcile.md)
 """
@@ -14,16 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
-from tidewater.cdc import connector, topics
+from tidewater.cdc import access, connector, topics
 from tidewater.config import ConfigError, Settings
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tidewater-cdc", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["register", "status", "config", "peek", "lake", "reconcile"])
+    parser.add_argument("command", choices=["register", "status", "config", "peek", "lake", "reconcile",
+                                                "kafka-access"])
     parser.add_argument("--timeout-minutes", type=float, default=None,
                         help="reconcile: how long to wait for the drain and the warehouse "
                              "(default TIDEWATER_RECONCILE_TIMEOUT_MINUTES)")
@@ -52,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
                           f"row={json.dumps(image, ensure_ascii=False)[:160]}")
         elif args.command == "reconcile":
             return _reconcile(settings, args.timeout_minutes)
+        elif args.command == "kafka-access":
+            users = access.apply(os.environ)
+            print(f"[cdc] Kafka users and ACLs set: {', '.join(users)}")
         elif args.command == "lake":
             from tidewater.drain.summary import lake_summary
 
@@ -61,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             config = connector.render_config(settings)
             config["database.password"] = "********"
             print(json.dumps(config, indent=2))
-    except (connector.ConnectError, ConfigError, TimeoutError) as exc:
+    except (connector.ConnectError, ConfigError, TimeoutError, access.AccessError) as exc:
         print(f"tidewater-cdc {args.command}: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import requests
 
-from tidewater.config import Settings
+from tidewater.config import ConfigError, Settings, get_connection
 from tidewater.sqltext import redact
 
 TEMPLATE = Path(__file__).with_name("shop-postgres.json")
@@ -83,14 +83,29 @@ class ConnectorNotFound(ConnectError):
     """Connect answers, but has no connector of that name."""
 
 
-def _request(method: str, url: str, **kwargs: Any) -> requests.Response:
+def _auth(settings: Settings) -> tuple[str, str] | None:
+    """Connect's basic-auth login, from the Airflow connection `settings.connect_conn_id` (none: no login)."""
     try:
-        return requests.request(method, url, timeout=CONNECT_TIMEOUT_S, **kwargs)
+        conn = get_connection(settings.connect_conn_id)
+    except ConfigError:
+        return None
+    return (conn.login, conn.password or "") if conn.login else None
+
+
+def _request(settings: Settings, method: str, url: str, **kwargs: Any) -> requests.Response:
+    try:
+        response = requests.request(method, url, timeout=CONNECT_TIMEOUT_S, auth=_auth(settings), **kwargs)
     except requests.RequestException as exc:
         raise ConnectError(
             f"Kafka Connect does not answer at {url} ({type(exc).__name__}): is the stack up? "
             "(make stack-up; make stack-status)"
         ) from exc
+    if response.status_code in (401, 403):
+        raise ConnectError(f"Kafka Connect at {settings.connect_url} refused the login (HTTP "
+                           f"{response.status_code}): connection {settings.connect_conn_id!r} needs Connect's user and "
+                           "password (TIDEWATER_CONNECT_USER, TIDEWATER_CONNECT_PASSWORD; the native stack writes it "
+                           "to .stack/env)")
+    return response
 
 
 def _connector_url(settings: Settings, name: str | None = None) -> str:
@@ -102,7 +117,7 @@ def register(settings: Settings, config: dict[str, str] | None = None, name: str
     rendered template)."""
     name = name or settings.cdc_connector
     config = config or render_config(settings)
-    response = _request("PUT", f"{_connector_url(settings, name)}/config", json=config)
+    response = _request(settings, "PUT", f"{_connector_url(settings, name)}/config", json=config)
     if response.status_code not in (200, 201):  # Connect may echo the config: never its password
         raise ConnectError(f"registering {name} failed: HTTP {response.status_code} "
                            f"{redact(response.text[:500], config.get('database.password'))}")
@@ -112,7 +127,7 @@ def register(settings: Settings, config: dict[str, str] | None = None, name: str
 def status(settings: Settings, name: str | None = None) -> ConnectorStatus:
     """The connector's and each task's state, as Connect reports them (``GET /connectors/<name>/status``)."""
     name = name or settings.cdc_connector
-    response = _request("GET", f"{_connector_url(settings, name)}/status")
+    response = _request(settings, "GET", f"{_connector_url(settings, name)}/status")
     if response.status_code == 404:
         raise ConnectorNotFound(f"connector {name} is not registered in Kafka Connect at {settings.connect_url}: "
                                 "run make cdc-register")
@@ -129,21 +144,22 @@ def status(settings: Settings, name: str | None = None) -> ConnectorStatus:
 
 
 def pause(settings: Settings, name: str | None = None) -> None:
-    _expect(_request("PUT", f"{_connector_url(settings, name)}/pause"), "pausing", name or settings.cdc_connector)
+    _act(settings, "PUT", "pause", "pausing", name)
 
 
 def resume(settings: Settings, name: str | None = None) -> None:
-    _expect(_request("PUT", f"{_connector_url(settings, name)}/resume"), "resuming", name or settings.cdc_connector)
+    _act(settings, "PUT", "resume", "resuming", name)
 
 
 def restart_task(settings: Settings, task: int, name: str | None = None) -> None:
-    _expect(_request("POST", f"{_connector_url(settings, name)}/tasks/{task}/restart"), f"restarting task {task} of",
-            name or settings.cdc_connector)
+    _act(settings, "POST", f"tasks/{task}/restart", f"restarting task {task} of", name)
 
 
-def _expect(response: requests.Response, doing: str, name: str) -> None:
+def _act(settings: Settings, method: str, path: str, doing: str, name: str | None) -> None:
+    response = _request(settings, method, f"{_connector_url(settings, name)}/{path}")
     if response.status_code not in (200, 202, 204):
-        raise ConnectError(f"{doing} {name} failed: HTTP {response.status_code} {response.text[:500]}")
+        raise ConnectError(f"{doing} {name or settings.cdc_connector} failed: HTTP {response.status_code} "
+                           f"{response.text[:500]}")
 
 
 def wait_until_running(settings: Settings, timeout_s: float = 120, name: str | None = None) -> ConnectorStatus:
@@ -164,7 +180,7 @@ def wait_until_running(settings: Settings, timeout_s: float = 120, name: str | N
 
 
 def delete(settings: Settings, name: str | None = None) -> None:
-    response = _request("DELETE", _connector_url(settings, name))
+    response = _request(settings, "DELETE", _connector_url(settings, name))
     if response.status_code not in (204, 404):
         raise ConnectError(f"deleting {name or settings.cdc_connector} failed: HTTP {response.status_code}")
 
@@ -180,7 +196,7 @@ def wait_for_catch_up(settings: Settings, timeout_s: float = 120, slot: str | No
     import psycopg
 
     slot = slot or render_config(settings)["slot.name"]
-    with psycopg.connect(settings.shop_conninfo(admin=True), autocommit=True) as conn:
+    with psycopg.connect(settings.shop_conninfo(), autocommit=True) as conn:
         target = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
         conn.execute("UPDATE shop.products SET updated_at = updated_at "
                      "WHERE product_id = (SELECT min(product_id) FROM shop.products)")

@@ -131,7 +131,7 @@ def take_snapshot(settings: Settings, lake: Lake, run_id: str,
     bucket."""
     import psycopg
 
-    with psycopg.connect(settings.shop_conninfo(admin=True)) as conn:
+    with psycopg.connect(settings.shop_conninfo()) as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         with conn.transaction():
@@ -184,7 +184,7 @@ def wait_for_slot(settings: Settings, snapshot: SourceSnapshot, slot: str, timeo
     """
     import psycopg
 
-    with psycopg.connect(settings.shop_conninfo(admin=True), autocommit=True) as conn:
+    with psycopg.connect(settings.shop_conninfo(), autocommit=True) as conn:
         def probe() -> tuple[bool, str]:
             row = conn.execute("SELECT confirmed_flush_lsn::text, confirmed_flush_lsn >= %s::pg_lsn "
                                "FROM pg_replication_slots WHERE slot_name = %s", (snapshot.lsn, slot)).fetchone()
