@@ -133,10 +133,11 @@ def test_after_a_backward_replay_the_warehouse_equals_postgresql_without_a_full_
     assert loads == 2  # two incremental builds, no full refresh
 
 
-def test_dbt_debug_prints_no_secret(tmp_path):
+def test_dbt_debug_prints_no_secret(shop_changes, lake, group_id, tmp_path):
     """`dbt debug` prints the profile's connection keys (its settings among them): the S3 key and the catalog
     password live in DuckDB secrets, which it does not print; the connection it tests still works."""
-    debug = dbt("debug", warehouse=str(tmp_path / "warehouse.duckdb"))
+    drain_once(shop_changes, lake, table_topic(shop_changes, "orders"), group_id)  # the lake's catalog exists
+    debug = dbt("debug", lake=lake, warehouse=str(tmp_path / "warehouse.duckdb"))
 
     assert debug.returncode == 0 and "All checks passed" in debug.stdout, debug.stdout[-3000:]
     shown = debug.stdout + debug.stderr
