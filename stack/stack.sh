@@ -188,9 +188,16 @@ claim_ports() {
 # own port, so no role of the shop's server (Debezium's replication role included) can read or decode it.
 
 pg_run() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-psql_admin() {
-  PGPASSWORD=$TIDEWATER_PG_SUPERUSER_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
-    -h "$TIDEWATER_PG_HOST" -p "$TIDEWATER_PG_PORT" -U "$TIDEWATER_PG_SUPERUSER" "$@"
+# psql on PORT as USER with PASSWORD (then psql's own arguments); psql_admin: the shop server's superuser,
+# psql_airflow: Airflow's role on its own server.
+psql_as() {
+  local port=$1 user=$2 password=$3; shift 3
+  PGPASSWORD=$password "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$TIDEWATER_PG_HOST" -p "$port" -U "$user" "$@"
+}
+psql_admin() { psql_as "$TIDEWATER_PG_PORT" "$TIDEWATER_PG_SUPERUSER" "$TIDEWATER_PG_SUPERUSER_PASSWORD" "$@"; }
+psql_airflow() {
+  psql_as "$TIDEWATER_AIRFLOW_DB_PORT" "$TIDEWATER_AIRFLOW_DB_USER" "$TIDEWATER_AIRFLOW_DB_PASSWORD" \
+    -d "$TIDEWATER_AIRFLOW_DB" "$@"
 }
 
 # Initialises cluster NAME in $STACK/NAME/data once: superuser TIDEWATER_PG_SUPERUSER with password PASSWORD
@@ -273,9 +280,8 @@ stop_airflow-db() { stop_pg_cluster airflow-db; }
 
 # Airflow's role and database (stack/config/airflow-db.sql, the same file compose's airflow-db runs).
 bootstrap_airflow_db() {
-  PGPASSWORD=$TIDEWATER_AIRFLOW_DB_SUPERUSER_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
-    -h "$TIDEWATER_PG_HOST" -p "$TIDEWATER_AIRFLOW_DB_PORT" -U "$TIDEWATER_PG_SUPERUSER" -d postgres \
-    -f "$ROOT/stack/config/airflow-db.sql" \
+  psql_as "$TIDEWATER_AIRFLOW_DB_PORT" "$TIDEWATER_PG_SUPERUSER" "$TIDEWATER_AIRFLOW_DB_SUPERUSER_PASSWORD" \
+    -d postgres -f "$ROOT/stack/config/airflow-db.sql" \
     -v airflow_user="$TIDEWATER_AIRFLOW_DB_USER" -v airflow_password="$TIDEWATER_AIRFLOW_DB_PASSWORD" \
     -v airflow_db="$TIDEWATER_AIRFLOW_DB" >/dev/null
   move_airflow_metadata
@@ -291,16 +297,12 @@ SELECT count(*) FROM pg_database WHERE datname = :'db'
 EOF
   )
   [[ $old == 1 ]] || return 0
-  new=$(PGPASSWORD=$TIDEWATER_AIRFLOW_DB_PASSWORD "$PG_BIN/psql" -X -tA -h "$TIDEWATER_PG_HOST" \
-    -p "$TIDEWATER_AIRFLOW_DB_PORT" -U "$TIDEWATER_AIRFLOW_DB_USER" -d "$TIDEWATER_AIRFLOW_DB" \
-    -c "SELECT to_regclass('public.alembic_version') IS NOT NULL")
+  new=$(psql_airflow -tA -c "SELECT to_regclass('public.alembic_version') IS NOT NULL")
   if [[ $new == f ]]; then
     say "moving Airflow's metadata from the shop's server (port $TIDEWATER_PG_PORT) to its own (port $TIDEWATER_AIRFLOW_DB_PORT)"
     PGPASSWORD=$TIDEWATER_PG_SUPERUSER_PASSWORD "$PG_BIN/pg_dump" -h "$TIDEWATER_PG_HOST" -p "$TIDEWATER_PG_PORT" \
       -U "$TIDEWATER_PG_SUPERUSER" --no-owner --no-privileges -d "$TIDEWATER_AIRFLOW_DB" 2>>"$LOGS/airflow-db-move.log" \
-      | PGPASSWORD=$TIDEWATER_AIRFLOW_DB_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$TIDEWATER_PG_HOST" \
-          -p "$TIDEWATER_AIRFLOW_DB_PORT" -U "$TIDEWATER_AIRFLOW_DB_USER" -d "$TIDEWATER_AIRFLOW_DB" \
-          >>"$LOGS/airflow-db-move.log" 2>&1 \
+      | psql_airflow >>"$LOGS/airflow-db-move.log" 2>&1 \
       || die "moving Airflow's metadata failed (the shop's server still has it): see $LOGS/airflow-db-move.log"
   fi
   psql_admin -d postgres -v db="$TIDEWATER_AIRFLOW_DB" -v role="$TIDEWATER_AIRFLOW_DB_USER" <<'EOF' \

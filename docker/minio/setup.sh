@@ -19,6 +19,13 @@ trap 'rm -rf "$policies"' EXIT
 # attaches the policy to the user.
 user_with_policy() {
   policy=$1 template=$2 bucket=$3 access_key=$4 secret_key=$5
+  for value in "$access_key" "$secret_key"; do
+    case $value in -*)
+      echo "[minio-setup] ERROR: the access key or secret key of policy $policy's user starts with '-', which" \
+        "mc reads as an option: choose a value starting with a letter or digit" >&2
+      exit 1 ;;
+    esac
+  done
   sed "s/\${bucket}/$bucket/g" "$here/$template.json" >"$policies/$policy.json"
   "$mc" admin policy create lake "$policy" "$policies/$policy.json" >/dev/null
   "$mc" admin user add lake "$access_key" "$secret_key" >/dev/null

@@ -41,23 +41,16 @@ def _need(env: Mapping[str, str], key: str) -> str:
 
 @dataclass(frozen=True)
 class Principal:
-    """A SCRAM user: its settings' variable names and what it is for."""
+    """A SCRAM user: the variable names of its user and password."""
 
-    role: str
     user_key: str
     password_key: str
 
 
-DEBEZIUM = Principal("debezium", "TIDEWATER_KAFKA_DEBEZIUM_USER", "TIDEWATER_KAFKA_DEBEZIUM_PASSWORD")
-PIPELINE = Principal("pipeline", "TIDEWATER_KAFKA_PIPELINE_USER", "TIDEWATER_KAFKA_PIPELINE_PASSWORD")
-READER = Principal("reader", "TIDEWATER_KAFKA_READER_USER", "TIDEWATER_KAFKA_READER_PASSWORD")
+DEBEZIUM = Principal("TIDEWATER_KAFKA_DEBEZIUM_USER", "TIDEWATER_KAFKA_DEBEZIUM_PASSWORD")
+PIPELINE = Principal("TIDEWATER_KAFKA_PIPELINE_USER", "TIDEWATER_KAFKA_PIPELINE_PASSWORD")
+READER = Principal("TIDEWATER_KAFKA_READER_USER", "TIDEWATER_KAFKA_READER_PASSWORD")
 PRINCIPALS = (DEBEZIUM, PIPELINE, READER)
-
-
-def jaas(env: Mapping[str, str], principal: Principal) -> str:
-    """The ``sasl.jaas.config`` value of a Java client logging in as `principal`."""
-    return (f'org.apache.kafka.common.security.scram.ScramLoginModule required '
-            f'username="{_need(env, principal.user_key)}" password="{_need(env, principal.password_key)}";')
 
 
 def client_config(env: Mapping[str, str], principal: Principal) -> dict[str, str]:
