@@ -53,9 +53,10 @@ from tidewater.cdc.connector import table_topic
 from tidewater.config import REPO_ROOT, Settings
 from tidewater.drain import drainer
 from tidewater.lake import objects as layout
+from tidewater.tables import registry
 
 FILE_MAX_ROWS = 100_000  # like the drain's bounded files
-TABLES = ("customers", "addresses", "products", "orders", "order_items", "payments")
+TABLES = registry().names
 
 
 @dataclass(frozen=True)

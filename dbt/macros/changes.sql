@@ -10,7 +10,8 @@
   restart the same LSN, key and operation come again at new offsets) collapse to the first delivery, also
   against the rows loaded by earlier builds. The lake itself holds each Kafka record once.
 #}
-{% macro deduplicated_changes(source_relation, key_column) %}
+{% macro deduplicated_changes(source_relation, key_columns) %}
+    {%- set key = key_columns | join(', ') %}
     {%- set window = lake_window(source_relation.identifier) %}
     select *
     from (
@@ -27,10 +28,10 @@
         {%- endif %}
     ) as new_change
     {%- if is_incremental() %}
-    anti join {{ this }} as loaded_change using ({{ key_column }}, _lsn, _op)
+    anti join {{ this }} as loaded_change using ({{ key }}, _lsn, _op)
     {%- endif %}
     qualify row_number() over (
-        partition by {{ key_column }}, _lsn, _op order by _kafka_partition, _kafka_offset
+        partition by {{ key }}, _lsn, _op order by _kafka_partition, _kafka_offset
     ) = 1
 {% endmacro %}
 

@@ -11,17 +11,22 @@
   full refresh gives the same table. The rows it writes carry the build's time (`_versioned_at`): what the
   dimensions and facts downstream rebuild is what got newer versions since their own last build.
 #}
-{% macro entity_versions(staging_model, key_column, toast_columns=[]) %}
-{{ config(materialized='incremental', unique_key=key_column, incremental_strategy='delete+insert') }}
+{% macro entity_versions(source_name, table_name) %}
+{%- set entry = registry_entry(source_name, table_name) %}
+{%- set keys = entry.warehouse_key %}
+{%- set key = keys | join(', ') %}
+{{ config(materialized='incremental', incremental_strategy='delete+insert') }}
 {%- set placeholder = "'__debezium_unavailable_value'" -%}
+{%- set staging_model = 'stg_' ~ source_name ~ '__' ~ table_name %}
+{%- set toast_columns = entry.warehouse_toasted %}
 with
 
 changes as (
     select * from {{ ref(staging_model) }}
     where _op <> 't'
     {%- if is_incremental() %}
-        and {{ key_column }} in (
-            select {{ key_column }} from {{ ref(staging_model) }}
+        and ({{ key }}) in (
+            select {{ key }} from {{ ref(staging_model) }}
             where _lake_snapshot not in (select distinct _lake_snapshot from {{ this }})
         )
     {%- endif %}
@@ -30,7 +35,7 @@ changes as (
 ordered as (
     select
         *,
-        row_number() over (partition by {{ key_column }} order by _lsn, _kafka_offset) as version_number
+        row_number() over (partition by {{ key }} order by _lsn, _kafka_offset) as version_number
     from changes
 ),
 
@@ -42,7 +47,7 @@ toast_resolved as (
             coalesce(
                 nullif({{ column }}, {{ placeholder }}),
                 last_value(nullif({{ column }}, {{ placeholder }}) ignore nulls) over (
-                    partition by {{ key_column }} order by version_number
+                    partition by {{ key }} order by version_number
                     rows between unbounded preceding and current row)
             ) as {{ column }}{{ "," if not loop.last }}
             {%- endfor %}
@@ -55,9 +60,9 @@ versioned as (
     select
         *,
         _source_ts as valid_from,
-        lead(_source_ts) over (partition by {{ key_column }} order by version_number) as valid_to,
+        lead(_source_ts) over (partition by {{ key }} order by version_number) as valid_to,
         _op = 'd' as is_deleted,
-        version_number = max(version_number) over (partition by {{ key_column }}) as is_current,
+        version_number = max(version_number) over (partition by {{ key }}) as is_current,
         current_timestamp as _versioned_at
     from {{ 'toast_resolved' if toast_columns else 'ordered' }}
 )
@@ -70,8 +75,10 @@ select * from versioned
   the change log removes every row whose latest change came before it. A view: the versions are the
   table, so the current state costs nothing to build and is never stale.
 #}
-{% macro current_state(versions_model, staging_model) %}
+{% macro current_state(source_name, table_name) %}
 {{ config(materialized='view') }}
+{%- set versions_model = 'int_' ~ table_name ~ '_versioned' %}
+{%- set staging_model = 'stg_' ~ source_name ~ '__' ~ table_name %}
 select * exclude (version_number, valid_from, valid_to, is_current, is_deleted, _loaded_at, _versioned_at)
 from {{ ref(versions_model) }}
 where is_current

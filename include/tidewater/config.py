@@ -268,7 +268,7 @@ class Settings:
     docs_url: str = "http://127.0.0.1:28080/tidewater-docs"
     # cdc_drain
     drain_interval_minutes: int = 5
-    drain_topic_regex: str = ""  # empty: the shop's table topics (see topic_pattern)
+    drain_topic_regex: str = ""  # empty: the registry's table topics (see topic_pattern)
     drain_max_records_per_run: int = 2_000_000
     drain_file_max_rows: int = 200_000
     drain_file_max_bytes: int = 64 * 1024 * 1024
@@ -308,8 +308,13 @@ class Settings:
 
     @property
     def topic_pattern(self) -> re.Pattern[str]:
-        """Topics cdc_drain drains: <prefix>.shop.<table>, never the heartbeat or Connect's own topics."""
-        pattern = self.drain_topic_regex or rf"^{re.escape(self.cdc_topic_prefix)}\.shop\.[A-Za-z0-9_]+$"
+        """Topics cdc_drain drains: by default those of the registry's tables (tidewater.tables), never the
+        heartbeat or Connect's own topics."""
+        pattern = self.drain_topic_regex
+        if not pattern:
+            from tidewater.tables import registry  # not at import: stack/envfile.py reads this module with no yaml
+
+            pattern = "^(?:" + "|".join(re.escape(t.topic(self.cdc_topic_prefix)) for t in registry()) + ")$"
         try:
             return re.compile(pattern)
         except re.error as exc:

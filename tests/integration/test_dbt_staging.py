@@ -14,11 +14,12 @@ from tidewater.cdc.connector import table_topic
 from tidewater.config import REPO_ROOT
 from tidewater.drain.drainer import Replay
 from tidewater.lake import commit
+from tidewater.tables import registry
 
 from .lake_checks import read_raw, wait_for_cdc_catch_up
 from .test_drain import drain_once
 
-TABLES = ("customers", "addresses", "products", "orders", "order_items", "payments")
+TABLES = registry().names
 
 
 def dbt(*args: str, warehouse: str, lake=None) -> subprocess.CompletedProcess:

@@ -9,6 +9,7 @@ import pytest
 
 from tidewater.config import REPO_ROOT
 from tidewater.gate import suites
+from tidewater.tables import registry
 
 GX = REPO_ROOT / "great_expectations"
 
@@ -71,8 +72,8 @@ def test_a_change_dated_in_the_future_does_not_count_as_the_newest():
     con.execute("create table int_order_items_current (order_id int, quantity int, unit_price_amount decimal(12,2), "
                 "discount_amount decimal(12,2))")
     con.execute("create table int_orders_current (order_id int)")
-    for model in suites.VERSIONED_MODELS:
-        con.execute(f"create table {model} as select now() - interval 2 hours as valid_from "
+    for table in registry():
+        con.execute(f"create table {table.versions_model} as select now() - interval 2 hours as valid_from "
                     "union all select now() + interval 3 days")
 
     newest, staged = con.execute(f"select newest_change_at, staged_at from ({suites.source_state_sql()})").fetchone()

@@ -8,6 +8,7 @@ so running it again updates the connector instead of failing.
 from __future__ import annotations
 
 import json
+import re
 import string
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import requests
 
 from tidewater.config import ConfigError, Settings, get_connection
 from tidewater.sqltext import redact
+from tidewater.tables import registry
 
 TEMPLATE = Path(__file__).with_name("shop-postgres.json")
 CONNECT_TIMEOUT_S = 10
@@ -38,6 +40,8 @@ def render_config(settings: Settings, template: Path = TEMPLATE) -> dict[str, st
         "topic_prefix": settings.cdc_topic_prefix,
         "heartbeat_ms": settings.cdc_heartbeat_ms,
         "topic_partitions": settings.cdc_topic_partitions,
+        # Debezium's include list holds regular expressions: each registered table, matched whole.
+        "table_include_list": ",".join(re.escape(table.qualified_name) for table in registry()),
     }
     # Every placeholder sits inside a JSON string: a value goes in JSON-escaped, so a quote in a password stays in it.
     escaped = {key: json.dumps(str(value))[1:-1] for key, value in values.items()}
@@ -49,8 +53,8 @@ def render_config(settings: Settings, template: Path = TEMPLATE) -> dict[str, st
 
 
 def table_topic(settings: Settings, table: str) -> str:
-    """The Kafka topic Debezium writes a shop table's changes to."""
-    return f"{settings.cdc_topic_prefix}.shop.{table}"
+    """The Kafka topic Debezium writes a registered table's changes to (`table`: name or schema.table)."""
+    return registry().table(table).topic(settings.cdc_topic_prefix)
 
 
 def heartbeat_topic(settings: Settings) -> str:

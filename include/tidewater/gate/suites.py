@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tidewater.tables import registry
+
 ORDER_STATUSES = ("placed", "paid", "shipped", "cancelled")
 FIRST_DATE_KEY = 20000101
 # Filled in at each run (checkpoint expectation parameters): they depend on the day and on the settings.
@@ -112,8 +114,6 @@ select
     now() as staged_at
 """
 FUTURE_TOLERANCE_MINUTES = 5  # clock skew between the source and the warehouse that still counts as now
-VERSIONED_MODELS = ("int_customers_versioned", "int_addresses_versioned", "int_products_versioned",
-                    "int_orders_versioned", "int_order_items_versioned", "int_payments_versioned")
 
 
 def source_state_sql() -> str:
@@ -121,7 +121,7 @@ def source_state_sql() -> str:
     # hide staleness and fail every publication until the clock caught up.
     newest = "\n        union all ".join(
         f"select max(valid_from) filter (where valid_from <= now() + interval '{FUTURE_TOLERANCE_MINUTES} minutes') "
-        f"as newest from {model}" for model in VERSIONED_MODELS)
+        f"as newest from {table.versions_model}" for table in registry())
     return SOURCE_STATE_SQL.format(newest_changes=newest)
 
 

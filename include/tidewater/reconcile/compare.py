@@ -25,8 +25,8 @@ import duckdb
 
 from tidewater.reconcile import canonical
 from tidewater.reconcile.source import SourceSnapshot, TableSnapshot
-from tidewater.reconcile.tables import table as reconciled_table
 from tidewater.sqltext import identifier, literal
+from tidewater.tables import registry
 
 EQUAL, DIFFERENT, ERROR = "equal", "different", "error"
 WAREHOUSE = "warehouse"
@@ -58,12 +58,12 @@ def _warehouse_columns(con: duckdb.DuckDBPyConnection, model: str) -> set[str]:
 
 def warehouse_rows_sql(snapshot: SourceSnapshot, source: TableSnapshot, available: set[str]) -> str:
     """DuckDB SQL: (key, row_hash) of the warehouse's rows as of the snapshot; needs the columns `available`."""
-    table = reconciled_table(source.table)
+    table = registry().table(source.table)
     columns = [canonical.Column(**column) for column in source.columns]
     missing = [c.warehouse_name for c in columns if c.warehouse_name not in available]
     if missing:
-        raise LookupError(f"{table.versions_model} has no column {', '.join(missing)} for shop.{table.name}: "
-                          "add it to the staging model (or its name to tidewater/reconcile/tables.py)")
+        raise LookupError(f"{table.versions_model} has no column {', '.join(missing)} for {table.qualified_name}: "
+                          f"rebuild the warehouse, or name the column's warehouse name in {registry().path}")
     values = []
     for column in columns:
         special = column.warehouse_name + canonical.SPECIAL_SUFFIX
@@ -89,7 +89,7 @@ def warehouse_rows_sql(snapshot: SourceSnapshot, source: TableSnapshot, availabl
 def compare_table(con: duckdb.DuckDBPyConnection, snapshot: SourceSnapshot, source: TableSnapshot,
                   source_uri: str, max_examples: int) -> TableResult:
     """Counts, checksums and the keys that differ, for one table (`source_uri`: its hashes' Parquet file)."""
-    table = reconciled_table(source.table)
+    table = registry().table(source.table)
     result = TableResult(table=source.table, status=ERROR, source_rows=source.rows,
                          source_checksum=str(source.checksum))
     try:

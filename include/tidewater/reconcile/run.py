@@ -21,7 +21,7 @@ from typing import Any
 from tidewater.config import Settings
 from tidewater.lake import Lake
 from tidewater.reconcile import compare, source
-from tidewater.reconcile.tables import TABLES
+from tidewater.tables import registry
 
 LATEST_KEY = f"{source.PREFIX}/latest.json"
 HISTORY_PREFIX = f"{source.PREFIX}/history/"
@@ -37,7 +37,7 @@ def cdc_topics(settings: Settings, consumer: Any) -> list[str]:
     from tidewater.cdc.connector import table_topic
 
     existing = set(consumer.list_topics(timeout=30).topics)
-    return [topic for topic in (table_topic(settings, table.name) for table in TABLES) if topic in existing]
+    return [topic for topic in (table_topic(settings, table.name) for table in registry()) if topic in existing]
 
 
 def slot_name(settings: Settings) -> str:
@@ -75,7 +75,7 @@ def warehouse_behind(settings: Settings, lake_conn: Any, state: dict[str, Any]) 
         return [f"the warehouse {settings.warehouse_path} does not exist yet (never built)"]
     con = compare.open_warehouse(settings, lake_conn)
     try:
-        loaded = compare.loaded_snapshots(con, [table.staging_model for table in TABLES])
+        loaded = compare.loaded_snapshots(con, [table.staging_model for table in registry()])
     finally:
         con.close()
     return compare.models_behind(loaded, state["lake_snapshot"])

@@ -32,8 +32,8 @@ from tidewater.config import Settings
 from tidewater.lake import Lake
 from tidewater.lake.catalog import LAKE
 from tidewater.reconcile import canonical
-from tidewater.reconcile.tables import TABLES, ReconciledTable
 from tidewater.sqltext import literal
+from tidewater.tables import Table, registry
 
 PREFIX = "_reconcile"
 BATCH_ROWS = 50_000
@@ -95,25 +95,25 @@ class SourceSnapshot:
         return f"({tx_column} is null or ({precedes}{not_running}))"
 
 
-def _columns(conn: Any, table: ReconciledTable) -> tuple[str, list[canonical.Column]]:
+def _columns(conn: Any, table: Table) -> tuple[str, list[canonical.Column]]:
     rows = conn.execute(
         """SELECT a.attname, format_type(a.atttypid, a.atttypmod),
                   coalesce(a.attnum = ANY (i.indkey::int2[]), false)
            FROM pg_attribute a
            LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
            WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
-           ORDER BY a.attnum""", (f"shop.{table.name}",)).fetchall()
+           ORDER BY a.attnum""", (table.qualified_name,)).fetchall()
     keys = [name for name, _, is_key in rows if is_key]
     if len(keys) != 1:
-        raise ValueError(f"shop.{table.name} has primary key columns {keys}: reconciliation needs exactly one")
+        raise ValueError(f"{table.qualified_name} has primary key columns {keys}: reconciliation needs exactly one")
     columns = [canonical.Column(name, pg_type, table.warehouse_column(name)) for name, pg_type, _ in rows]
     return keys[0], columns
 
 
-def _hash_query(table: ReconciledTable, key: str, columns: list[canonical.Column]) -> sql.Composed:
+def _hash_query(table: Table, key: str, columns: list[canonical.Column]) -> sql.Composed:
     values = [canonical.pg_value(column, sql.Identifier(column.name).as_string()) for column in columns]
     return sql.SQL("SELECT {key}::text, " + canonical.pg_row_hash(values) + " FROM {table}").format(
-        key=sql.Identifier(key), table=sql.Identifier("shop", table.name))
+        key=sql.Identifier(key), table=sql.Identifier(table.schema, table.name))
 
 
 def _stream_hashes(conn: Any, query: sql.Composed, name: str) -> Iterable[pa.RecordBatch]:
@@ -126,7 +126,7 @@ def _stream_hashes(conn: Any, query: sql.Composed, name: str) -> Iterable[pa.Rec
 
 
 def take_snapshot(settings: Settings, lake: Lake, run_id: str,
-                  tables: Iterable[ReconciledTable] = TABLES) -> SourceSnapshot:
+                  tables: Iterable[Table] | None = None) -> SourceSnapshot:
     """Reads the source in one REPEATABLE READ, read-only transaction; writes each table's hashes to the lake's
     bucket."""
     import psycopg
@@ -141,7 +141,7 @@ def take_snapshot(settings: Settings, lake: Lake, run_id: str,
             xmin, xmax, xip = snap.split(":")
             snapshot = SourceSnapshot(run_id=run_id, taken_at=taken_at.isoformat(), lsn=lsn, xmin=int(xmin),
                                       xmax=int(xmax), xip=[int(x) for x in xip.split(",") if x])
-            for table in tables:
+            for table in registry() if tables is None else tables:
                 key, columns = _columns(conn, table)
                 hashes_key = f"{PREFIX}/runs/{run_id}/source/{table.name}.parquet"
                 buffer, rows, checksum = io.BytesIO(), 0, 0

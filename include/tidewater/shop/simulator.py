@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import TextIO
 
 import psycopg
+from psycopg import sql
+
+from tidewater.tables import registry
 
 SEED_DATA_DIR = Path(__file__).with_name("data")
-SHOP_TABLES = ("payments", "order_items", "orders", "addresses", "products", "customers")
 
 _FIRST = ("Ada", "Björn", "Chloé", "Dmitri", "Émile", "Fatima", "Grace", "Hiro", "Inès", "José", "Kalani",
           "Léa", "Mateo", "Nour", "Olga", "Priya", "Quentin", "Renée", "Søren", "Tomás", "Ursula", "Zoë")
@@ -372,5 +374,6 @@ def reset_shop(conninfo: str) -> None:
     """Empties every shop table and restarts their keys (Debezium sees the truncation as op 't')."""
     with psycopg.connect(conninfo) as conn:
         conn.execute(
-            "TRUNCATE " + ", ".join(f"shop.{table}" for table in SHOP_TABLES) + " RESTART IDENTITY CASCADE"
+            sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(sql.SQL(", ").join(
+                sql.Identifier(table.schema, table.name) for table in registry() if table.schema == "shop"))
         )
