@@ -81,7 +81,7 @@ def _current(table: Table) -> dict:
 
 
 def expected(registry: Registry, root: Path = MODELS_DIR) -> dict[Path, str]:
-    """Every generated file the registry calls for, with its content."""
+    """Every generated file the registry calls for, with its content (`root`: the dbt project's models/)."""
     files: dict[Path, str] = {}
     sources = sorted({table.source for table in registry})
     for source in sources:

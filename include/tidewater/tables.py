@@ -201,3 +201,21 @@ def load(path: Path = REGISTRY_PATH) -> Registry:
 def registry() -> Registry:
     """The project's registry, read once per process."""
     return load()
+
+
+def add_source(name: str, entry: str, path: Path = REGISTRY_PATH) -> Registry:
+    """Appends `entry` (YAML: one item of `sources:`, indented) to the registry, keeping the file's comments;
+    refuses a source the file has already, and puts the file back if the result is not a valid registry."""
+    before = path.read_text()
+    document = yaml.safe_load(before) or {}
+    if set(document) - {"version", "sources"}:
+        raise ConfigError(f"{path}: only `version:` and `sources:` may be at the top to add a source to it")
+    if any(source.get("name") == name for source in document.get("sources") or []):
+        raise ConfigError(f"{path}: source {name!r} is there already: edit its tables there (or pass --source "
+                          "with another name)")
+    path.write_text(before.rstrip("\n") + "\n" + entry)
+    try:
+        return load(path)
+    except ConfigError:
+        path.write_text(before)
+        raise
