@@ -3,6 +3,9 @@
   tidewater tables list     the registered tables: key, TOASTed columns, renames, topic
   tidewater tables sync     write the dbt models the registry calls for, delete those of removed tables
   tidewater tables check    exit 1 if the dbt models differ from what the registry calls for
+  tidewater tables capture [TABLE ...]
+                            register the connector for the registry's tables and snapshot the new ones (or
+                            TABLE ...) incrementally, while it streams (Debezium's execute-snapshot signal)
   tidewater source init --conn CONN_ID --schema SCHEMA [--source NAME] [--skip TABLE] [--key TABLE=COL[,COL]]
                             [--write]
                             a PostgreSQL schema's tables as registry entries (keys, TOAST-able columns), and
@@ -20,9 +23,20 @@ from tidewater import dbt_models, tables
 from tidewater.config import ConfigError, Settings, get_connection
 
 
-def _tables(command: str, path: Path) -> int:
+def _tables(command: str, path: Path, names: list[str]) -> int:
     registry = tables.load(path)
     models = path.parents[1]
+    if command == "capture":
+        from tidewater.cdc import connector
+
+        drift = dbt_models.check(registry, models)
+        if drift:
+            raise ConfigError(f"the dbt models differ from the registry:\n{drift.describe()}\n"
+                              "run `tidewater tables sync` first")
+        chosen = connector.capture(Settings.from_env(), registry, names or None)
+        print(f"[tables] connector registered for {len(registry)} tables; incremental snapshot of "
+              f"{', '.join(t.qualified_name for t in chosen) or 'none (every table has its topic)'}")
+        return 0
     if command == "list":
         prefix = Settings.from_env().cdc_topic_prefix
         for table in registry:
@@ -58,10 +72,9 @@ def _source_init(args: argparse.Namespace) -> int:
     import psycopg
 
     from tidewater.cdc import introspect
-    from tidewater.cdc.connector import render_config
 
     settings = Settings.from_env()
-    publication = render_config(settings)["publication.name"]
+    publication = settings.cdc_publication
     with psycopg.connect(get_connection(args.conn).postgres_conninfo()) as conn:
         conn.read_only = True
         found = introspect.plan(conn, schema=args.schema, connection=args.conn, publication=publication,
@@ -88,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="area", required=True)
     table_commands = commands.add_parser("tables", help="the table registry and the dbt models it calls for")
-    table_commands.add_argument("command", choices=["list", "sync", "check"])
+    table_commands.add_argument("command", choices=["list", "sync", "check", "capture"])
+    table_commands.add_argument("names", nargs="*", metavar="TABLE", help="capture: the tables to snapshot")
     source_commands = commands.add_parser("source", help="onboard a PostgreSQL schema")
     source_commands.add_argument("command", choices=["init"])
     source_commands.add_argument("--conn", required=True, help="the Airflow connection id of the database")
@@ -105,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.area == "source":
             return _source_init(args)
-        return _tables(args.command, args.registry)
+        return _tables(args.command, args.registry, args.names)
     except (ConfigError, FileExistsError) as error:
         print(f"tidewater: {error}", file=sys.stderr)
         return 2

@@ -172,6 +172,15 @@ def _positive(env: Mapping[str, str], key: str, default: int | float, why: str =
 # TIDEWATER_* variables that are not Settings fields: the native stack's and docker compose's own settings
 # (stack/defaults.env, .env.example) and the tools'. tests/unit/test_config.py checks every name the repository
 # uses is known; a new stack setting goes here as well as in stack/defaults.env.
+def _pg_name(env: Mapping[str, str], key: str, default: str) -> str:
+    """A replication slot or publication name: lower-case letters, digits and underscores (what PostgreSQL
+    allows for a slot, so it also goes unquoted into the heartbeat's SQL); unset or empty: `default`."""
+    value = env.get(key) or default
+    if not re.fullmatch(r"[a-z0-9_]{1,63}", value):
+        raise ConfigError(f"{key}={value!r}: use lower-case letters, digits and underscores (at most 63)")
+    return value
+
+
 OTHER_VARIABLES = frozenset({
     "TIDEWATER_AIRFLOW_ADMIN_PASSWORD", "TIDEWATER_AIRFLOW_ADMIN_USER", "TIDEWATER_AIRFLOW_DB",
     "TIDEWATER_AIRFLOW_DB_PASSWORD", "TIDEWATER_AIRFLOW_DB_PORT", "TIDEWATER_AIRFLOW_DB_SUPERUSER_PASSWORD",
@@ -244,6 +253,8 @@ class Settings:
     cdc_topic_prefix: str = "shop"
     cdc_topic_partitions: int = 1
     cdc_heartbeat_ms: int = 10_000
+    cdc_slot: str = "tidewater_shop"  # the connector's replication slot
+    cdc_publication: str = "tidewater_shop"  # the publication it streams (created by the DBA)
     # How Kafka Connect (not this process) reaches the shop database.
     cdc_db_host: str = "127.0.0.1"
     cdc_db_port: int = 25432
@@ -347,6 +358,8 @@ class Settings:
             cdc_topic_prefix=env.get("TIDEWATER_CDC_TOPIC_PREFIX", defaults.cdc_topic_prefix),
             cdc_topic_partitions=_bounded(env, "TIDEWATER_CDC_TOPIC_PARTITIONS", defaults.cdc_topic_partitions,
                                           minimum=1),
+            cdc_slot=_pg_name(env, "TIDEWATER_CDC_SLOT", defaults.cdc_slot),
+            cdc_publication=_pg_name(env, "TIDEWATER_CDC_PUBLICATION", defaults.cdc_publication),
             cdc_heartbeat_ms=_positive(env, "TIDEWATER_CDC_HEARTBEAT_MS", defaults.cdc_heartbeat_ms,
                                        "0 would turn Debezium's heartbeats off"),
             cdc_db_host=env.get("TIDEWATER_CDC_DB_HOST", env.get("TIDEWATER_PG_HOST", defaults.cdc_db_host)),

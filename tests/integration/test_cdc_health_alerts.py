@@ -12,7 +12,6 @@ server, which other tests may move.
 from __future__ import annotations
 
 import dataclasses
-import os
 import uuid
 from collections.abc import Iterator
 from html import escape
@@ -21,6 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.support.connectors import remove_connector
 from tidewater.alerts.messages import CURL
 from tidewater.cdc import connector
 from tidewater.config import Settings
@@ -73,32 +73,13 @@ def scratch_connector(cdc: Settings) -> Iterator[tuple[ScratchConnector, dict[st
         "heartbeat.action.query": f"INSERT INTO tidewater_cdc.heartbeat (slot_name) VALUES ('{made.slot}') "
                                   "ON CONFLICT (slot_name) DO UPDATE SET beat_at = now()",
     }
-    config.pop("schema.include.list")
     try:
         yield made, config
     finally:
-        connector.delete(cdc, made.name)
-        admin = cdc.shop_conninfo(admin=True)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            def dropped() -> bool:  # the walsender lets go of the slot shortly after the task stops
-                active = conn.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
-                                      (made.slot,)).fetchone()
-                if active is None:
-                    return True
-                if not active[0]:
-                    conn.execute("SELECT pg_drop_replication_slot(%s)", (made.slot,))
-                return False
-            _wait(f"slot {made.slot} to be released", dropped, timeout=60)
+        remove_connector(cdc, made.name, made.slot, made.prefix, cdc.shop_conninfo(admin=True))
+        with psycopg.connect(cdc.shop_conninfo(admin=True), autocommit=True) as conn:
             conn.execute("DELETE FROM tidewater_cdc.heartbeat WHERE slot_name = %s", (made.slot,))
             conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(made.publication)))
-        from confluent_kafka.admin import AdminClient
-
-        from tidewater.cdc.access import admin_config
-
-        kafka = AdminClient(admin_config(os.environ))
-        topics = [t for t in kafka.list_topics(timeout=30).topics if made.prefix in t]
-        for future in kafka.delete_topics(topics).values() if topics else []:
-            future.result()
 
 
 def _mails_about(maildir, *names: str) -> list[str]:

@@ -20,8 +20,8 @@ def test_migrations_apply_in_order_once(settings, scratch_db):
         published = {row[0] for row in conn.execute(
             "SELECT schemaname || '.' || tablename FROM pg_publication_tables WHERE pubname = 'tidewater_shop'")}
     assert tables == {"customers", "addresses", "products", "orders", "order_items", "payments"}
-    # Every shop table, and Debezium's heartbeat table (so its writes move the slot: docs/alerts.md).
-    assert published == {f"shop.{table}" for table in tables} | {"tidewater_cdc.heartbeat"}
+    # Every shop table, Debezium's heartbeat table (so its writes move the slot: docs/alerts.md) and its signals.
+    assert published == {f"shop.{table}" for table in tables} | {"tidewater_cdc.heartbeat", "tidewater_cdc.signals"}
 
 
 def test_a_migration_edited_after_it_was_applied_is_refused(settings, scratch_db):

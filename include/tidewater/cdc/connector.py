@@ -11,6 +11,8 @@ import json
 import re
 import string
 import time
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,17 +22,20 @@ import requests
 
 from tidewater.config import ConfigError, Settings, get_connection
 from tidewater.sqltext import redact
-from tidewater.tables import registry
+from tidewater.tables import Registry, Table, registry
 
 TEMPLATE = Path(__file__).with_name("shop-postgres.json")
 CONNECT_TIMEOUT_S = 10
+SIGNALS = "tidewater_cdc.signals"  # Debezium's signalling table (migration 0005; `tidewater source init` prints it)
 
 
 class ConnectError(RuntimeError):
     pass
 
 
-def render_config(settings: Settings, template: Path = TEMPLATE) -> dict[str, str]:
+def render_config(settings: Settings, template: Path = TEMPLATE, tables: Registry | None = None) -> dict[str, str]:
+    """The connector's config: the template with the settings' values, capturing `tables` (default: the
+    project's registry)."""
     values = {
         "db_host": settings.cdc_db_host,
         "db_port": settings.cdc_db_port,
@@ -40,8 +45,12 @@ def render_config(settings: Settings, template: Path = TEMPLATE) -> dict[str, st
         "topic_prefix": settings.cdc_topic_prefix,
         "heartbeat_ms": settings.cdc_heartbeat_ms,
         "topic_partitions": settings.cdc_topic_partitions,
-        # Debezium's include list holds regular expressions: each registered table, matched whole.
-        "table_include_list": ",".join(re.escape(table.qualified_name) for table in registry()),
+        "slot": settings.cdc_slot,
+        "publication": settings.cdc_publication,
+        # Debezium's include list holds regular expressions: each registered table, matched whole, and the
+        # signalling table (signal.data.collection: Debezium reads signals from its changes).
+        "table_include_list": ",".join(re.escape(name) for name in (
+            *(table.qualified_name for table in tables or registry()), SIGNALS)),
     }
     # Every placeholder sits inside a JSON string: a value goes in JSON-escaped, so a quote in a password stays in it.
     escaped = {key: json.dumps(str(value))[1:-1] for key, value in values.items()}
@@ -181,6 +190,60 @@ def wait_until_running(settings: Settings, timeout_s: float = 120, name: str | N
         if time.monotonic() > deadline:
             raise ConnectError(f"connector {name} not running after {timeout_s}s: {current}")
         time.sleep(1)
+
+
+def existing_topics(settings: Settings) -> set[str]:
+    from confluent_kafka import Consumer
+
+    from tidewater.cdc.topics import consumer_config
+
+    consumer = Consumer(consumer_config(settings, **{"group.id": "tidewater-capture", "enable.auto.commit": False}))
+    try:
+        return set(consumer.list_topics(timeout=30).topics)
+    finally:
+        consumer.close()
+
+
+def snapshot_tables(tables: Sequence[Table]) -> list[str]:
+    """Asks Debezium for an incremental snapshot of `tables`: one `execute-snapshot` signal per database (the
+    tables' registry connection), inserted into its signalling table. Debezium reads the tables in chunks while
+    it streams, so the pipeline never stops; returns the signals' ids."""
+    import psycopg
+
+    ids = []
+    for conn_id in sorted({table.connection for table in tables}):
+        collections = [re.escape(table.qualified_name) for table in tables if table.connection == conn_id]
+        signal = f"tidewater-{uuid.uuid4().hex}"
+        with psycopg.connect(get_connection(conn_id).postgres_conninfo()) as conn:
+            conn.execute(f"INSERT INTO {SIGNALS} (id, type, data) VALUES (%s, 'execute-snapshot', %s)",
+                         (signal, json.dumps({"data-collections": collections, "type": "incremental"})))
+        ids.append(signal)
+    return ids
+
+
+def capture(settings: Settings, tables: Registry | None = None, snapshot: Sequence[str] | None = None) -> list[Table]:
+    """Registers the connector for the registry's tables (a config update: Debezium keeps its offsets and
+    streams on), then snapshots incrementally the tables named in `snapshot` (default: the registered tables
+    that have no topic yet, i.e. were added to the registry since; none for a new connector, whose initial
+    snapshot reads them all). Returns the tables snapshotted."""
+    tables = tables or registry()
+    try:
+        status(settings)
+        new = False
+    except ConnectorNotFound:  # a new connector's initial snapshot reads every table
+        new = True
+    register(settings, render_config(settings, tables=tables))
+    wait_until_running(settings)
+    if snapshot is None and new:
+        chosen = []
+    elif snapshot is None:
+        present = existing_topics(settings)
+        chosen = [table for table in tables if table.topic(settings.cdc_topic_prefix) not in present]
+    else:
+        chosen = [tables.table(name) for name in snapshot]
+    if chosen:
+        snapshot_tables(chosen)
+    return chosen
 
 
 def delete(settings: Settings, name: str | None = None) -> None:

@@ -117,6 +117,10 @@ def plan(conn: Any, *, schema: str, connection: str, publication: str, debezium_
     result = Plan(source=source or schema, schema=schema, connection=connection, tables=tables, skipped=list(skip))
     if not conn.execute("SELECT count(*) FROM pg_publication WHERE pubname = %s", (publication,)).fetchone()[0]:
         result.dba.append(sql.SQL("CREATE PUBLICATION {};").format(sql.Identifier(publication)))
+    heartbeat, signals = conn.execute("SELECT to_regclass('tidewater_cdc.heartbeat') IS NULL, "
+                                      "to_regclass('tidewater_cdc.signals') IS NULL").fetchone()
+    pipeline_role = conn.execute("SELECT current_user").fetchone()[0]
+    result.dba.extend(_cdc_tables(publication, debezium_role, pipeline_role, heartbeat=heartbeat, signals=signals))
     if not conn.execute("SELECT has_schema_privilege(%s, %s, 'USAGE')", (debezium_role, schema)).fetchone()[0]:
         result.dba.append(sql.SQL("GRANT USAGE ON SCHEMA {} TO {};").format(
             sql.Identifier(schema), sql.Identifier(debezium_role)))
@@ -140,6 +144,36 @@ def plan(conn: Any, *, schema: str, connection: str, publication: str, debezium_
             f"(ALTER TABLE ... ADD PRIMARY KEY, or --key TABLE=COLUMN[,COLUMN] for unique, non-null columns with "
             f"a unique index Debezium can use as replica identity) or leave it out (--skip TABLE)")
     return result
+
+
+def _cdc_tables(publication: str, debezium_role: str, pipeline_role: str, *, heartbeat: bool,
+                signals: bool) -> list[sql.Composable]:
+    """Debezium's own tables, where missing, both in the publication:
+    - heartbeat (heartbeat.action.query): its changes move the replication slot while the captured tables are
+      quiet (else the slot holds the server's WAL back without bound);
+    - signals (signal.data.collection): the pipeline's role inserts `execute-snapshot` signals there to snapshot
+      a table added later (`tidewater tables capture`); Debezium writes its snapshot's watermarks."""
+    if not (heartbeat or signals):
+        return []
+    dbz, pipeline, pub = sql.Identifier(debezium_role), sql.Identifier(pipeline_role), sql.Identifier(publication)
+    statements = [sql.SQL("CREATE SCHEMA IF NOT EXISTS tidewater_cdc;"),
+                  sql.SQL("GRANT USAGE ON SCHEMA tidewater_cdc TO {}, {};").format(dbz, pipeline)]
+    if heartbeat:
+        table = sql.Identifier("tidewater_cdc", "heartbeat")
+        statements += [
+            sql.SQL("CREATE TABLE {} (slot_name text PRIMARY KEY, beat_at timestamptz NOT NULL DEFAULT now());"
+                    ).format(table),
+            sql.SQL("GRANT SELECT, INSERT, UPDATE ON {} TO {};").format(table, dbz),
+            sql.SQL("ALTER PUBLICATION {} ADD TABLE {};").format(pub, table)]
+    if signals:
+        table = sql.Identifier("tidewater_cdc", "signals")
+        statements += [
+            sql.SQL("CREATE TABLE {} (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048));"
+                    ).format(table),
+            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {};").format(table, dbz),
+            sql.SQL("GRANT INSERT ON {} TO {};").format(table, pipeline),
+            sql.SQL("ALTER PUBLICATION {} ADD TABLE {};").format(pub, table)]
+    return statements
 
 
 def _dba(schema: str, table: SourceTable, key: tuple[str, ...], publication: str,

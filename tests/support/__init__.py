@@ -1,0 +1,1 @@
+"""Helpers the test suites share (instead of tests importing each other)."""

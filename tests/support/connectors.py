@@ -1,0 +1,36 @@
+"""A test's own Debezium connector: removed with its replication slot and its topics."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psycopg
+
+from tidewater.cdc import connector
+from tidewater.config import Settings
+
+
+def remove_connector(settings: Settings, name: str, slot: str, topic_prefix: str, conninfo: str,
+                     timeout_s: float = 60) -> None:
+    """Deletes connector `name`, then its slot (in the database `conninfo` reaches, as a superuser) once the
+    walsender lets go of it, then every topic whose name holds `topic_prefix`."""
+    from confluent_kafka.admin import AdminClient
+
+    from tidewater.cdc.access import admin_config
+
+    connector.delete(settings, name)
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        while (row := conn.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+                                   (slot,)).fetchone()) is not None:
+            if not row[0]:
+                conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+                continue
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"slot {slot} still active {timeout_s:.0f} s after {name} was deleted")
+            time.sleep(0.5)
+    kafka = AdminClient(admin_config(os.environ))
+    topics = [topic for topic in kafka.list_topics(timeout=30).topics if topic_prefix in topic]
+    for future in kafka.delete_topics(topics).values() if topics else []:
+        future.result()
