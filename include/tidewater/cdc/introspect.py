@@ -146,6 +146,15 @@ def plan(conn: Any, *, schema: str, connection: str, publication: str, debezium_
     return result
 
 
+# Debezium's own tables: columns, what Debezium may do, whether the pipeline's role inserts (signals).
+CDC_TABLES = {
+    "heartbeat": ("slot_name text PRIMARY KEY, beat_at timestamptz NOT NULL DEFAULT now()", "SELECT, INSERT, UPDATE",
+                  False),
+    "signals": ("id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048)",
+                "SELECT, INSERT, UPDATE, DELETE", True),
+}
+
+
 def _cdc_tables(publication: str, debezium_role: str, pipeline_role: str, *, heartbeat: bool,
                 signals: bool) -> list[sql.Composable]:
     """Debezium's own tables, where missing, both in the publication:
@@ -153,26 +162,20 @@ def _cdc_tables(publication: str, debezium_role: str, pipeline_role: str, *, hea
       quiet (else the slot holds the server's WAL back without bound);
     - signals (signal.data.collection): the pipeline's role inserts `execute-snapshot` signals there to snapshot
       a table added later (`tidewater tables capture`); Debezium writes its snapshot's watermarks."""
-    if not (heartbeat or signals):
+    missing = [name for name, absent in (("heartbeat", heartbeat), ("signals", signals)) if absent]
+    if not missing:
         return []
     dbz, pipeline, pub = sql.Identifier(debezium_role), sql.Identifier(pipeline_role), sql.Identifier(publication)
     statements = [sql.SQL("CREATE SCHEMA IF NOT EXISTS tidewater_cdc;"),
                   sql.SQL("GRANT USAGE ON SCHEMA tidewater_cdc TO {}, {};").format(dbz, pipeline)]
-    if heartbeat:
-        table = sql.Identifier("tidewater_cdc", "heartbeat")
-        statements += [
-            sql.SQL("CREATE TABLE {} (slot_name text PRIMARY KEY, beat_at timestamptz NOT NULL DEFAULT now());"
-                    ).format(table),
-            sql.SQL("GRANT SELECT, INSERT, UPDATE ON {} TO {};").format(table, dbz),
-            sql.SQL("ALTER PUBLICATION {} ADD TABLE {};").format(pub, table)]
-    if signals:
-        table = sql.Identifier("tidewater_cdc", "signals")
-        statements += [
-            sql.SQL("CREATE TABLE {} (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048));"
-                    ).format(table),
-            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {};").format(table, dbz),
-            sql.SQL("GRANT INSERT ON {} TO {};").format(table, pipeline),
-            sql.SQL("ALTER PUBLICATION {} ADD TABLE {};").format(pub, table)]
+    for name in missing:
+        columns, privileges, pipeline_inserts = CDC_TABLES[name]
+        table = sql.Identifier("tidewater_cdc", name)
+        statements += [sql.SQL("CREATE TABLE {} (" + columns + ");").format(table),
+                       sql.SQL("GRANT " + privileges + " ON {} TO {};").format(table, dbz),
+                       sql.SQL("ALTER PUBLICATION {} ADD TABLE {};").format(pub, table)]
+        if pipeline_inserts:
+            statements.append(sql.SQL("GRANT INSERT ON {} TO {};").format(table, pipeline))
     return statements
 
 
