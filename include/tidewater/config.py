@@ -8,7 +8,6 @@ docker-compose sets them on every service.
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import os
 import re
@@ -17,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,55 +36,41 @@ class Connection:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def postgres_conninfo(self) -> str:
-        """A libpq connection string for psycopg."""
-        parts = {
-            "host": self.host,
-            "port": self.port,
-            "user": self.login,
-            "password": self.password,
-            "dbname": self.schema,
-        }
-        return " ".join(f"{key}={_libpq_quote(str(value))}" for key, value in parts.items() if value)
+        """A libpq connection string for psycopg (psycopg quotes it); libpq settings in the extras (sslmode,
+        connect_timeout, ...) go in too, as Airflow's Postgres hook passes them."""
+        from psycopg.conninfo import make_conninfo
+
+        libpq = {key: str(value) for key, value in self.extra.items() if key in LIBPQ_EXTRAS}
+        return make_conninfo("", host=self.host, port=self.port, user=self.login, password=self.password,
+                             dbname=self.schema, **libpq)
 
 
-def _libpq_quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+# The extras of a Postgres connection that are libpq parameters (the others are Airflow's own).
+LIBPQ_EXTRAS = frozenset({"sslmode", "sslcert", "sslkey", "sslrootcert", "sslcrl", "connect_timeout",
+                          "application_name", "options", "keepalives", "keepalives_idle", "target_session_attrs"})
 
 
 def parse_connection(conn_id: str, value: str) -> Connection:
-    """Parses an ``AIRFLOW_CONN_*`` value: Airflow's JSON form or its URI form."""
+    """An ``AIRFLOW_CONN_*`` value (Airflow's JSON form or its URI form), parsed by Airflow's own Connection."""
+    from airflow.sdk import Connection as AirflowConnection
+
     value = value.strip()
-    if value.startswith("{"):
-        try:
-            data = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"connection {conn_id!r}: invalid JSON ({exc})") from exc
-        extra = data.get("extra") or {}
-        if isinstance(extra, str):
-            extra = json.loads(extra) if extra else {}
-        return Connection(
-            conn_id=conn_id,
-            conn_type=data.get("conn_type", ""),
-            host=data.get("host"),
-            port=int(data["port"]) if data.get("port") is not None else None,
-            login=data.get("login"),
-            password=data.get("password"),
-            schema=data.get("schema"),
-            extra=extra,
-        )
-    url = urlsplit(value)
-    if not url.scheme:
-        raise ConfigError(f"connection {conn_id!r}: expected a URI like postgresql://user:pw@host:port/db")
-    return Connection(
-        conn_id=conn_id,
-        conn_type={"postgresql": "postgres"}.get(url.scheme, url.scheme).replace("-", "_"),
-        host=unquote(url.hostname) if url.hostname else None,
-        port=url.port,
-        login=unquote(url.username) if url.username else None,
-        password=unquote(url.password) if url.password else None,
-        schema=unquote(url.path.lstrip("/")) or None,
-        extra=dict(parse_qsl(url.query)),
-    )
+    try:
+        if value.startswith("{"):
+            conn = AirflowConnection.from_json(value, conn_id=conn_id)
+        else:
+            if "://" not in value:
+                raise ValueError("no scheme")
+            conn = AirflowConnection.from_uri(value, conn_id=conn_id)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"connection {conn_id!r}: not an Airflow connection ({exc}): expected JSON or a URI "
+                          "like postgresql://user:pw@host:port/db") from None
+    return _from_airflow(conn_id, conn)
+
+
+def _from_airflow(conn_id: str, conn: Any) -> Connection:
+    return Connection(conn_id=conn_id, conn_type=conn.conn_type or "", host=conn.host, port=conn.port,
+                      login=conn.login, password=conn.password, schema=conn.schema, extra=conn.extra_dejson)
 
 
 def _airflow_connection(conn_id: str) -> Connection | None:
@@ -99,9 +83,7 @@ def _airflow_connection(conn_id: str) -> Connection | None:
         conn = AirflowConnection.get(conn_id)
     except Exception:  # not in a task context or not defined there: report it as missing below
         return None
-    return Connection(conn_id=conn_id, conn_type=conn.conn_type or "", host=conn.host, port=conn.port,
-                      login=conn.login, password=conn.password, schema=conn.schema,
-                      extra=conn.extra_dejson)
+    return _from_airflow(conn_id, conn)
 
 
 def get_connection(conn_id: str, env: Mapping[str, str] | None = None) -> Connection:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from tidewater.config import ConfigError, Settings, get_connection, parse_connection, read_env_file
 
@@ -10,8 +11,21 @@ def test_uri_connection_is_parsed_like_airflow():
 
     assert (conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.schema) == (
         "postgres", "127.0.0.1", 25432, "shop_app", "p@ss", "shop")
-    assert conn.postgres_conninfo() == (
-        "host='127.0.0.1' port='25432' user='shop_app' password='p@ss' dbname='shop'")
+    assert conninfo_to_dict(conn.postgres_conninfo()) == {
+        "host": "127.0.0.1", "port": "25432", "user": "shop_app", "password": "p@ss", "dbname": "shop"}
+
+
+def test_a_conninfo_keeps_quotes_and_libpq_extras_but_not_airflow_ones():
+    conn = parse_connection("src", '{"conn_type": "postgres", "host": "db", "login": "o\'brien", '
+                                   '"password": "it\'s a \\\\ pass", "extra": {"sslmode": "require", "cursor": "named"}}')
+
+    assert conninfo_to_dict(conn.postgres_conninfo()) == {
+        "host": "db", "user": "o'brien", "password": "it's a \\ pass", "sslmode": "require"}
+
+
+def test_a_value_that_is_no_connection_is_refused_naming_it():
+    with pytest.raises(ConfigError, match=r"connection 'shop': not an Airflow connection .* expected JSON or a URI"):
+        parse_connection("shop", "shop_app@127.0.0.1")
 
 
 def test_json_connection_keeps_extras():
