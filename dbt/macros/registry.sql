@@ -30,7 +30,9 @@
   The staging model of a source table: its changes, each once (deduplicated_changes), every column of the lake's
   change table under its warehouse name (the registry's `renamed`; NUMERIC's `<column>__special` companion
   becomes `<warehouse column>_special`), then the change metadata (change_columns). A column added to the
-  table mid-stream appears at the next build (on_schema_change: append_new_columns).
+  table mid-stream appears at the next build (on_schema_change: sync_all_columns, which also widens a column
+  whose type widened). Lake columns with one warehouse name (a column renamed in PostgreSQL, declared
+  `renamed: {new: old}`) become one column: the newest lake column's value, else the older one's.
 #}
 {% macro staged_changes(source_name, table_name) %}
 {%- set entry = registry_entry(source_name, table_name) %}
@@ -38,6 +40,16 @@
 {%- set metadata = ['_op', '_source_ts', '_lsn', '_tx_id', '_kafka_topic', '_kafka_partition', '_kafka_offset',
                     '_ingested_at'] %}
 {%- set columns = adapter.get_columns_in_relation(relation) | map(attribute='name') | list if execute else [] %}
+{%- set named = {} %}
+{%- for column in columns if column not in metadata %}
+    {%- if column.endswith('__special') %}
+        {%- set base = column[:-9] %}
+        {%- set name = entry.renamed.get(base, base) ~ '_special' %}
+    {%- else %}
+        {%- set name = entry.renamed.get(column, column) %}
+    {%- endif %}
+    {%- do named.setdefault(name, []).insert(0, adapter.quote(column) if column != column.lower() else column) %}
+{%- endfor %}
 with
 
 source as (
@@ -46,14 +58,12 @@ source as (
 
 renamed as (
     select
-        {%- for column in columns if column not in metadata %}
-        {%- if column.endswith('__special') %}
-            {%- set base = column[:-9] %}
-            {%- set name = entry.renamed.get(base, base) ~ '_special' %}
+        {%- for name, sources in named.items() %}
+        {%- if sources | length > 1 %}
+        coalesce({{ sources | join(', ') }}) as {{ name }},
         {%- else %}
-            {%- set name = entry.renamed.get(column, column) %}
+        {{ sources[0] }}{{ ' as ' ~ name if name != sources[0] }},
         {%- endif %}
-        {{ adapter.quote(column) if column != column.lower() else column }}{{ ' as ' ~ name if name != column }},
         {%- endfor %}
         {{ change_columns() }}
     from source

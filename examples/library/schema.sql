@@ -6,6 +6,7 @@ CREATE SCHEMA library;
 CREATE TABLE library.members (
     member_id bigint PRIMARY KEY,
     full_name text NOT NULL,
+    email varchar(120),
     joined_on date NOT NULL,
     fee_paid numeric(10, 2)
 );

@@ -21,9 +21,9 @@ def summary(rng: random.Random) -> str:
 
 def seed(conn: psycopg.Connection, rng: random.Random, members: int = 30, books: int = 12) -> None:
     with conn.cursor() as cur:
-        cur.executemany("INSERT INTO library.members VALUES (%s, %s, %s, %s)",
-                        [(m, f"Member {m}", date(2025, 1, 1) + timedelta(days=m), Decimal(m) / 4) for m in
-                         range(1, members + 1)])
+        cur.executemany("INSERT INTO library.members VALUES (%s, %s, %s, %s, %s)",
+                        [(m, f"Member {m}", f"member{m}@library.example", date(2025, 1, 1) + timedelta(days=m),
+                          Decimal(m) / 4) for m in range(1, members + 1)])
         cur.executemany("INSERT INTO library.books VALUES (%s, %s, %s, %s)",
                         [(b, f"Book {b}", summary(rng), 100 + b) for b in range(1, books + 1)])
         cur.executemany("INSERT INTO library.loans (member_id, book_id, lent_at) VALUES (%s, %s, %s)",

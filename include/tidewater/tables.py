@@ -6,7 +6,9 @@ schema, where it is not the source's name), and per table ``config.meta.tidewate
 
   primary_key  the key columns (required: a table without one cannot be versioned)
   toasted      columns PostgreSQL may TOAST: Debezium sends a placeholder when they did not change
-  renamed      PostgreSQL column -> warehouse column (every other column keeps its name)
+  renamed      PostgreSQL column -> warehouse column (every other column keeps its name); after a rename in
+               PostgreSQL, `<new name>: <old name>` keeps one warehouse column (newest name first)
+  dropped      columns dropped in PostgreSQL: their history stays, null from the drop on
 
 Each table gets its change log (staging), every version (SCD2) and its current state (tidewater.dbt_models).
 
@@ -29,7 +31,7 @@ from tidewater.config import REPO_ROOT, ConfigError
 
 REGISTRY_PATH = REPO_ROOT / "dbt" / "models" / "staging" / "__sources.yml"
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")  # what the warehouse's names and Kafka's topics take unquoted
-TABLE_KEYS = frozenset({"primary_key", "toasted", "renamed"})
+TABLE_KEYS = frozenset({"primary_key", "toasted", "renamed", "dropped"})
 SOURCE_KEYS = frozenset({"connection", "schema"})
 
 
@@ -44,6 +46,7 @@ class Table:
     primary_key: tuple[str, ...]
     toasted: tuple[str, ...] = ()
     renamed: Mapping[str, str] = field(default_factory=dict)
+    dropped: tuple[str, ...] = ()
 
     @property
     def qualified_name(self) -> str:
@@ -147,12 +150,10 @@ def _table(source: str, connection: str, schema: str, node: Mapping[str, Any], p
         raise _fail(path, where, f"renamed must map PostgreSQL columns to warehouse columns, got {renamed!r}")
     for old, new in renamed.items():
         _identifiers([old, new], path, where, "renamed")
-    if len(set(renamed.values())) != len(renamed):
-        raise _fail(path, where, "renamed gives two columns the same warehouse name")
     return Table(source=source, connection=connection, schema=schema, name=name,
                  primary_key=_identifiers(meta["primary_key"], path, where, "primary_key"),
                  toasted=_identifiers(meta.get("toasted") or [], path, where, "toasted"),
-                 renamed=dict(renamed))
+                 renamed=dict(renamed), dropped=_identifiers(meta.get("dropped") or [], path, where, "dropped"))
 
 
 def parse(document: Mapping[str, Any], path: Path = REGISTRY_PATH) -> Registry:
@@ -199,8 +200,8 @@ def load(path: Path = REGISTRY_PATH) -> Registry:
 
 @cache
 def registry() -> Registry:
-    """The project's registry, read once per process."""
-    return load()
+    """The project's registry (REGISTRY_PATH), read once per process."""
+    return load(REGISTRY_PATH)
 
 
 def add_source(name: str, entry: str, path: Path = REGISTRY_PATH) -> Registry:

@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import quote
 
@@ -33,6 +34,7 @@ from tests.support.connectors import remove_connector
 from tidewater import tables
 from tidewater.cdc import connector
 from tidewater.config import REPO_ROOT, Settings
+from tidewater.lake.commit import LakeError
 
 from .test_dbt_staging import dbt
 from .test_drain import drain_once
@@ -144,30 +146,44 @@ def columns(conn: psycopg.Connection, table: str) -> list[str]:
         "ORDER BY attnum", (f"library.{table}",)).fetchall()]
 
 
-def assert_warehouse_equals_postgres(library: Library, warehouse: str) -> None:
+def assert_current_state_equals_postgres(library: Library, warehouse: str) -> None:
+    """Every PostgreSQL column of every table, under its warehouse name."""
     with psycopg.connect(library.conninfo) as conn, duckdb.connect(warehouse, read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
         for table in library.library_tables():
             names = columns(conn, table.name)
-            key = ", ".join(table.primary_key)
-            listed = sql.SQL(", ").join(map(sql.Identifier, names))
             source_rows = conn.execute(sql.SQL("SELECT {} FROM library.{} ORDER BY {}").format(
-                listed, sql.Identifier(table.name), sql.SQL(key))).fetchall()
-            current = con.execute(f"select {', '.join(names)} from {table.current_model} order by {key}").fetchall()
+                sql.SQL(", ").join(map(sql.Identifier, names)), sql.Identifier(table.name),
+                sql.SQL(", ").join(map(sql.Identifier, table.primary_key)))).fetchall()
+            current = con.execute(f"select {', '.join(table.warehouse_column(n) for n in names)} "
+                                  f"from {table.current_model} order by {', '.join(table.warehouse_key)}").fetchall()
             assert current == source_rows, f"{table.current_model} differs from library.{table.name}"
-            assert len(current) > 5
 
-            # Every state PostgreSQL recorded, in order, is one version; a delete's version has only its key.
+
+def masked(rows: list[tuple], keyed: list[int]) -> list[tuple]:
+    """Rows ending in an is-deleted flag, a deleted one's values but its key columns (`keyed`) nulled."""
+    return [row if not row[-1] else (*(v if i in keyed else None for i, v in enumerate(row[:-1])), True)
+            for row in rows]
+
+
+def assert_warehouse_equals_postgres(library: Library, warehouse: str) -> None:
+    """The current state (as above) and the versions: every state PostgreSQL recorded (audit), in order, is one
+    version; a delete's version carries the key only (REPLICA IDENTITY DEFAULT)."""
+    assert_current_state_equals_postgres(library, warehouse)
+    with psycopg.connect(library.conninfo) as conn, duckdb.connect(warehouse, read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        for table in library.library_tables():
+            names = columns(conn, table.name)
+            keyed = [index for index, name in enumerate(names) if name in table.primary_key]
+
             states = conn.execute(sql.SQL("SELECT {}, op = 'DELETE' FROM audit.{} ORDER BY {}, seq").format(
-                listed, sql.Identifier(table.name), sql.SQL(key))).fetchall()
+                sql.SQL(", ").join(map(sql.Identifier, names)), sql.Identifier(table.name),
+                sql.SQL(", ").join(map(sql.Identifier, table.primary_key)))).fetchall()
             versions = con.execute(f"select {', '.join(names)}, is_deleted from {table.versions_model} "
-                                   f"order by {key}, version_number").fetchall()
-            width = len(table.primary_key)
-            keyed = [row if not row[-1] else row[:width] + (None,) * (len(names) - width) + (True,)
-                     for row in states]
-            observed = [row if not row[-1] else row[:width] + (None,) * (len(names) - width) + (True,)
-                        for row in versions]
-            assert observed == keyed, f"{table.versions_model} is not the states of library.{table.name}"
+                                   f"order by {', '.join(table.primary_key)}, version_number").fetchall()
+            assert len(versions) > 5
+            assert masked(versions, keyed) == masked(states, keyed), \
+                f"{table.versions_model} is not library.{table.name}'s states"
 
 
 def test_the_library_reaches_the_warehouse_through_the_registry_alone(library, lake, group_id, tmp_path):
@@ -294,11 +310,64 @@ def test_a_table_added_while_traffic_runs_gets_its_rows_and_changes_once(library
 
     warehouse = str(tmp_path / "warehouse.duckdb")
     drain_and_build(library, lake, group_id, warehouse)
-    with psycopg.connect(library.conninfo) as conn, duckdb.connect(warehouse, read_only=True) as con:
-        for table in library.library_tables():
-            key = ", ".join(table.primary_key)
-            names = columns(conn, table.name)
-            source_rows = conn.execute(sql.SQL("SELECT {} FROM library.{} ORDER BY {}").format(
-                sql.SQL(", ").join(map(sql.Identifier, names)), sql.Identifier(table.name), sql.SQL(key))).fetchall()
-            assert con.execute(f"select {', '.join(names)} from {table.current_model} order by {key}"
-                               ).fetchall() == source_rows, table.name
+    assert_current_state_equals_postgres(library, warehouse)
+
+
+def test_schema_changes_flow_through_or_stop_the_drain_naming_the_column(library, lake, group_id, tmp_path,
+                                                                         monkeypatch):
+    with psycopg.connect(library.conninfo) as conn:
+        workload().seed(conn, random.Random(5))
+    run_dba_statements(library)
+    source_init(library, "--write")
+    # The drain in this process reads the copy's registry (the project's has no library).
+    monkeypatch.setattr(tables, "REGISTRY_PATH", library.registry_path)
+    tables.registry.cache_clear()
+    library.registry = tables.registry()
+    cli(library, "tables", "capture")
+    wait_for_slot(library)
+    warehouse = str(tmp_path / "warehouse.duckdb")
+    drain_and_build(library, lake, group_id, warehouse)
+
+    # Widened types, varchar(n) → text, NOT NULL dropped: through to the warehouse, values exact.
+    with psycopg.connect(library.conninfo) as conn:
+        conn.execute("ALTER TABLE library.members ALTER fee_paid TYPE numeric(14,4), ALTER email TYPE text, "
+                     "ALTER full_name DROP NOT NULL")
+        conn.execute("ALTER TABLE library.books ALTER pages TYPE bigint")
+        conn.execute("UPDATE library.members SET fee_paid = 12345.6789, full_name = NULL, email = repeat('e', 300) "
+                     "WHERE member_id = 2")
+        conn.execute("UPDATE library.books SET pages = 5000000000 WHERE book_id = 3")
+    wait_for_slot(library)
+    drain_and_build(library, lake, group_id, warehouse)
+    assert_current_state_equals_postgres(library, warehouse)
+    with duckdb.connect(warehouse, read_only=True) as con:
+        assert con.execute("select fee_paid, full_name from int_members_current where member_id = 2").fetchone() \
+            == (Decimal("12345.6789"), None)
+
+    # A dropped and a renamed column stop their table's drain until the registry says which.
+    with psycopg.connect(library.conninfo) as conn:
+        conn.execute("ALTER TABLE library.books DROP COLUMN pages")
+        conn.execute("ALTER TABLE library.loans RENAME COLUMN returned_at TO returned_on")
+        conn.execute("UPDATE library.books SET title = title || ' (2nd ed.)' WHERE book_id < 4")
+        conn.execute("UPDATE library.loans SET returned_on = lent_at + interval '3 days' WHERE book_id = 1")
+    wait_for_slot(library)
+    books, loans = (library.registry.table(name) for name in ("books", "loans"))
+    for table, column in ((books, "pages"), (loans, "returned_at")):
+        with pytest.raises(LakeError, match=rf"change table {table.name}: the new records have no column {column} "
+                                            r"\(dropped or renamed in PostgreSQL\)\. Nothing was committed"):
+            drain_once(library.settings, lake, table.topic(library.settings.cdc_topic_prefix), group_id)
+
+    document = yaml.safe_load(library.registry_path.read_text())
+    entries = {t["name"]: t["config"]["meta"]["tidewater"]
+               for s in document["sources"] if s["name"] == "library" for t in s["tables"]}
+    entries["books"]["dropped"] = ["pages"]
+    entries["loans"]["renamed"] = {"returned_on": "returned_at"}
+    library.registry_path.write_text(yaml.safe_dump(document, sort_keys=False))
+    cli(library, "tables", "sync")
+    tables.registry.cache_clear()
+    library.registry = tables.registry()
+    drain_and_build(library, lake, group_id, warehouse)
+    assert_current_state_equals_postgres(library, warehouse)
+    with duckdb.connect(warehouse, read_only=True) as con:
+        history = con.execute("select pages from int_books_versioned where book_id = 3 order by version_number"
+                              ).fetchall()
+        assert history[-2:] == [(5000000000,), (None,)]  # the dropped column's history stays

@@ -17,7 +17,8 @@ def test_uri_connection_is_parsed_like_airflow():
 
 def test_a_conninfo_keeps_quotes_and_libpq_extras_but_not_airflow_ones():
     conn = parse_connection("src", '{"conn_type": "postgres", "host": "db", "login": "o\'brien", '
-                                   '"password": "it\'s a \\\\ pass", "extra": {"sslmode": "require", "cursor": "named"}}')
+                                   '"password": "it\'s a \\\\ pass", '
+                                   '"extra": {"sslmode": "require", "cursor": "named"}}')
 
     assert conninfo_to_dict(conn.postgres_conninfo()) == {
         "host": "db", "user": "o'brien", "password": "it's a \\ pass", "sslmode": "require"}

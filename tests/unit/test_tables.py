@@ -37,6 +37,18 @@ def test_the_project_registry_holds_the_shop_tables_with_their_keys():
     assert products.topic("shop") == "shop.shop.products" and products.connection == "shop_postgres"
 
 
+@pytest.mark.parametrize(("old", "new", "widens"), [
+    ("INTEGER", "BIGINT", True), ("BIGINT", "INTEGER", False), ("SMALLINT", "INTEGER", True),
+    ("DECIMAL(10,2)", "DECIMAL(14,4)", True), ("DECIMAL(10,2)", "DECIMAL(10,3)", False),
+    ("DECIMAL(14,4)", "DECIMAL(10,2)", False), ("FLOAT", "DOUBLE", True), ("INTEGER", "VARCHAR", False),
+    ("VARCHAR", "VARCHAR", True),
+])
+def test_which_type_changes_the_lake_widens_in_place(old, new, widens):
+    from tidewater.lake.commit import widens as lake_widens
+
+    assert lake_widens(old, new) is widens
+
+
 def test_the_committed_dbt_models_follow_the_registry():
     drift = dbt_models.check(tables.load())
 
@@ -57,7 +69,7 @@ def test_a_composite_key_and_a_schema_other_than_the_source_name():
     (entry("loans", primary_key="Member Id"), r"primary_key must be a list of lower-case column names"),
     (entry("loans", primary_key=["id"], histroy=False), r"unknown config\.meta\.tidewater key\(s\) histroy"),
     (entry("loans", primary_key=["id"], renamed=["a"]), r"renamed must map PostgreSQL columns"),
-    (entry("loans", primary_key=["id"], renamed={"a": "c", "b": "c"}), r"two columns the same warehouse name"),
+    (entry("loans", primary_key=["id"], dropped="Old Column"), r"dropped must be a list of lower-case column"),
     (entry("Loans", primary_key=["id"]), r"table name 'Loans' must be a lower-case identifier"),
 ])
 def test_a_wrong_entry_is_refused_naming_the_table_and_the_fix(table_entry, message):

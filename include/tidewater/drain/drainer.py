@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from tidewater.config import ConfigError
 from tidewater.drain.encoder import ChunkEncoder
 from tidewater.lake import Lake, commit, maintenance
 from tidewater.lake import objects as layout
@@ -333,6 +334,18 @@ def _keep_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").mallopt(_M_TRIM_THRESHOLD, 256 * 1024 * 1024)
 
 
+def may_be_gone(table: str) -> frozenset[str] | None:
+    """The lake columns of `table` its records may lack (the registry's dropped columns and rename targets), or
+    None for a table the registry does not have (a scratch topic): then a missing column is not checked."""
+    from tidewater.tables import registry
+
+    try:
+        entry = registry().table(table)
+    except ConfigError:
+        return None
+    return frozenset(entry.dropped) | frozenset(entry.renamed.values())
+
+
 def drain_topic(consumer: Consumer, lake: Lake, topic: str, topic_id: str, limits: DrainLimits = DrainLimits(),
                 replay: Replay | None = None, now: datetime | None = None, accept_quarantine: bool = False,
                 accept_recreated_topic: bool = False) -> DrainResult:
@@ -395,7 +408,8 @@ def drain_topic(consumer: Consumer, lake: Lake, topic: str, topic_id: str, limit
         if writers:
             result.snapshot_id = commit.commit_drain(
                 lake.con, table, positions, {p.partition: p.end for p in result.partitions if p.end > p.start},
-                [f for w in writers for f in w.files], [q for w in writers for q in w.quarantine])
+                [f for w in writers for f in w.files], [q for w in writers for q in w.quarantine],
+                may_be_gone(table))
     except BaseException:
         # Nothing of this run is in the lake: its data files go (quarantine files stay for people to read; the next
         # drain of the slice writes them again under the same names).

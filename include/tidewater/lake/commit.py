@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
 
+from tidewater.drain.debezium import SPECIAL_SUFFIX
 from tidewater.lake.catalog import LAKE
 from tidewater.sqltext import identifier, literal
 
@@ -102,8 +104,31 @@ def _duckdb_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str
     return {name: str(kind) for name, kind in zip(relation.columns, relation.types, strict=True)}
 
 
-def _ensure_columns(con: duckdb.DuckDBPyConnection, table: str, files: list[DataFile]) -> None:
-    """Creates the change table, or adds the columns the files bring (schema evolution), in the open transaction."""
+_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT")
+_DECIMAL = re.compile(r"DECIMAL\((\d+),(\d+)\)")
+
+
+def widens(old: str, new: str) -> bool:
+    """Whether DuckDB type `new` holds every value of `old` (a promotion DuckLake makes in place: a wider integer,
+    DOUBLE for FLOAT, a DECIMAL with at least as many integer and fraction digits)."""
+    if old in _INTEGERS and new in _INTEGERS:
+        return _INTEGERS.index(new) >= _INTEGERS.index(old)
+    if (old, new) == ("FLOAT", "DOUBLE"):
+        return True
+    old_decimal, new_decimal = _DECIMAL.fullmatch(old), _DECIMAL.fullmatch(new)
+    if old_decimal and new_decimal:
+        (p, s), (q, t) = map(int, old_decimal.groups()), map(int, new_decimal.groups())
+        return t >= s and q - t >= p - s
+    return old == new
+
+
+def _ensure_columns(con: duckdb.DuckDBPyConnection, table: str, files: list[DataFile],
+                    may_be_gone: frozenset[str] | None = None) -> None:
+    """Creates the change table, or evolves it in the open transaction for the files' records: a new column is
+    added; a column whose type widened (int → bigint, numeric(10,2) → numeric(14,4)) is widened in place (a
+    narrower type in the records fits as it is). Refuses (LakeError, nothing committed) a type that does not
+    widen, and a column the records lack (dropped or renamed in the source) unless `may_be_gone` names it:
+    the registry's `dropped` and rename targets (None: the table is not registered, not checked)."""
     wanted: dict[str, str] = {}
     for file in files:
         for name, kind in _duckdb_types(con, file.schema).items():
@@ -114,14 +139,26 @@ def _ensure_columns(con: duckdb.DuckDBPyConnection, table: str, files: list[Data
         columns = ", ".join(f"{identifier(name)} {kind}" for name, kind in wanted.items())
         con.execute(f"CREATE TABLE {target} ({columns})")
         return
+    if may_be_gone is not None:
+        gone = [name for name in existing if name not in wanted
+                and name.removesuffix(SPECIAL_SUFFIX) not in may_be_gone]
+        if gone:
+            raise LakeError(
+                f"change table {table}: the new records have no column {', '.join(gone)} (dropped or renamed in "
+                "PostgreSQL). Nothing was committed. Say which in the table registry (dbt/models/staging/"
+                f"__sources.yml, table {table}): `dropped: [{gone[0]}]` keeps its history, null from now on; for a "
+                f"rename, `renamed: {{<new name>: {gone[0]}}}` keeps one warehouse column. Then drain again")
     for name, kind in wanted.items():
         if name not in existing:
             con.execute(f"ALTER TABLE {target} ADD COLUMN {identifier(name)} {kind}")
-        elif existing[name] != kind:
+        elif widens(existing[name], kind) and existing[name] != kind:
+            con.execute(f"ALTER TABLE {target} ALTER {identifier(name)} TYPE {kind}")
+        elif not widens(kind, existing[name]):
             raise LakeError(f"change table {table}: column {name} is {existing[name]} in the lake but {kind} in the "
-                            "new records (the source column's type changed). Nothing was committed. Add the new "
-                            f"type as a new source column, or move the lake column to {kind} (ALTER TABLE "
-                            f"{target} ALTER {identifier(name)} TYPE {kind}) if DuckLake allows it, and drain again")
+                            "new records, which does not widen it (the source column's type changed). Nothing was "
+                            "committed. Add the new type as a new source column (and drop the old one), or rebuild "
+                            f"the table from a fresh snapshot (`tidewater tables capture {table}` after moving the "
+                            "lake's change table away), and drain again")
 
 
 def _set_positions(con: duckdb.DuckDBPyConnection, positions: Positions, ends: dict[int, int]) -> None:
@@ -171,13 +208,14 @@ def _transaction(con: duckdb.DuckDBPyConnection, topic: str, expected: Positions
 
 
 def commit_drain(con: duckdb.DuckDBPyConnection, table: str, started: Positions, ends: dict[int, int],
-                 files: list[DataFile], quarantine: list[QuarantineFile]) -> int:
+                 files: list[DataFile], quarantine: list[QuarantineFile],
+                 may_be_gone: frozenset[str] | None = None) -> int:
     """One DuckLake transaction: the files join the change table, the quarantine files are accepted and the
     positions move from `started` to `ends` — all or nothing. Returns the snapshot id."""
 
     def work(current: Positions) -> None:
         if files:
-            _ensure_columns(con, table, files)
+            _ensure_columns(con, table, files, may_be_gone)
             # One call for all files: DuckLake reads their footers in parallel (bench/drain_benchmark.py).
             con.execute(f"CALL ducklake_add_data_files({literal(LAKE)}, ?, ?, schema => 'main', "
                         "allow_missing => true)", [table, [file.uri for file in files]])
