@@ -122,15 +122,9 @@ def audit(conn: psycopg.Connection, table: str) -> None:
                          "EXECUTE FUNCTION audit.record()").format(sql.Identifier(table)))
 
 
-def wait_for_slot(library: Library, timeout_s: float = 120) -> None:
-    """Until Debezium has confirmed every change committed so far (its 1 s heartbeat moves the slot)."""
-    with psycopg.connect(library.conninfo, autocommit=True) as conn:
-        target = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
-        deadline = time.monotonic() + timeout_s
-        while not conn.execute("SELECT coalesce(bool_or(confirmed_flush_lsn >= %s::pg_lsn), false) "
-                               "FROM pg_replication_slots WHERE slot_name = %s", (target, library.slot)).fetchone()[0]:
-            assert time.monotonic() < deadline, f"slot {library.slot} did not reach {target} in {timeout_s:.0f} s"
-            time.sleep(1)
+def wait_for_slot(library: Library) -> None:
+    """Until Debezium has every change committed so far to the library's database in Kafka."""
+    connector.wait_for_catch_up(library.settings, slot=library.slot, conninfo=library.conninfo)
 
 
 def drain_and_build(library: Library, lake, group: str, warehouse: str) -> None:

@@ -214,7 +214,7 @@ def reconcile_email(report: dict, *, lake_uri: str) -> Email:
              "warehouse's state as of that snapshot: "
              f"<b>{len(bad)} of {len(report['tables'])} tables are not equal</b>.</p>"]
     for t in bad:
-        parts.append(f"<h3>shop.{escape(t['table'])}</h3>")
+        parts.append(f"<h3>{escape(t['table'])}</h3>")
         if t["status"] == "error":
             parts.append(f"<pre>{escape(t['error'] or '')}</pre>")
             continue

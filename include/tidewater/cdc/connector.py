@@ -252,21 +252,29 @@ def delete(settings: Settings, name: str | None = None) -> None:
         raise ConnectError(f"deleting {name or settings.cdc_connector} failed: HTTP {response.status_code}")
 
 
-def wait_for_catch_up(settings: Settings, timeout_s: float = 120, slot: str | None = None) -> None:
-    """Waits until Debezium has every shop change committed so far in Kafka.
+def nudge_slot(conn: Any) -> None:
+    """Makes one change Debezium streams whatever the captured tables do: a `log` signal (Debezium writes its
+    message to its log, nothing else), so the slot moves past every commit before it."""
+    conn.execute(f"INSERT INTO {SIGNALS} (id, type, data) VALUES (%s, 'log', %s)",
+                 (f"tidewater-nudge-{uuid.uuid4().hex}", json.dumps({"message": "tidewater: moving the slot"})))
+
+
+def wait_for_catch_up(settings: Settings, timeout_s: float = 120, slot: str | None = None,
+                      conninfo: str | None = None) -> None:
+    """Waits until Debezium has every change committed so far to the source database (`conninfo`, default the
+    shop's) in Kafka.
 
     Connect confirms a WAL position to the replication slot only after the records before it are flushed
     to Kafka, so once the slot's confirmed_flush_lsn passes the position taken now, every earlier change is
-    in its topic. The slot only moves when Debezium sees a change of the shop (other databases' WAL, like
-    Airflow's, does not move it), so a no-op update of one product after taking the position makes one.
+    in its topic. The slot only moves when Debezium sees a change of its publication (other databases' WAL,
+    like Airflow's, does not move it), so a nudge (nudge_slot) after taking the position makes one.
     """
     import psycopg
 
-    slot = slot or render_config(settings)["slot.name"]
-    with psycopg.connect(settings.shop_conninfo(), autocommit=True) as conn:
+    slot = slot or settings.cdc_slot
+    with psycopg.connect(conninfo or settings.shop_conninfo(), autocommit=True) as conn:
         target = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
-        conn.execute("UPDATE shop.products SET updated_at = updated_at "
-                     "WHERE product_id = (SELECT min(product_id) FROM shop.products)")
+        nudge_slot(conn)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             caught_up = conn.execute("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "

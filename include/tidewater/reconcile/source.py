@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg import sql
 
+from tidewater.cdc import connector
 from tidewater.config import Settings
 from tidewater.lake import Lake
 from tidewater.lake.catalog import LAKE
@@ -179,8 +180,7 @@ def wait_for_slot(settings: Settings, snapshot: SourceSnapshot, slot: str, timeo
 
     The slot moves when Debezium sees a change of the shop database (the heartbeat's action query makes
     one every heartbeat interval where it is configured). If it has not moved after two heartbeat intervals,
-    a no-op update of one product (a change with no new values; the warehouse's versions are unaffected as
-    of this snapshot) makes it move.
+    a nudge (tidewater.cdc.connector.nudge_slot: a signal Debezium only logs) makes it move.
     """
     import psycopg
 
@@ -192,11 +192,8 @@ def wait_for_slot(settings: Settings, snapshot: SourceSnapshot, slot: str, timeo
                 return False, f"replication slot {slot!r} does not exist (is the connector registered?)"
             return bool(row[1]), f"slot {slot!r} confirmed {row[0]}, the snapshot is at {snapshot.lsn}"
 
-        def nudge() -> None:
-            conn.execute("UPDATE shop.products SET updated_at = updated_at "
-                         "WHERE product_id = (SELECT min(product_id) FROM shop.products)")
-
-        _poll("Debezium did not confirm the snapshot's WAL position", probe, timeout_s, on_slow=nudge,
+        _poll("Debezium did not confirm the snapshot's WAL position", probe, timeout_s,
+              on_slow=lambda: connector.nudge_slot(conn),
               slow_after_s=2 * settings.cdc_heartbeat_ms / 1000)
 
 
