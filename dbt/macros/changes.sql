@@ -122,6 +122,12 @@
     insert into {{ lake_loads() }} values ('{{ escape_single_quotes(this.identifier) }}', {{ lake_window(staged_table()).end }}, current_timestamp)
 {% endmacro %}
 
+{# The names of the change metadata columns (change_columns), comma-separated. #}
+{% macro change_metadata() -%}
+    change_id, _op, _source_ts, _lsn, _tx_id, _kafka_topic, _kafka_partition, _kafka_offset, _ingested_at,
+    _lake_rowid, _lake_snapshot, _loaded_at
+{%- endmacro %}
+
 {# Change metadata every staging model keeps, under its lake names. #}
 {% macro change_columns() %}
         _kafka_topic || ':' || _kafka_partition || ':' || _kafka_offset as change_id,

@@ -3,7 +3,8 @@
   LSN then Kafka offset, valid from its source commit time until the next version's. Built from the
   changes themselves, not from snapshots, so no intermediate change is missed. Columns Debezium sent as
   unchanged-TOAST placeholders carry the previous version's value forward. A delete is a version too
-  (is_deleted); truncates are not versions of any row.
+  (is_deleted); truncates are not versions of any row, nor is a snapshot's row that restates the version
+  before it.
 #}
 {#
   Incremental: a run rebuilds every version of the keys whose changes arrived in lake snapshots it has not seen
@@ -32,29 +33,54 @@ changes as (
     {%- endif %}
 ),
 
+{% if toast_columns %}
+{#- A TOASTed column's placeholder takes the value of the last change that sent one (a real NULL included):
+    each sent value starts a group, the placeholders after it join its group. #}
+toast_grouped as (
+    select
+        *,
+        {%- for column in toast_columns %}
+        count(case when {{ column }} is distinct from {{ placeholder }} then 1 end) over (
+            partition by {{ key }} order by _lsn, _kafka_offset rows between unbounded preceding and current row
+        ) as _toast_group_{{ loop.index }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from changes
+),
+
+toast_resolved as (
+    select
+        * exclude ({% for column in toast_columns %}_toast_group_{{ loop.index }}{{ ", " if not loop.last }}{% endfor %})
+        replace (
+            {%- for column in toast_columns %}
+            nullif(first_value({{ column }}) over (
+                partition by {{ key }}, _toast_group_{{ loop.index }} order by _lsn, _kafka_offset
+            ), {{ placeholder }}) as {{ column }}{{ "," if not loop.last }}
+            {%- endfor %}
+        )
+    from toast_grouped
+),
+{% endif %}
+
+{#- A snapshot's row ('r') that restates the version before it (an incremental snapshot reading a row whose
+    insert or update was streamed already) is no version of its own. #}
+hashed as (
+    select *, hash(*columns(* exclude ({{ change_metadata() }}))) as _row_hash
+    from {{ 'toast_resolved' if toast_columns else 'changes' }}
+),
+
+changed as (
+    select * exclude (_row_hash)
+    from hashed
+    qualify not (_op = 'r' and _row_hash is not distinct from lag(_row_hash) over (
+        partition by {{ key }} order by _lsn, _kafka_offset))
+),
+
 ordered as (
     select
         *,
         row_number() over (partition by {{ key }} order by _lsn, _kafka_offset) as version_number
-    from changes
+    from changed
 ),
-
-{% if toast_columns %}
-toast_resolved as (
-    select
-        * replace (
-            {%- for column in toast_columns %}
-            coalesce(
-                nullif({{ column }}, {{ placeholder }}),
-                last_value(nullif({{ column }}, {{ placeholder }}) ignore nulls) over (
-                    partition by {{ key }} order by version_number
-                    rows between unbounded preceding and current row)
-            ) as {{ column }}{{ "," if not loop.last }}
-            {%- endfor %}
-        )
-    from ordered
-),
-{% endif %}
 
 versioned as (
     select
@@ -64,7 +90,7 @@ versioned as (
         _op = 'd' as is_deleted,
         version_number = max(version_number) over (partition by {{ key }}) as is_current,
         current_timestamp as _versioned_at
-    from {{ 'toast_resolved' if toast_columns else 'ordered' }}
+    from ordered
 )
 
 select * from versioned

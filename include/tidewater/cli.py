@@ -35,7 +35,7 @@ def _tables(command: str, path: Path, names: list[str]) -> int:
                               "run `tidewater tables sync` first")
         chosen = connector.capture(Settings.from_env(), registry, names or None)
         print(f"[tables] connector registered for {len(registry)} tables; incremental snapshot of "
-              f"{', '.join(t.qualified_name for t in chosen) or 'none (every table has its topic)'}")
+              f"{', '.join(t.qualified_name for t in chosen) or 'none (the connector captured every table already)'}")
         return 0
     if command == "list":
         prefix = Settings.from_env().cdc_topic_prefix

@@ -113,7 +113,7 @@ class Drift:
         return bool(self.missing or self.changed or self.stale)
 
     def describe(self, root: Path = REPO_ROOT) -> str:
-        lines = [f"  {what}: {path.relative_to(root)}" for what, paths in
+        lines = [f"  {what}: {path.relative_to(root) if path.is_relative_to(root) else path}" for what, paths in
                  (("missing", self.missing), ("differs", self.changed), ("stale", self.stale)) for path in paths]
         return "\n".join(lines)
 

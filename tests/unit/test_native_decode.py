@@ -274,3 +274,29 @@ def test_ingestion_time_and_position_columns_match():
     assert table.column("_ingested_at").to_pylist() == [later]
     assert table.column("_kafka_partition").to_pylist() == [0]
     assert table.column("_kafka_topic").to_pylist() == [created["topic"]]
+
+
+def test_an_incremental_snapshot_row_without_an_lsn_takes_the_one_before_it(monkeypatch):
+    from tidewater.drain.encoder import fill_snapshot_lsns
+
+    created = fixture("order_items", "c")
+
+    def change(op, lsn, snapshot="false"):
+        def edit(payload):
+            payload["op"], payload["source"]["lsn"], payload["source"]["snapshot"] = op, lsn, snapshot
+        return edit
+
+    records = [record(created, 0, with_payload(created, change("r", None, "incremental"))),
+               record(created, 1, with_payload(created, change("u", 500))),
+               record(created, 2, with_payload(created, change("r", None, "incremental"))),
+               record(created, 3, with_payload(created, change("u", None)))]  # only a snapshot row may lack one
+
+    drained, reference, used_native = decode_both(records[:3], monkeypatch)
+
+    assert used_native
+    assert_same(drained, reference)
+    assert drained.table.column("_lsn").to_pylist() == [None, 500, None]
+    asked = []
+    filled = fill_snapshot_lsns(drained.table, lambda: asked.append(1) or 420)
+    assert filled.column("_lsn").to_pylist() == [420, 500, 500] and asked == [1]
+    assert [q.error for q in debezium.decode(records, NOW).quarantined] == ["no source.lsn"]

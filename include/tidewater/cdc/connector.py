@@ -34,8 +34,8 @@ class ConnectError(RuntimeError):
 
 
 def render_config(settings: Settings, template: Path = TEMPLATE, tables: Registry | None = None) -> dict[str, str]:
-    """The connector's config: the template with the settings' values, capturing `tables` (default: the
-    project's registry)."""
+    """The connector's config: the template with the settings' values, capturing the tables of `tables`
+    (default: the project's registry) in its database (registry connection TIDEWATER_SHOP_CONN_ID)."""
     values = {
         "db_host": settings.cdc_db_host,
         "db_port": settings.cdc_db_port,
@@ -50,7 +50,8 @@ def render_config(settings: Settings, template: Path = TEMPLATE, tables: Registr
         # Debezium's include list holds regular expressions: each registered table, matched whole, and the
         # signalling table (signal.data.collection: Debezium reads signals from its changes).
         "table_include_list": ",".join(re.escape(name) for name in (
-            *(table.qualified_name for table in tables or registry()), SIGNALS)),
+            *(table.qualified_name for table in (tables or registry()).of_connection(settings.shop_conn_id)),
+            SIGNALS)),
     }
     # Every placeholder sits inside a JSON string: a value goes in JSON-escaped, so a quote in a password stays in it.
     escaped = {key: json.dumps(str(value))[1:-1] for key, value in values.items()}
@@ -192,16 +193,21 @@ def wait_until_running(settings: Settings, timeout_s: float = 120, name: str | N
         time.sleep(1)
 
 
-def existing_topics(settings: Settings) -> set[str]:
-    from confluent_kafka import Consumer
-
-    from tidewater.cdc.topics import consumer_config
-
-    consumer = Consumer(consumer_config(settings, **{"group.id": "tidewater-capture", "enable.auto.commit": False}))
-    try:
-        return set(consumer.list_topics(timeout=30).topics)
-    finally:
-        consumer.close()
+def captured(settings: Settings, tables: Sequence[Table]) -> list[Table] | None:
+    """Which of `tables` the registered connector captures now (its include lists), or None if it is not
+    registered."""
+    response = _request(settings, "GET", f"{_connector_url(settings)}/config")
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise ConnectError(f"Kafka Connect answered HTTP {response.status_code} for the config of "
+                           f"{settings.cdc_connector}: {response.text[:300]}")
+    config = response.json()
+    patterns = [p for p in config.get("table.include.list", "").split(",") if p]
+    schemas = [p for p in config.get("schema.include.list", "").split(",") if p]
+    return [table for table in tables
+            if any(re.fullmatch(p, table.qualified_name) for p in patterns)
+            or any(re.fullmatch(p, table.schema) for p in schemas)]
 
 
 def snapshot_tables(tables: Sequence[Table]) -> list[str]:
@@ -223,24 +229,20 @@ def snapshot_tables(tables: Sequence[Table]) -> list[str]:
 
 def capture(settings: Settings, tables: Registry | None = None, snapshot: Sequence[str] | None = None) -> list[Table]:
     """Registers the connector for the registry's tables (a config update: Debezium keeps its offsets and
-    streams on), then snapshots incrementally the tables named in `snapshot` (default: the registered tables
-    that have no topic yet, i.e. were added to the registry since; none for a new connector, whose initial
-    snapshot reads them all). Returns the tables snapshotted."""
+    streams on), then snapshots incrementally the tables named in `snapshot` (default: the tables the connector
+    did not capture before, i.e. added to the registry since; none for a new connector, whose initial snapshot
+    reads them all). Returns the tables snapshotted."""
     tables = tables or registry()
-    try:
-        status(settings)
-        new = False
-    except ConnectorNotFound:  # a new connector's initial snapshot reads every table
-        new = True
+    mine = tables.of_connection(settings.shop_conn_id)
+    before = captured(settings, mine)
     register(settings, render_config(settings, tables=tables))
     wait_until_running(settings)
-    if snapshot is None and new:
-        chosen = []
-    elif snapshot is None:
-        present = existing_topics(settings)
-        chosen = [table for table in tables if table.topic(settings.cdc_topic_prefix) not in present]
-    else:
+    if snapshot is not None:
         chosen = [tables.table(name) for name in snapshot]
+    elif before is None:  # a new connector's initial snapshot reads every table
+        chosen = []
+    else:
+        chosen = [table for table in mine if table not in before]
     if chosen:
         snapshot_tables(chosen)
     return chosen

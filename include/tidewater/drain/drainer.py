@@ -156,9 +156,19 @@ class _PartitionWriter:
         self.files: list[commit.DataFile] = []
         self.keys: list[str] = []  # data files uploaded by this run
         self.reasons: Counter[str] = Counter()
+        self.last_lsn: int | None = None  # of the last change written; an incremental snapshot's rows take it
+
+    def previous_lsn(self) -> int | None:
+        """The LSN of the partition's change before the next one: this slice's last, else the lake's newest."""
+        if self.last_lsn is None:
+            self.last_lsn = commit.newest_lsn(self.lake.con, layout.table_of(self.topic), self.progress.partition,
+                                              self.progress.start)
+        return self.last_lsn
 
     def write(self, records: list) -> None:
-        chunk = self.encoder.encode(records)
+        chunk = self.encoder.encode(records, self.previous_lsn)
+        if chunk.last_lsn is not None:
+            self.last_lsn = chunk.last_lsn
         progress = self.progress
         progress.tombstones += chunk.tombstones
         if chunk.quarantined:

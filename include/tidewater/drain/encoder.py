@@ -9,6 +9,7 @@ payloads to it cost more than it saved — see docs/benchmarks.md.)
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from io import BytesIO
@@ -38,6 +39,7 @@ class EncodedChunk:
     files: list[EncodedFile] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
     tombstones: int = 0
+    last_lsn: int | None = None  # of the chunk's last change (None: no change in it)
 
 
 def encode_table(table: pa.Table, ingested_at: datetime) -> list[EncodedFile]:
@@ -71,8 +73,28 @@ class ChunkEncoder:
             log.warning("tidewater_decode is not installed: decoding with Arrow's JSON reader, about 1.5x slower. "
                         "Run `make install` (needs cargo) to build native/tidewater_decode.")
 
-    def encode(self, records: list[Record]) -> EncodedChunk:
+    def encode(self, records: list[Record], previous_lsn: Callable[[], int | None] = lambda: None) -> EncodedChunk:
+        """One chunk of one partition, in offset order; `previous_lsn` gives the LSN of the partition's change
+        before the chunk (asked only if the chunk starts with rows that have none)."""
         batch = decode(records, self.ingested_at, self.schemas)
-        files = encode_table(batch.table, self.ingested_at) if batch.table is not None and batch.table.num_rows \
-            else []
-        return EncodedChunk(files, batch.quarantined, batch.tombstones)
+        table = batch.table
+        last_lsn = None
+        if table is not None and table.num_rows:
+            table = fill_snapshot_lsns(table, previous_lsn)
+            last_lsn = table.column("_lsn")[-1].as_py()
+        files = encode_table(table, self.ingested_at) if table is not None and table.num_rows else []
+        return EncodedChunk(files, batch.quarantined, batch.tombstones, last_lsn)
+
+
+def fill_snapshot_lsns(table: pa.Table, previous_lsn: Callable[[], int | None]) -> pa.Table:
+    """Gives the rows of an incremental snapshot (op 'r', no source.lsn) the LSN of the change before them in
+    the partition (`previous_lsn()` for the chunk's first rows; 0 for a partition's first). Debezium emits such
+    a row once no change of it happened within its chunk's watermarks, so its state follows every earlier change
+    of the partition and precedes every later one: ordered by (LSN, offset), it falls in its place."""
+    lsn = table.column("_lsn")
+    if not lsn.null_count:
+        return table
+    filled = pc.fill_null_forward(lsn.combine_chunks())
+    if filled.null_count:
+        filled = pc.fill_null(filled, previous_lsn() or 0)
+    return table.set_column(table.schema.get_field_index("_lsn"), "_lsn", filled)

@@ -99,6 +99,15 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str] 
     return dict(rows) if rows else None
 
 
+def newest_lsn(con: duckdb.DuckDBPyConnection, table: str, partition: int, before_offset: int) -> int | None:
+    """The newest LSN the change table holds from Kafka partition `partition` before offset `before_offset`
+    (None: none)."""
+    if table_columns(con, table) is None:
+        return None
+    return con.execute(f"SELECT max(_lsn) FROM {CHANGES}.{identifier(table)} WHERE _kafka_partition = ? "
+                       "AND _kafka_offset < ?", [partition, before_offset]).fetchone()[0]
+
+
 def _duckdb_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> dict[str, str]:
     relation = con.from_arrow(schema.empty_table())
     return {name: str(kind) for name, kind in zip(relation.columns, relation.types, strict=True)}

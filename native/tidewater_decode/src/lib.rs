@@ -539,7 +539,12 @@ fn decode_chunk(values: &[Option<&[u8]>], record_offsets: &[i64], prefix: &[u8],
         if (matches!(op, "c" | "u" | "r") && !envelope.has_after) || (is_delete && !envelope.has_before) {
             return None;
         }
-        let lsn = envelope.source.lsn?;
+        // An incremental snapshot's row ("r") has no LSN: the drain gives it the one before it in the partition.
+        let lsn = match envelope.source.lsn {
+            Some(lsn) => Cell::Int(lsn),
+            None if op == "r" => Cell::Null,
+            None => return None,
+        };
         let (chosen, has_chosen, other, has_other) = if is_delete {
             (&envelope.before, envelope.has_before, &envelope.after, envelope.has_after)
         } else {
@@ -558,7 +563,7 @@ fn decode_chunk(values: &[Option<&[u8]>], record_offsets: &[i64], prefix: &[u8],
         out.op.push_bytes(op.as_bytes())?;
         out.op.validity.push(true);
         out.source_ts.push(&envelope.source.ts_ms.map_or(Cell::Null, Cell::Int))?;
-        out.lsn.push(&Cell::Int(lsn))?;
+        out.lsn.push(&lsn)?;
         out.tx_id.push(&envelope.source.tx_id.map_or(Cell::Null, Cell::Int))?;
         out.offsets.push(*offset);
         out.rows += 1;
