@@ -27,14 +27,14 @@ from tidewater.drain.drainer import Replay
 from tidewater.mailsink import read_messages
 from tidewater.reconcile import canonical, compare, run, source
 from tidewater.reconcile.source import LakeCoverage
-from tidewater.reconcile.tables import TABLES
+from tidewater.tables import registry
 
 from .conftest import new_lake
 from .test_dbt_staging import dbt
 from .test_drain import drain_once
 
 TIMEOUT_S = 180
-STAGING = [table.staging_model for table in TABLES]
+STAGING = [table.staging_model for table in registry()]
 
 
 def test_the_lake_holds_the_watermarks_from_the_first_snapshot_whose_positions_reach_them(shop_changes, lake,
