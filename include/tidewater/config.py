@@ -131,10 +131,6 @@ def _number(env: Mapping[str, str], key: str, default: int | float) -> Any:
     return value
 
 
-def _int(env: Mapping[str, str], key: str, default: int) -> int:
-    return _number(env, key, default)
-
-
 def _bounded(env: Mapping[str, str], key: str, default: int | float, *, minimum: float | None = None,
              above: float | None = None, maximum: float | None = None, why: str = "") -> Any:
     """A number from `_number` within bounds: >= minimum, > above, <= maximum; `why` says what a bad value means."""
@@ -147,22 +143,9 @@ def _bounded(env: Mapping[str, str], key: str, default: int | float, *, minimum:
     return value
 
 
-def _positive(env: Mapping[str, str], key: str, default: int | float, why: str = "") -> Any:
-    return _bounded(env, key, default, above=0, why=why)
-
-
 # TIDEWATER_* variables that are not Settings fields: the native stack's and docker compose's own settings
 # (stack/defaults.env, .env.example) and the tools'. tests/unit/test_config.py checks every name the repository
 # uses is known; a new stack setting goes here as well as in stack/defaults.env.
-def _pg_name(env: Mapping[str, str], key: str, default: str) -> str:
-    """A replication slot or publication name: lower-case letters, digits and underscores (what PostgreSQL
-    allows for a slot, so it also goes unquoted into the heartbeat's SQL); unset or empty: `default`."""
-    value = env.get(key) or default
-    if not re.fullmatch(r"[a-z0-9_]{1,63}", value):
-        raise ConfigError(f"{key}={value!r}: use lower-case letters, digits and underscores (at most 63)")
-    return value
-
-
 OTHER_VARIABLES = frozenset({
     "TIDEWATER_AIRFLOW_ADMIN_PASSWORD", "TIDEWATER_AIRFLOW_ADMIN_USER", "TIDEWATER_AIRFLOW_DB",
     "TIDEWATER_AIRFLOW_DB_PASSWORD", "TIDEWATER_AIRFLOW_DB_PORT", "TIDEWATER_AIRFLOW_DB_SUPERUSER_PASSWORD",
@@ -212,6 +195,34 @@ def check_variable_names(env: Mapping[str, str]) -> None:
                           "component reads it; the settings are listed in .env.example (fix or unset it)")
 
 
+def _check(default: Any, *, minimum: float | None = None, above: float | None = None, maximum: float | None = None,
+           why: str = "", pg_name: bool = False, url: bool = False, fallback: str = "", suffix: str = "",
+           console: bool = False) -> Any:
+    """A Settings field's default and how from_env reads its variable: numbers within bounds (`why` says what a
+    bad value would mean), a PostgreSQL name, a URL (no trailing /), or another variable's value where unset
+    (`fallback`, plus `suffix`)."""
+    return field(default=default, metadata={
+        "bounds": {"minimum": minimum, "above": above, "maximum": maximum, "why": why}, "pg_name": pg_name,
+        "url": url, "fallback": fallback, "suffix": suffix, "console": console})
+
+
+def _read(env: Mapping[str, str], key: str, default: Any, meta: Mapping[str, Any]) -> Any:
+    """The value of one setting from `env`, checked as its field says (_check); ConfigError names the variable."""
+    if meta.get("fallback") and not env.get(key) and env.get(meta["fallback"]):
+        if isinstance(default, int):
+            return _number(env, meta["fallback"], default)
+        default = env[meta["fallback"]].rstrip("/") + meta["suffix"]
+    if meta.get("console") and not env.get(key) and env.get("TIDEWATER_S3_HOST") and env.get(
+            "TIDEWATER_S3_CONSOLE_PORT"):
+        default = f"http://{env['TIDEWATER_S3_HOST']}:{env['TIDEWATER_S3_CONSOLE_PORT']}"
+    if isinstance(default, bool) or not isinstance(default, (int, float)):
+        value = env.get(key) or default
+        if meta.get("pg_name") and not re.fullmatch(r"[a-z0-9_]{1,63}", value):
+            raise ConfigError(f"{key}={value!r}: use lower-case letters, digits and underscores (at most 63)")
+        return value.rstrip("/") if meta.get("url") else value
+    return _bounded(env, key, default, **meta.get("bounds", {}))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Tidewater settings; every field has an environment variable (``TIDEWATER_<FIELD>``)."""
@@ -233,13 +244,13 @@ class Settings:
     connect_url: str = "http://127.0.0.1:28083"
     cdc_connector: str = "shop-postgres"
     cdc_topic_prefix: str = "shop"
-    cdc_topic_partitions: int = 1
-    cdc_heartbeat_ms: int = 10_000
-    cdc_slot: str = "tidewater_shop"  # the connector's replication slot
-    cdc_publication: str = "tidewater_shop"  # the publication it streams (created by the DBA)
+    cdc_topic_partitions: int = _check(1, minimum=1)
+    cdc_heartbeat_ms: int = _check(10_000, above=0, why="0 would turn Debezium's heartbeats off")
+    cdc_slot: str = _check("tidewater_shop", pg_name=True)  # the connector's replication slot
+    cdc_publication: str = _check("tidewater_shop", pg_name=True)  # the publication it streams (created by the DBA)
     # How Kafka Connect (not this process) reaches the shop database.
-    cdc_db_host: str = "127.0.0.1"
-    cdc_db_port: int = 25432
+    cdc_db_host: str = _check("127.0.0.1", fallback="TIDEWATER_PG_HOST")
+    cdc_db_port: int = _check(25432, fallback="TIDEWATER_PG_PORT")
     shop_db: str = "shop"
     lake_bucket: str = "tidewater-lake"
     # warehouse
@@ -247,48 +258,55 @@ class Settings:
     warehouse_path: str = str(REPO_ROOT / ".stack" / "warehouse" / "warehouse.duckdb")
     warehouse_pool: str = "duckdb_warehouse"
     # reconcile (docs/reconcile.md): how often, how long to wait for the pipeline, example keys per difference
-    reconcile_interval_minutes: int = 60
-    reconcile_timeout_minutes: float = 30
-    reconcile_max_examples: int = 10
+    reconcile_interval_minutes: int = _check(60, above=0)
+    reconcile_timeout_minutes: float = _check(30.0, above=0)
+    reconcile_max_examples: int = _check(10, above=0)
     # gate and publish
     gx_context_dir: str = str(REPO_ROOT / "great_expectations")
     marts_dir: str = str(REPO_ROOT / ".stack" / "marts")
     # Retention of the published marts' snapshots (tidewater.gate.publish): a publication stays readable (and can be
     # rolled back to) until this long after a newer one replaced it.
-    marts_keep_hours: float = 168.0
-    gate_max_change_age_hours: float = 24.0
+    marts_keep_hours: float = _check(168.0, above=0,
+                                     why="0 would expire the snapshot a reader has just started reading")
+    gate_max_change_age_hours: float = _check(24.0, above=0)
     # Where the Airflow UI serves the data docs (plugins/tidewater_docs.py), for links in gate failures.
-    docs_url: str = "http://127.0.0.1:28080/tidewater-docs"
+    # The docs site is a plugin of the api-server: under its URL unless told otherwise.
+    docs_url: str = _check("http://127.0.0.1:28080/tidewater-docs", url=True, fallback="AIRFLOW__API__BASE_URL",
+                           suffix="/tidewater-docs")
     # cdc_drain
-    drain_interval_minutes: int = 5
+    drain_interval_minutes: int = _check(5, above=0)
     drain_topic_regex: str = ""  # empty: the registry's table topics (see topic_pattern)
-    drain_max_records_per_run: int = 2_000_000
-    drain_file_max_rows: int = 200_000
-    drain_file_max_bytes: int = 64 * 1024 * 1024
-    drain_max_bad_share: float = 0.05
+    drain_max_records_per_run: int = _check(2_000_000, above=0, why="0 would drain nothing")
+    drain_file_max_rows: int = _check(200_000, above=0)
+    drain_file_max_bytes: int = _check(64 * 1024 * 1024, above=0)
+    drain_max_bad_share: float = _check(0.05, minimum=0, maximum=1,
+                                        why="the share of a slice's records that may be quarantined")
     # lake_maintenance (tidewater.lake.maintenance): when it runs; snapshots younger than lake_keep_hours stay (the
     # warehouse reads every snapshot it has not loaded); unneeded and orphaned files are deleted only once this old.
     lake_maintenance_schedule: str = "@daily"
-    lake_keep_hours: float = 168.0
-    lake_file_min_age_hours: float = 1.0
+    lake_keep_hours: float = _check(168.0, above=0, why="0 would expire snapshots the warehouse has not read yet")
+    lake_file_min_age_hours: float = _check(1.0, above=0,
+                                            why="0 would delete the files of a drain that has not committed yet")
     # alerts (docs/alerts.md): recipients, links, deadlines, freshness limits
     alert_email_to: str = "data-team@tidewater.invalid"  # comma-separated; never a real domain by default
-    airflow_url: str = "http://127.0.0.1:28080"  # the UI that alert emails link to
-    alert_error_max_lines: int = 20
-    drain_deadline_minutes: float = 20  # a cdc_drain run not finished this long after being queued is late
-    warehouse_deadline_minutes: float = 60
+    # The UI alert emails link to: where the api-server says it is, unless told otherwise.
+    airflow_url: str = _check("http://127.0.0.1:28080", url=True, fallback="AIRFLOW__API__BASE_URL")
+    alert_error_max_lines: int = _check(20, above=0)
+    # A cdc_drain run not finished this long after being queued is late.
+    drain_deadline_minutes: float = _check(20.0, above=0)
+    warehouse_deadline_minutes: float = _check(60.0, above=0)
     # After a drain-triggered warehouse run whose gate passed, data docs are rebuilt only once older than this
     # (dbt docs and the copy to the lake take ~8 s holding the warehouse; a failed gate always rebuilds them).
-    docs_refresh_minutes: float = 30
-    freshness_interval_minutes: int = 5
-    freshness_max_mart_age_minutes: int = 360
-    freshness_max_change_age_minutes: int = 360
-    freshness_max_topic_lag: int = 100_000  # records not yet drained, per topic
+    docs_refresh_minutes: float = _check(30.0, minimum=0)
+    freshness_interval_minutes: int = _check(5, above=0)
+    freshness_max_mart_age_minutes: int = _check(360, above=0)
+    freshness_max_change_age_minutes: int = _check(360, above=0)
+    freshness_max_topic_lag: int = _check(100_000, above=0)  # records not yet drained, per topic
     # WAL a replication slot may hold back (pg_current_wal_lsn() - restart_lsn) before freshness_monitor mails;
     # keep it well under the server's max_slot_wal_keep_size (TIDEWATER_PG_MAX_SLOT_WAL_KEEP_SIZE, 4GB).
-    max_slot_lag_bytes: int = 1024**3
+    max_slot_lag_bytes: int = _check(1024**3, above=0)
     # where a person finds things (the demo's summary)
-    s3_console_url: str = "http://127.0.0.1:29001"
+    s3_console_url: str = _check("http://127.0.0.1:29001", console=True)
     mail_dir: str = str(REPO_ROOT / ".stack" / "mail")
 
     @property
@@ -319,93 +337,8 @@ class Settings:
         names, numbers that are not finite or outside what they mean, raise ConfigError naming the variable."""
         env = os.environ if env is None else env
         check_variable_names(env)
-        defaults = cls()
-        return cls(
-            shop_conn_id=env.get("TIDEWATER_SHOP_CONN_ID", defaults.shop_conn_id),
-            shop_admin_conn_id=env.get("TIDEWATER_SHOP_ADMIN_CONN_ID", defaults.shop_admin_conn_id),
-            kafka_conn_id=env.get("TIDEWATER_KAFKA_CONN_ID", defaults.kafka_conn_id),
-            lake_conn_id=env.get("TIDEWATER_LAKE_CONN_ID", defaults.lake_conn_id),
-            lake_catalog_conn_id=env.get("TIDEWATER_LAKE_CATALOG_CONN_ID", defaults.lake_catalog_conn_id),
-            marts_catalog_conn_id=env.get("TIDEWATER_MARTS_CATALOG_CONN_ID", defaults.marts_catalog_conn_id),
-            marts_reader_conn_id=env.get("TIDEWATER_MARTS_READER_CONN_ID", defaults.marts_reader_conn_id),
-            marts_reader_s3_conn_id=env.get("TIDEWATER_MARTS_READER_S3_CONN_ID", defaults.marts_reader_s3_conn_id),
-            smtp_conn_id=env.get("TIDEWATER_SMTP_CONN_ID", defaults.smtp_conn_id),
-            connect_conn_id=env.get("TIDEWATER_CONNECT_CONN_ID", defaults.connect_conn_id),
-            shop_user=env.get("TIDEWATER_SHOP_USER", defaults.shop_user),
-            shop_password=env.get("TIDEWATER_SHOP_PASSWORD", defaults.shop_password),
-            debezium_user=env.get("TIDEWATER_DEBEZIUM_USER", defaults.debezium_user),
-            debezium_password=env.get("TIDEWATER_DEBEZIUM_PASSWORD", defaults.debezium_password),
-            connect_url=env.get("TIDEWATER_CONNECT_URL", defaults.connect_url),
-            cdc_connector=env.get("TIDEWATER_CDC_CONNECTOR", defaults.cdc_connector),
-            cdc_topic_prefix=env.get("TIDEWATER_CDC_TOPIC_PREFIX", defaults.cdc_topic_prefix),
-            cdc_topic_partitions=_bounded(env, "TIDEWATER_CDC_TOPIC_PARTITIONS", defaults.cdc_topic_partitions,
-                                          minimum=1),
-            cdc_slot=_pg_name(env, "TIDEWATER_CDC_SLOT", defaults.cdc_slot),
-            cdc_publication=_pg_name(env, "TIDEWATER_CDC_PUBLICATION", defaults.cdc_publication),
-            cdc_heartbeat_ms=_positive(env, "TIDEWATER_CDC_HEARTBEAT_MS", defaults.cdc_heartbeat_ms,
-                                       "0 would turn Debezium's heartbeats off"),
-            cdc_db_host=env.get("TIDEWATER_CDC_DB_HOST", env.get("TIDEWATER_PG_HOST", defaults.cdc_db_host)),
-            cdc_db_port=_int(env, "TIDEWATER_CDC_DB_PORT", _int(env, "TIDEWATER_PG_PORT", defaults.cdc_db_port)),
-            shop_db=env.get("TIDEWATER_SHOP_DB", defaults.shop_db),
-            lake_bucket=env.get("TIDEWATER_LAKE_BUCKET", defaults.lake_bucket),
-            dbt_project_dir=env.get("TIDEWATER_DBT_PROJECT_DIR", defaults.dbt_project_dir),
-            warehouse_path=env.get("TIDEWATER_WAREHOUSE_PATH", defaults.warehouse_path),
-            warehouse_pool=env.get("TIDEWATER_WAREHOUSE_POOL", defaults.warehouse_pool),
-            reconcile_interval_minutes=_positive(env, "TIDEWATER_RECONCILE_INTERVAL_MINUTES",
-                                                 defaults.reconcile_interval_minutes),
-            reconcile_timeout_minutes=_positive(env, "TIDEWATER_RECONCILE_TIMEOUT_MINUTES",
-                                                float(defaults.reconcile_timeout_minutes)),
-            reconcile_max_examples=_positive(env, "TIDEWATER_RECONCILE_MAX_EXAMPLES", defaults.reconcile_max_examples),
-            gx_context_dir=env.get("TIDEWATER_GX_CONTEXT_DIR", defaults.gx_context_dir),
-            marts_dir=env.get("TIDEWATER_MARTS_DIR", defaults.marts_dir),
-            marts_keep_hours=_positive(env, "TIDEWATER_MARTS_KEEP_HOURS", defaults.marts_keep_hours,
-                                       "0 would expire the snapshot a reader has just started reading"),
-            gate_max_change_age_hours=_positive(env, "TIDEWATER_GATE_MAX_CHANGE_AGE_HOURS",
-                                                defaults.gate_max_change_age_hours),
-            # The docs site is a plugin of the api-server: under its URL unless told otherwise.
-            docs_url=env.get("TIDEWATER_DOCS_URL") or (
-                env["AIRFLOW__API__BASE_URL"].rstrip("/") + "/tidewater-docs" if env.get("AIRFLOW__API__BASE_URL")
-                else defaults.docs_url).rstrip("/"),
-            drain_interval_minutes=_positive(env, "TIDEWATER_DRAIN_INTERVAL_MINUTES", defaults.drain_interval_minutes),
-            drain_topic_regex=env.get("TIDEWATER_DRAIN_TOPIC_REGEX", defaults.drain_topic_regex),
-            drain_max_records_per_run=_positive(env, "TIDEWATER_DRAIN_MAX_RECORDS_PER_RUN",
-                                                defaults.drain_max_records_per_run, "0 would drain nothing"),
-            drain_file_max_rows=_positive(env, "TIDEWATER_DRAIN_FILE_MAX_ROWS", defaults.drain_file_max_rows),
-            drain_file_max_bytes=_positive(env, "TIDEWATER_DRAIN_FILE_MAX_BYTES", defaults.drain_file_max_bytes),
-            drain_max_bad_share=_bounded(env, "TIDEWATER_DRAIN_MAX_BAD_SHARE", defaults.drain_max_bad_share, minimum=0,
-                                         maximum=1, why="the share of a slice's records that may be quarantined"),
-            lake_maintenance_schedule=env.get("TIDEWATER_LAKE_MAINTENANCE_SCHEDULE",
-                                              defaults.lake_maintenance_schedule),
-            lake_keep_hours=_positive(env, "TIDEWATER_LAKE_KEEP_HOURS", defaults.lake_keep_hours,
-                                      "0 would expire snapshots the warehouse has not read yet"),
-            lake_file_min_age_hours=_positive(env, "TIDEWATER_LAKE_FILE_MIN_AGE_HOURS",
-                                              defaults.lake_file_min_age_hours,
-                                              "0 would delete the files of a drain that has not committed yet"),
-            alert_email_to=env.get("TIDEWATER_ALERT_EMAIL_TO", defaults.alert_email_to),
-            # Links go where the api-server says it is, unless told otherwise.
-            airflow_url=env.get("TIDEWATER_AIRFLOW_URL",
-                                env.get("AIRFLOW__API__BASE_URL", defaults.airflow_url)).rstrip("/"),
-            alert_error_max_lines=_positive(env, "TIDEWATER_ALERT_ERROR_MAX_LINES", defaults.alert_error_max_lines),
-            drain_deadline_minutes=_positive(env, "TIDEWATER_DRAIN_DEADLINE_MINUTES",
-                                             float(defaults.drain_deadline_minutes)),
-            warehouse_deadline_minutes=_positive(env, "TIDEWATER_WAREHOUSE_DEADLINE_MINUTES",
-                                                 float(defaults.warehouse_deadline_minutes)),
-            docs_refresh_minutes=_bounded(env, "TIDEWATER_DOCS_REFRESH_MINUTES", float(defaults.docs_refresh_minutes),
-                                          minimum=0),
-            freshness_interval_minutes=_positive(env, "TIDEWATER_FRESHNESS_INTERVAL_MINUTES",
-                                                 defaults.freshness_interval_minutes),
-            freshness_max_mart_age_minutes=_positive(env, "TIDEWATER_FRESHNESS_MAX_MART_AGE_MINUTES",
-                                                     defaults.freshness_max_mart_age_minutes),
-            freshness_max_change_age_minutes=_positive(env, "TIDEWATER_FRESHNESS_MAX_CHANGE_AGE_MINUTES",
-                                                       defaults.freshness_max_change_age_minutes),
-            freshness_max_topic_lag=_positive(env, "TIDEWATER_FRESHNESS_MAX_TOPIC_LAG",
-                                              defaults.freshness_max_topic_lag),
-            max_slot_lag_bytes=_positive(env, "TIDEWATER_MAX_SLOT_LAG_BYTES", defaults.max_slot_lag_bytes),
-            s3_console_url=env.get("TIDEWATER_S3_CONSOLE_URL") or (
-                f"http://{env['TIDEWATER_S3_HOST']}:{env['TIDEWATER_S3_CONSOLE_PORT']}"
-                if env.get("TIDEWATER_S3_HOST") and env.get("TIDEWATER_S3_CONSOLE_PORT") else defaults.s3_console_url),
-            mail_dir=env.get("TIDEWATER_MAIL_DIR", defaults.mail_dir),
-        )
+        return cls(**{item.name: _read(env, f"TIDEWATER_{item.name.upper()}", item.default, item.metadata)
+                      for item in fields(cls)})
 
     def migration_settings(self) -> dict[str, str]:
         """Values the shop's SQL migrations read as ``tidewater.*`` settings; refuses an unset password."""

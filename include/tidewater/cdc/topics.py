@@ -8,12 +8,26 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from tidewater.config import Settings, get_connection
+from tidewater.config import ConfigError, Settings, get_connection
 
 
 def consumer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
-    """librdkafka settings from the Kafka connection's extras (as the Airflow provider reads them)."""
-    config = dict(get_connection(settings.kafka_conn_id).extra)
+    """librdkafka settings of the Kafka connection as the Airflow provider's hook builds them (the extras, the
+    callbacks its allowlist lets in, Amazon MSK IAM or Google Managed Kafka tokens), then `overrides`."""
+    from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
+
+    class ConfigHook(KafkaBaseHook):
+        def _get_client(self, config: dict[str, Any]) -> dict[str, Any]:
+            return config  # the config the hook would make its client from
+
+    try:
+        config = dict(ConfigHook(settings.kafka_conn_id).get_conn)
+    except ValueError as error:  # no bootstrap.servers, or a callback the allowlist does not name
+        raise ConfigError(f"connection {settings.kafka_conn_id!r}: {error}") from None
+    except Exception as error:  # not defined: name the variable, as get_connection does
+        if "isn't defined" in str(error) or "not found" in str(error).lower():
+            get_connection(settings.kafka_conn_id)
+        raise
     config.update(overrides)
     return config
 
