@@ -109,13 +109,13 @@ test-stack-down: ## stop the test instance of the stack (data stays in .stack-te
 
 demo: cdc-register dbt/target/manifest.json ## the whole pipeline on the native stack, then a summary (again: more traffic, another run)
 	$(STACK) airflow-up
-	$(WITH_ENV) $(BIN)/python -m tidewater.demo
+	$(WITH_ENV) $(BIN)/python -m tidewater_dev.demo
 
 demo-break: ## make one shop order item bad: the next `make demo` stops at the gate and publishes nothing
-	$(WITH_ENV) $(BIN)/python -m tidewater.demo break
+	$(WITH_ENV) $(BIN)/python -m tidewater_dev.demo break
 
 demo-repair: ## put the demo's bad order item right (the next `make demo` publishes again)
-	$(WITH_ENV) $(BIN)/python -m tidewater.demo repair
+	$(WITH_ENV) $(BIN)/python -m tidewater_dev.demo repair
 
 bench-drain: ## drain vs baseline vs floor on 1M real-shaped events (results: docs/benchmarks.md)
 	$(WITH_ENV) $(BIN)/python bench/drain_benchmark.py --events $${EVENTS:-1000000}

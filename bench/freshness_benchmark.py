@@ -19,10 +19,10 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from tidewater.airflow_api import AirflowApi
 from tidewater.config import Settings
 from tidewater.gate import publish
 from tidewater.shop import simulator
+from tidewater_dev.airflow_api import AirflowApi
 
 MILESTONES = ("placed_at", "paid_at", "shipped_at")
 

@@ -18,7 +18,7 @@ from tidewater.config import Connection, Settings, get_connection
 from tidewater.duck import load_extensions, s3_secret_sql
 from tidewater.lake import Lake, catalog
 from tidewater.lake.objects import Bucket
-from tidewater.stackenv import airflow_connections
+from tidewater_dev.stackenv import airflow_connections
 
 
 def run_as_minio_root() -> None:

@@ -477,7 +477,7 @@ setup_minio() {
 start_smtp() {
   mkdir -p "$STACK/mail"
   claim_ports smtp "$TIDEWATER_SMTP_HOST" TIDEWATER_SMTP_PORT
-  spawn smtp "$PY" -m tidewater.mailsink --host "$TIDEWATER_SMTP_HOST" --port "$TIDEWATER_SMTP_PORT" \
+  spawn smtp "$PY" -m tidewater_dev.mailsink --host "$TIDEWATER_SMTP_HOST" --port "$TIDEWATER_SMTP_PORT" \
     --maildir "$STACK/mail"
 }
 health_smtp() { tcp_open "$TIDEWATER_SMTP_HOST" "$TIDEWATER_SMTP_PORT"; }
@@ -516,7 +516,7 @@ write_env() {
       AIRFLOW__CORE__FERNET_KEY AIRFLOW__DATABASE__SQL_ALCHEMY_CONN AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC \
       AIRFLOW__API__HOST AIRFLOW__API__PORT AIRFLOW__API__BASE_URL AIRFLOW__API__SECRET_KEY \
       AIRFLOW__API_AUTH__JWT_SECRET AIRFLOW__COSMOS__ENABLE_TELEMETRY AIRFLOW__COSMOS__CACHE_DIR
-    "$PY" -m tidewater.stackenv
+    "$PY" -m tidewater_dev.stackenv
   ) >"$STACK/env.tmp" || die "could not write $STACK/env"
   chmod 600 "$STACK/env.tmp"
   mv "$STACK/env.tmp" "$STACK/env"

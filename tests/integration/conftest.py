@@ -15,13 +15,13 @@ import pyarrow as pa
 import pytest
 from psycopg import sql
 
-from tidewater.airflow_api import AirflowApi
 from tidewater.cdc import connector
 from tidewater.config import Settings
 from tidewater.duck import load_extensions, s3_secret_sql
 from tidewater.lake import Lake, commit
 from tidewater.lake.objects import Bucket
 from tidewater.shop import migrate
+from tidewater_dev.airflow_api import AirflowApi
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -31,7 +31,7 @@ from aiosmtpd.controller import Controller
 from tidewater.alerts import sources
 from tidewater.alerts.sources import MARTS_POINTER_KEY, STATE_KEY
 from tidewater.config import REPO_ROOT, Settings
-from tidewater.mailsink import MaildirHandler, read_messages
+from tidewater_dev.mailsink import MaildirHandler, read_messages
 
 from .conftest import new_lake
 

@@ -24,7 +24,7 @@ from tests.support.connectors import remove_connector
 from tidewater.alerts.messages import CURL
 from tidewater.cdc import connector
 from tidewater.config import Settings
-from tidewater.mailsink import read_messages
+from tidewater_dev.mailsink import read_messages
 
 from .conftest import new_lake
 from .test_alerts import (

@@ -24,7 +24,7 @@ from tidewater.drain.drainer import DrainLimits
 from tidewater.gate import steps
 from tidewater.lake import commit
 from tidewater.lake import objects as layout
-from tidewater.mailsink import read_messages
+from tidewater_dev.mailsink import read_messages
 
 from .conftest import new_lake
 from .test_alerts import _html, smtp_server  # noqa: F401 (a fixture)

@@ -24,10 +24,10 @@ from tidewater.alerts import notify
 from tidewater.cdc.connector import table_topic
 from tidewater.config import get_connection
 from tidewater.drain.drainer import Replay
-from tidewater.mailsink import read_messages
 from tidewater.reconcile import canonical, compare, run, source
 from tidewater.reconcile.source import LakeCoverage
 from tidewater.tables import registry
+from tidewater_dev.mailsink import read_messages
 
 from .conftest import new_lake
 from .test_dbt_staging import dbt

@@ -28,7 +28,7 @@ import yaml
 
 from tidewater.cdc import connector
 from tidewater.config import REPO_ROOT, Settings, parse_connection, read_env_file
-from tidewater.stackenv import airflow_connections
+from tidewater_dev.stackenv import airflow_connections
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
 sys.path.insert(0, str(REPO_ROOT / "stack"))
@@ -42,7 +42,7 @@ DEFAULTS = SETTINGS_FILE | GENERATED
 STACK_SH = (REPO_ROOT / "stack" / "stack.sh").read_text()
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 # Where Tidewater's code reads settings: a variable must be known to one of them (or to stack/defaults.env).
-SETTINGS_READERS = [REPO_ROOT / "include" / "tidewater" / name for name in ("config.py", "stackenv.py")]
+SETTINGS_READERS = [REPO_ROOT / "include" / "tidewater" / "config.py", REPO_ROOT / "include" / "tidewater_dev" / "stackenv.py"]
 
 # Host port of each published container port: the native stack's setting of the same service, or a docker-only
 # setting (Mailpit's UI, the Kafka UI, Jupyter). The container ports are the images' own.
@@ -266,7 +266,8 @@ def test_every_variable_is_documented_and_known():
     undocumented = sorted(used - documented.keys())
     assert not undocumented, f"document these in .env.example: {undocumented}"
     unknown = sorted(name for name in used if name not in DEFAULTS and name not in known_to_code())
-    assert not unknown, f"not a Tidewater setting (stack/defaults.env, tidewater.config, tidewater.stackenv): {unknown}"
+    assert not unknown, \
+        f"not a Tidewater setting (stack/defaults.env, tidewater.config, tidewater_dev.stackenv): {unknown}"
 
 
 def test_env_example_documents_every_setting_with_the_native_default():
@@ -282,7 +283,7 @@ def test_env_example_documents_every_setting_with_the_native_default():
 
 
 def test_containers_reach_every_service_by_its_compose_name():
-    """The connections tidewater.stackenv derives in the Airflow containers point at the compose services."""
+    """The connections tidewater_dev.stackenv derives in the Airflow containers point at the compose services."""
     env = container_env("airflow-scheduler")
     connections = airflow_connections(env)
     shop = parse_connection("shop_postgres", connections["AIRFLOW_CONN_SHOP_POSTGRES"])

@@ -6,7 +6,7 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-from tidewater.mailsink import MaildirHandler, read_messages
+from tidewater_dev.mailsink import MaildirHandler, read_messages
 
 
 def _free_port() -> int:

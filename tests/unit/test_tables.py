@@ -154,7 +154,7 @@ def test_the_command_checks_the_project(capsys):
 
 # Files of the product that may name a registered table: the registry, what `tidewater tables sync` writes, and the
 # shop example's own code (its migrations, simulator, demo, marts and mart gate), which is not the product.
-SHOP_EXAMPLE = ("include/tidewater/shop/", "include/tidewater/demo.py", "include/tidewater/gate/suites.py",
+SHOP_EXAMPLE = ("include/tidewater/shop/", "include/tidewater/gate/suites.py",
                 "dbt/models/marts/", "dbt/macros/rebuild_interval.sql", "great_expectations/")
 
 

@@ -1,9 +1,9 @@
 """``make demo``: the whole pipeline once on the native stack, then a summary a person wants to read.
 
-  python -m tidewater.demo            seed (first time), traffic, drain, warehouse + gate + publish, summary
-  python -m tidewater.demo summary    the summary only
-  python -m tidewater.demo break      make one order item bad in the shop (the gate will stop it)
-  python -m tidewater.demo repair     put it right again
+  python -m tidewater_dev.demo            seed (first time), traffic, drain, warehouse + gate + publish, summary
+  python -m tidewater_dev.demo summary    the summary only
+  python -m tidewater_dev.demo break      make one order item bad in the shop (the gate will stop it)
+  python -m tidewater_dev.demo repair     put it right again
 
 `make demo` starts the stack and Airflow first; each step prints what it does and how long it took, and
 the DAG runs' logs go to .stack/logs/demo-<dag>.log. Running it again adds more traffic and runs again.
@@ -175,7 +175,7 @@ def run(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tidewater.demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tidewater_dev.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", nargs="?", default="run", choices=["run", "summary", "break", "repair"])
     args = parser.parse_args(argv)

@@ -3,7 +3,7 @@
 One definition for both deployments: the native stack writes this output into ``.stack/env``; the
 docker-compose Airflow image evaluates it in its entrypoint, with the service host names set there.
 
-  python -m tidewater.stackenv            KEY='value' lines (shell-quoted)
+  python -m tidewater_dev.stackenv            KEY='value' lines (shell-quoted)
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _need(env: Mapping[str, str], key: str) -> str:
     try:
         return env[key]
     except KeyError:
-        raise SystemExit(f"tidewater.stackenv: {key} is not set (see stack/defaults.env)") from None
+        raise SystemExit(f"tidewater_dev.stackenv: {key} is not set (see stack/defaults.env)") from None
 
 
 def _postgres_uri(env: Mapping[str, str], user_key: str, password_key: str,
