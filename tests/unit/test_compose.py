@@ -42,7 +42,8 @@ DEFAULTS = SETTINGS_FILE | GENERATED
 STACK_SH = (REPO_ROOT / "stack" / "stack.sh").read_text()
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 # Where Tidewater's code reads settings: a variable must be known to one of them (or to stack/defaults.env).
-SETTINGS_READERS = [REPO_ROOT / "include" / "tidewater" / "config.py", REPO_ROOT / "include" / "tidewater_dev" / "stackenv.py"]
+SETTINGS_READERS = [REPO_ROOT / "include" / "tidewater" / "config.py",
+                    REPO_ROOT / "include" / "tidewater_dev" / "stackenv.py"]
 
 # Host port of each published container port: the native stack's setting of the same service, or a docker-only
 # setting (Mailpit's UI, the Kafka UI, Jupyter). The container ports are the images' own.
