@@ -1,17 +1,46 @@
-"""The gate's suites: complete, and the committed GX files are what the code defines (no drift)."""
+"""The gate's suites: complete, and the GX files the gate builds at run time are what the code defines."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 
 import duckdb
 import pytest
 
-from tidewater.config import REPO_ROOT
-from tidewater.gate import suites
+from tidewater.config import REPO_ROOT, Settings
+from tidewater.gate import context, suites
 from tidewater.tables import registry
 
-GX = REPO_ROOT / "great_expectations"
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A context folder with the committed great_expectations.yml only, built as the gate builds it."""
+    root = tmp_path_factory.mktemp("gx")
+    shutil.copy(REPO_ROOT / "great_expectations" / "great_expectations.yml", root)
+    settings = dataclasses.replace(Settings(), gx_context_dir=str(root))
+    context.ensure_built(settings)
+    return root
+
+
+def test_the_gate_builds_its_files_once_per_version_of_the_code(built, monkeypatch):
+    calls = []
+    monkeypatch.setattr(context, "sync", lambda settings: calls.append(settings))
+    settings = dataclasses.replace(Settings(), gx_context_dir=str(built))
+
+    context.ensure_built(settings)
+    assert calls == []  # built already for this code
+    (built / "uncommitted" / "suites.sha256").write_text("older code")
+    context.ensure_built(settings)
+    assert len(calls) == 1 and (built / "uncommitted" / "suites.sha256").read_text() == \
+        context.definitions_fingerprint()
+
+
+def test_the_committed_context_file_is_the_one_the_gate_writes(built):
+    # Building rewrites the datasource section of great_expectations.yml: committed as built, nothing changes.
+    assert (built / "great_expectations.yml").read_text() == \
+        (REPO_ROOT / "great_expectations" / "great_expectations.yml").read_text()
 
 
 def test_every_mart_has_a_suite_with_a_unique_not_null_key():
@@ -23,8 +52,8 @@ def test_every_mart_has_a_suite_with_a_unique_not_null_key():
 
 
 @pytest.mark.parametrize("batch", suites.BATCHES, ids=lambda b: b.name)
-def test_committed_suite_equals_the_code(batch):
-    committed = json.loads((GX / "expectations" / f"{batch.name}.json").read_text())
+def test_the_built_suite_equals_the_code(batch, built):
+    committed = json.loads((built / "expectations" / f"{batch.name}.json").read_text())
 
     as_committed = [(e["type"], _numbers_as_floats(e["kwargs"])) for e in committed["expectations"]]
     assert as_committed == [(e.type, _numbers_as_floats(e.kwargs)) for e in batch.expectations]
@@ -42,9 +71,9 @@ def _numbers_as_floats(value):
 
 
 @pytest.mark.parametrize("batch", suites.BATCHES, ids=lambda b: b.name)
-def test_every_batch_has_a_validation_definition_and_a_checkpoint(batch):
-    validation = json.loads((GX / "validation_definitions" / f"{batch.name}.json").read_text())
-    checkpoint = json.loads((GX / "checkpoints" / f"publish_{batch.name}.json").read_text())
+def test_every_batch_has_a_validation_definition_and_a_checkpoint(batch, built):
+    validation = json.loads((built / "validation_definitions" / f"{batch.name}.json").read_text())
+    checkpoint = json.loads((built / "checkpoints" / f"publish_{batch.name}.json").read_text())
 
     assert validation["suite"]["name"] == batch.name
     assert [v["name"] for v in checkpoint["validation_definitions"]] == [batch.name]

@@ -1,4 +1,5 @@
-"""`python -m tidewater.gate sync`: rewrites the GX files in great_expectations/ from tidewater.gate.suites."""
+"""`python -m tidewater.gate sync`: rebuilds the GX files in great_expectations/ from tidewater.gate.suites now (the
+gate builds them itself when they are missing or older than the code; they are never committed)."""
 
 from __future__ import annotations
 

@@ -14,6 +14,9 @@ critical path (`update_data_docs`, run by the DAG's docs task): rendering costs 
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 import logging
 import os
 from datetime import UTC, datetime, timedelta
@@ -51,8 +54,34 @@ def open_context(settings: Settings):
     return gx.get_context(mode="file", context_root_dir=str(root))
 
 
+def definitions_fingerprint() -> str:
+    """A digest of every batch's name, SQL and expectations: what the context's GX files are built from."""
+    text = json.dumps([[b.name, b.sql, [[e.type, e.kwargs] for e in b.expectations]] for b in BATCHES],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def ensure_built(settings: Settings) -> None:
+    """Builds the suites, validation definitions and checkpoints from tidewater.gate.suites when the context
+    does not hold this code's (a new checkout, or suites.py changed): they are never committed files. A lock
+    keeps two gate runs from building at once."""
+    root = Path(settings.gx_context_dir)
+    marker = root / "uncommitted" / "suites.sha256"
+    fingerprint = definitions_fingerprint()
+    if marker.exists() and marker.read_text() == fingerprint:
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    with (root / "uncommitted" / "suites.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists() and marker.read_text() == fingerprint:
+            return
+        sync(settings)
+        marker.write_text(fingerprint)
+
+
 def sync(settings: Settings) -> None:
-    """Writes suites, validation definitions and checkpoints for every gate batch (the committed files)."""
+    """Writes suites, validation definitions and checkpoints for every gate batch into the context (git-ignored:
+    built from the code at run time, ensure_built)."""
     from great_expectations.core.expectation_suite import ExpectationSuite
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -65,11 +94,20 @@ def sync(settings: Settings) -> None:
         context.validation_definitions.delete(name)
     for name in [s.name for s in context.suites.all()]:
         context.suites.delete(name)
-    if DATASOURCE in context.data_sources.all():
-        context.data_sources.delete(DATASOURCE)
-    datasource = context.data_sources.add_pandas(DATASOURCE)
+    # The datasource and its assets stay as great_expectations.yml has them (their ids too, so building leaves the
+    # committed file as it is); only missing assets are added and stale ones removed.
+    datasource = (context.data_sources.get(DATASOURCE) if DATASOURCE in context.data_sources.all()
+                  else context.data_sources.add_pandas(DATASOURCE))
+    names = {batch.name for batch in BATCHES}
+    for asset in [asset.name for asset in datasource.assets if asset.name not in names]:
+        datasource.delete_asset(asset)
+    present = {asset.name for asset in datasource.assets}
     for batch in BATCHES:
-        definition = datasource.add_dataframe_asset(batch.name).add_batch_definition_whole_dataframe(BATCH_DEFINITION)
+        if batch.name in present:
+            definition = datasource.get_asset(batch.name).get_batch_definition(BATCH_DEFINITION)
+        else:
+            definition = datasource.add_dataframe_asset(batch.name).add_batch_definition_whole_dataframe(
+                BATCH_DEFINITION)
         suite = ExpectationSuite(name=batch.name, meta={"sql": batch.sql})
         for expectation in batch.expectations:
             suite.add_expectation_configuration(ExpectationConfiguration(type=expectation.type,
@@ -144,6 +182,7 @@ def validate(settings: Settings, publication_id: str, candidate: Path) -> GateRe
     from great_expectations.core.run_identifier import RunIdentifier
 
     frames = read_batches(candidate)
+    ensure_built(settings)
     context = open_context(settings)
     run_id = RunIdentifier(run_name=f"publish-{publication_id}", run_time=datetime.now(UTC))
     parameters = expectation_parameters(settings)
@@ -162,6 +201,7 @@ def update_data_docs(settings: Settings) -> int:
 
     Rendering costs four times the validations themselves, so the gate leaves it to the DAG's docs task.
     """
+    ensure_built(settings)
     context = open_context(settings)
     missing = []
     for key in context.validation_results_store.list_keys():
