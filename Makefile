@@ -77,22 +77,22 @@ airflow-status:
 	$(STACK) airflow-status
 
 shop-migrate: stack-up ## apply the shop's SQL migrations
-	$(WITH_ENV) $(BIN)/tidewater-shop migrate
+	$(WITH_ENV) $(BIN)/tidewater shop migrate
 
 shop-seed: shop-migrate ## initial load (CSV files + generated rows)
-	$(WITH_ENV) $(BIN)/tidewater-shop seed
+	$(WITH_ENV) $(BIN)/tidewater shop seed
 
 shop-run: ## simulator traffic: make shop-run RATE=5 DURATION=60
-	$(WITH_ENV) $(BIN)/tidewater-shop run --rate $${RATE:-5} --duration $${DURATION:-60}
+	$(WITH_ENV) $(BIN)/tidewater shop run --rate $${RATE:-5} --duration $${DURATION:-60}
 
 cdc-register: shop-migrate ## register (or update) the Debezium connector
-	$(WITH_ENV) $(BIN)/tidewater-cdc register
+	$(WITH_ENV) $(BIN)/tidewater cdc register
 
 cdc-status: ## connector and task state
-	$(WITH_ENV) $(BIN)/tidewater-cdc status
+	$(WITH_ENV) $(BIN)/tidewater cdc status
 
 cdc-peek: ## events per CDC topic and the newest event of each
-	$(WITH_ENV) $(BIN)/tidewater-cdc peek
+	$(WITH_ENV) $(BIN)/tidewater cdc peek
 
 unit-test: install ## tests that need no services
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
@@ -123,7 +123,7 @@ bench-drain: ## drain vs baseline vs floor on 1M real-shaped events (results: do
 drain: ## one cdc_drain run in-process (airflow dags test), then what the lake holds
 	$(WITH_ENV) $(BIN)/airflow dags test cdc_drain >.stack/logs/dags-test-cdc_drain.log 2>&1 \
 	  || { tail -40 .stack/logs/dags-test-cdc_drain.log; exit 1; }
-	$(WITH_ENV) $(BIN)/tidewater-cdc lake
+	$(WITH_ENV) $(BIN)/tidewater cdc lake
 
 clean: stack-down test-stack-down ## stop everything and delete .stack/ and .stack-test/ (all local data)
 	rm -rf .stack .stack-test

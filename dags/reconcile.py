@@ -16,7 +16,7 @@ Every `TIDEWATER_RECONCILE_INTERVAL_MINUTES` (default 60), and on demand:
    `_reconcile/history/`) and mails the tables that differ with example keys. It then fails.
 
 Waiting longer than `TIDEWATER_RECONCILE_TIMEOUT_MINUTES` (30) fails the waiting task (a failure email).
-Logic: `include/tidewater/reconcile/`; the CLI: `tidewater-cdc reconcile`; docs/reconcile.md.
+Logic: `include/tidewater/reconcile/`; the CLI: `tidewater cdc reconcile`; docs/reconcile.md.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """``tidewater``: the platform's command.
 
+  tidewater cdc COMMAND ...  the connector, the topics, the lake, the reconciliation (tidewater.cdc.cli)
+  tidewater shop COMMAND ... the demo shop: migrate, seed, run traffic (tidewater.shop.cli)
+
   tidewater tables list     the registered tables: key, TOASTed columns, renames, topic
   tidewater tables sync     write the dbt models the registry calls for, delete those of removed tables
   tidewater tables check    exit 1 if the dbt models differ from what the registry calls for
@@ -97,9 +100,16 @@ def _source_init(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("cdc", "shop"):  # their own parsers, under one command
+        from importlib import import_module
+
+        return import_module(f"tidewater.{argv[0]}.cli").main(argv[1:])
     parser = argparse.ArgumentParser(prog="tidewater", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="area", required=True)
+    commands.add_parser("cdc", help="the connector, topics, lake and reconciliation: tidewater cdc --help")
+    commands.add_parser("shop", help="the demo shop: tidewater shop --help")
     table_commands = commands.add_parser("tables", help="the table registry and the dbt models it calls for")
     table_commands.add_argument("command", choices=["list", "sync", "check", "capture"])
     table_commands.add_argument("names", nargs="*", metavar="TABLE", help="capture: the tables to snapshot")

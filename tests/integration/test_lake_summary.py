@@ -1,4 +1,4 @@
-"""`tidewater-cdc lake` on a real drain: the summary names the change table, the drain's snapshot and the positions
+"""`tidewater cdc lake` on a real drain: the summary names the change table, the drain's snapshot and the positions
 against Kafka's high watermark."""
 
 from __future__ import annotations

@@ -233,9 +233,9 @@ def reconcile_email(report: dict, *, lake_uri: str) -> Email:
                              f"{f' and {more} more' if more > 0 else ''}</li>")
         parts.append("</ul>")
     parts.append("<p>What to do: look for the missing changes in the lake (<code>quarantine/</code>, "
-                 "<code>tidewater-cdc lake</code>) and in Kafka; replay the table's topic from before them "
+                 "<code>tidewater cdc lake</code>) and in Kafka; replay the table's topic from before them "
                  "(cdc_drain params <code>replay_topic</code>, <code>replay_from_timestamp</code>) and rebuild the "
-                 "warehouse with <code>full_refresh</code>; then run <code>tidewater-cdc reconcile</code> again. "
+                 "warehouse with <code>full_refresh</code>; then run <code>tidewater cdc reconcile</code> again. "
                  f"The whole result: <code>{escape(lake_uri)}</code> (docs/reconcile.md).</p>")
     return Email(subject=f"{SUBJECT_PREFIX} RECONCILE differs from PostgreSQL: " + ", ".join(map(summary, bad)),
                  html=_page(*parts))

@@ -7,7 +7,7 @@ ACLs and nothing else (no ACL, no access):
 
 - ``debezium`` (Kafka Connect and the connector): everything on the change topics (``<prefix>.``), the heartbeat
   topic and Connect's internal topics (``_connect-``), and Connect's group; it creates the topics it writes.
-- ``pipeline`` (the drain, the alerts, ``tidewater-cdc peek``): read and describe every topic but Connect's internal
+- ``pipeline`` (the drain, the alerts, ``tidewater cdc peek``): read and describe every topic but Connect's internal
   ones (their configs hold the Debezium password), any consumer group; it writes no topic.
 - ``reader`` (Kafka UI in compose): describe the cluster, every group and topic, read every topic but Connect's.
 

@@ -1,14 +1,14 @@
-"""``tidewater-cdc``: register the Debezium connector and report its state.
+"""``tidewater cdc``: register the Debezium connector and report its state.
 
-  tidewater-cdc register   create or update the connector, wait until it runs
-  tidewater-cdc status     connector and task states (exit 1 unless running)
-  tidewater-cdc config     print the rendered connector config (password masked)
-  tidewater-cdc peek       events per CDC topic and the newest change of each
-  tidewater-cdc lake       the lake: rows, files, ops and newest change per change table; the latest snapshots;
+  tidewater cdc register   create or update the connector, wait until it runs
+  tidewater cdc status     connector and task states (exit 1 unless running)
+  tidewater cdc config     print the rendered connector config (password masked)
+  tidewater cdc peek       events per CDC topic and the newest change of each
+  tidewater cdc lake       the lake: rows, files, ops and newest change per change table; the latest snapshots;
                            positions against Kafka's high watermarks (lag); accepted and unreported quarantine
-  tidewater-cdc kafka-access
+  tidewater cdc kafka-access
                            as Kafka's admin: every client's SCRAM user and ACLs (tidewater.cdc.access; safe to repeat)
-  tidewater-cdc reconcile  compare PostgreSQL with the warehouse as of one snapshot, once the pipeline holds it
+  tidewater cdc reconcile  compare PostgreSQL with the warehouse as of one snapshot, once the pipeline holds it
                            (exit 1 if a table differs; docs/reconcile.md)
 """
 
@@ -24,7 +24,7 @@ from tidewater.config import ConfigError, Settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tidewater-cdc", description=__doc__,
+    parser = argparse.ArgumentParser(prog="tidewater cdc", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["register", "status", "config", "peek", "lake", "reconcile",
                                                 "kafka-access"])
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             config["database.password"] = "********"
             print(json.dumps(config, indent=2))
     except (connector.ConnectError, ConfigError, TimeoutError, access.AccessError) as exc:
-        print(f"tidewater-cdc {args.command}: {exc}", file=sys.stderr)
+        print(f"tidewater cdc {args.command}: {exc}", file=sys.stderr)
         return 2
     return 0
 

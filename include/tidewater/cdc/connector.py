@@ -1,7 +1,7 @@
 """The Debezium connector: its config rendered from the template, registered through Connect's REST API.
 
 ``shop-postgres.json`` beside this module is the one connector definition; the native stack and
-docker-compose both register it with ``tidewater-cdc register``. Registration is a PUT of the config,
+docker-compose both register it with ``tidewater cdc register``. Registration is a PUT of the config,
 so running it again updates the connector instead of failing.
 """
 

@@ -1,4 +1,4 @@
-"""A person-readable summary of what the lake holds (used by `tidewater-cdc lake` and the demo).
+"""A person-readable summary of what the lake holds (used by `tidewater cdc lake` and the demo).
 
 The first line names the lake; then, each section headed:
 

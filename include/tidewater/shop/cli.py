@@ -1,9 +1,9 @@
-"""``tidewater-shop``: migrate, seed, reset and drive the shop database.
+"""``tidewater shop``: migrate, seed, reset and drive the shop database.
 
-  tidewater-shop migrate
-  tidewater-shop seed [--customers N] [--products N] [--orders N] [--csv-dir DIR | --no-csv] [--seed S]
-  tidewater-shop run --rate OPS_PER_S --duration SECONDS [--seed S] [--json]
-  tidewater-shop reset
+  tidewater shop migrate
+  tidewater shop seed [--customers N] [--products N] [--orders N] [--csv-dir DIR | --no-csv] [--seed S]
+  tidewater shop run --rate OPS_PER_S --duration SECONDS [--seed S] [--json]
+  tidewater shop reset
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tidewater.shop import migrate, simulator
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tidewater-shop", description=__doc__,
+    parser = argparse.ArgumentParser(prog="tidewater shop", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="apply new SQL migrations (as the database owner)")
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             simulator.reset_shop(settings.shop_conninfo(admin=True))
             print("[shop] every shop table emptied")
     except (ConfigError, migrate.MigrationError, FileNotFoundError, ValueError) as exc:
-        print(f"tidewater-shop {args.command}: {exc}", file=sys.stderr)
+        print(f"tidewater shop {args.command}: {exc}", file=sys.stderr)
         return 2
     return 0
 
