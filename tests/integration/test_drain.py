@@ -20,6 +20,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
+from tests.support.connectors import scratch_connector
 from tidewater import drain
 from tidewater.cdc.access import admin_config
 from tidewater.cdc.connector import table_topic
@@ -27,6 +28,7 @@ from tidewater.drain import drainer
 from tidewater.drain.drainer import DrainLimits, Replay
 from tidewater.lake import commit, maintenance
 from tidewater.lake import objects as layout
+from tidewater.tables import Registry, Table
 
 from .lake_checks import kafka_records, landed_offsets, now_ms, read_quarantine, read_raw, wait_for_offsets
 
@@ -241,25 +243,27 @@ def test_too_many_poison_records_fail_the_run_naming_the_quarantine(shop_changes
 
 def test_a_column_added_mid_stream_reads_together_with_old_files(shop, lake, group_id):
     table = f"evolution_{uuid.uuid4().hex[:8]}"
-    topic = table_topic(shop, table)
     admin = shop.shop_conninfo(admin=True)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"CREATE TABLE shop.{table} (id bigint PRIMARY KEY, amount numeric(10,2), seen date)")
         conn.execute(f"ALTER TABLE shop.{table} REPLICA IDENTITY FULL")
-        conn.execute(f"INSERT INTO shop.{table} VALUES (1, 1.50, '2026-03-29'), (2, NULL, NULL)")
+    probe = Registry((Table("shop", shop.shop_conn_id, "shop", table, ("id",)),))
     try:
-        wait_for_offsets(shop, topic, 2)
-        first = drain_once(shop, lake, topic, group_id)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f"ALTER TABLE shop.{table} ADD COLUMN note jsonb")
-            conn.execute(f"""INSERT INTO shop.{table} VALUES (3, 99999999.99, '2026-10-25', '{{"a": "ü"}}')""")
-            conn.execute(f"UPDATE shop.{table} SET amount = 2.25 WHERE id = 1")
-        wait_for_offsets(shop, topic, 4)
-        second = drain_once(shop, lake, topic, group_id)
+        with scratch_connector(shop, probe, admin) as own:  # the shop's connector captures its registry only
+            topic = probe.tables[0].topic(own.cdc_topic_prefix)
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f"INSERT INTO shop.{table} VALUES (1, 1.50, '2026-03-29'), (2, NULL, NULL)")
+            wait_for_offsets(own, topic, 2)
+            first = drain_once(own, lake, topic, group_id)
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f"ALTER TABLE shop.{table} ADD COLUMN note jsonb")
+                conn.execute(f"""INSERT INTO shop.{table} VALUES (3, 99999999.99, '2026-10-25', '{{"a": "ü"}}')""")
+                conn.execute(f"UPDATE shop.{table} SET amount = 2.25 WHERE id = 1")
+            wait_for_offsets(own, topic, 4)
+            second = drain_once(own, lake, topic, group_id)
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"DROP TABLE shop.{table}")
-        delete_topic(shop, topic)  # or every later cdc_drain run would land the probe table
 
     assert (first.rows, second.rows) == (2, 2)
     rows = lake.con.sql(f"select id, amount, seen, note, _op from lake.main.{table} order by _kafka_offset").fetchall()
@@ -286,7 +290,7 @@ def test_a_column_whose_type_changes_fails_the_commit_naming_it_and_lands_nothin
     _produce(shop_changes, scratch_topic, [retyped])
 
     with pytest.raises(commit.LakeError, match=r"column quantity is INTEGER in the lake but VARCHAR in the new "
-                                               r"records .* Nothing was committed"):
+                                               r"records, which does not widen it .* Nothing was committed"):
         drain_once(shop_changes, lake, scratch_topic, group_id)
     assert read_raw(lake, scratch_topic).num_rows == 5
     assert commit.read_positions(lake.con, scratch_topic).offsets == {0: 5}
