@@ -214,7 +214,7 @@ def reconcile_email(report: dict, *, lake_uri: str) -> Email:
              "warehouse's state as of that snapshot: "
              f"<b>{len(bad)} of {len(report['tables'])} tables are not equal</b>.</p>"]
     for t in bad:
-        parts.append(f"<h3>{escape(t['table'])}</h3>")
+        parts.append(f"<h3>{escape(_qualified(t['table']))}</h3>")
         if t["status"] == "error":
             parts.append(f"<pre>{escape(t['error'] or '')}</pre>")
             continue
@@ -239,3 +239,14 @@ def reconcile_email(report: dict, *, lake_uri: str) -> Email:
                  f"The whole result: <code>{escape(lake_uri)}</code> (docs/reconcile.md).</p>")
     return Email(subject=f"{SUBJECT_PREFIX} RECONCILE differs from PostgreSQL: " + ", ".join(map(summary, bad)),
                  html=_page(*parts))
+
+
+def _qualified(table: str) -> str:
+    """`schema.table` of a registered table (the name as given for another)."""
+    from tidewater.config import ConfigError
+    from tidewater.tables import registry
+
+    try:
+        return registry().table(table).qualified_name
+    except ConfigError:
+        return table

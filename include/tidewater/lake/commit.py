@@ -70,15 +70,27 @@ class Positions:
     first_row_id: int = 0  # the first change-table row of this incarnation of the topic
 
 
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Creates the protocol's tables if the catalog is new."""
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {POSITIONS} (topic VARCHAR NOT NULL, topic_id VARCHAR NOT NULL, "
-                "partition INTEGER NOT NULL, next_offset BIGINT NOT NULL, first_row_id BIGINT NOT NULL, "
-                "committed_at TIMESTAMPTZ NOT NULL)")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {QUARANTINE_FILES} (key VARCHAR NOT NULL, topic VARCHAR NOT NULL, "
-                "partition INTEGER NOT NULL, first_offset BIGINT NOT NULL, last_offset BIGINT NOT NULL, "
-                "records INTEGER NOT NULL, committed_at TIMESTAMPTZ NOT NULL)")
+def ensure_tables(con: duckdb.DuckDBPyConnection, attempts: int = 3) -> None:
+    """Creates the protocol's tables if the catalog is new. Two drains starting at once on a new catalog both
+    create them: the one that loses DuckLake's conflict finds them made and goes on."""
+    statements = (
+        f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
+        f"CREATE TABLE IF NOT EXISTS {POSITIONS} (topic VARCHAR NOT NULL, topic_id VARCHAR NOT NULL, "
+        "partition INTEGER NOT NULL, next_offset BIGINT NOT NULL, first_row_id BIGINT NOT NULL, "
+        "committed_at TIMESTAMPTZ NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {QUARANTINE_FILES} (key VARCHAR NOT NULL, topic VARCHAR NOT NULL, "
+        "partition INTEGER NOT NULL, first_offset BIGINT NOT NULL, last_offset BIGINT NOT NULL, "
+        "records INTEGER NOT NULL, committed_at TIMESTAMPTZ NOT NULL)",
+    )
+    for statement in statements:
+        for attempt in range(attempts):
+            try:
+                con.execute(statement)
+                break
+            except duckdb.Error as error:
+                if attempt == attempts - 1 or not ("another transaction has created" in str(error)
+                                                   or _is_conflict(error)):
+                    raise
 
 
 def read_positions(con: duckdb.DuckDBPyConnection, topic: str) -> Positions:
