@@ -198,10 +198,20 @@ def load(path: Path = REGISTRY_PATH) -> Registry:
     return parse(document or {}, path)
 
 
-@cache
 def registry() -> Registry:
-    """The project's registry (REGISTRY_PATH), read once per process."""
-    return load(REGISTRY_PATH)
+    """The project's registry (REGISTRY_PATH), read once per process (per path: a test pointing REGISTRY_PATH at
+    a copy gets the copy's, and the project's again once it points back)."""
+    return _loaded(REGISTRY_PATH)
+
+
+@cache
+def _loaded(path: Path) -> Registry:
+    return load(path)
+
+
+def reread() -> None:
+    """Forgets the registries read so far: the next registry() reads its file again (after it changed)."""
+    _loaded.cache_clear()
 
 
 def add_source(name: str, entry: str, path: Path = REGISTRY_PATH) -> Registry:

@@ -329,7 +329,6 @@ def test_schema_changes_flow_through_or_stop_the_drain_naming_the_column(library
     source_init(library, "--write")
     # The drain in this process reads the copy's registry (the project's has no library).
     monkeypatch.setattr(tables, "REGISTRY_PATH", library.registry_path)
-    tables.registry.cache_clear()
     library.registry = tables.registry()
     cli(library, "tables", "capture")
     wait_for_slot(library)
@@ -371,7 +370,7 @@ def test_schema_changes_flow_through_or_stop_the_drain_naming_the_column(library
     entries["loans"]["renamed"] = {"returned_on": "returned_at"}
     library.registry_path.write_text(yaml.safe_dump(document, sort_keys=False))
     cli(library, "tables", "sync")
-    tables.registry.cache_clear()
+    tables.reread()  # the registry file changed
     library.registry = tables.registry()
     drain_and_build(library, lake, group_id, warehouse)
     assert_current_state_equals_postgres(library, warehouse)
