@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import uuid
 from dataclasses import replace
@@ -99,7 +98,8 @@ def test_bad_rows_fail_the_gate_and_leave_the_publication_intact(built, tmp_path
     bad_warehouse = tmp_path / "warehouse.duckdb"
     shutil.copy(settings.warehouse_path, bad_warehouse)
     with duckdb.connect(str(bad_warehouse)) as con:
-        # A negative quantity, and an order item whose order does not exist.
+        # A negative quantity, and an order item whose order does not exist (which dbt's relationships test refuses
+        # in a warehouse run; copied in here, the gate's reconciliation finds the extra item).
         con.execute("update fct_order_items set quantity = -3 "
                     "where order_item_id = (select min(order_item_id) from fct_order_items)")
         con.execute("insert into fct_order_items by name select * replace (order_item_id + 1000000000 as "
@@ -111,8 +111,6 @@ def test_bad_rows_fail_the_gate_and_leave_the_publication_intact(built, tmp_path
 
     message = str(failure.value)
     assert "fct_order_items: expect_column_values_to_be_between(quantity)" in message
-    assert re.search(r"fct_order_items_references: expect_column_pair_values_to_be_equal\(order_id, "
-                     r"resolved_order_id\) — 1 unexpected of \d+, e\.g\. \[\[1\d{9}, None\]\]", message), message
     assert "reconciliation: expect_column_pair_values_to_be_equal(fact_item_count, source_item_count)" in message
     assert published_state(settings) == before
     assert list(stage.candidates_dir(settings).iterdir()) == []
@@ -120,7 +118,6 @@ def test_bad_rows_fail_the_gate_and_leave_the_publication_intact(built, tmp_path
     pages = [line.split(" (file ")[1].rstrip(")") for line in message.splitlines() if line.startswith("Data docs: ")]
     quantity_page = next(Path(page).read_text() for page in pages if "/fct_order_items/" in page)
     assert "quantity" in quantity_page and "-3" in quantity_page
-    assert "references" in " ".join(pages)
 
 
 def test_rollback_publishes_the_previous_publication_again_and_young_ones_are_kept(built):

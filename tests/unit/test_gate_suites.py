@@ -43,12 +43,20 @@ def test_the_committed_context_file_is_the_one_the_gate_writes(built):
         (REPO_ROOT / "great_expectations" / "great_expectations.yml").read_text()
 
 
-def test_every_mart_has_a_suite_with_a_unique_not_null_key():
+def test_keys_and_references_are_dbt_tests_and_the_gate_does_not_check_them_again():
+    """No rule in both: every mart's key is unique and not null by its dbt tests; the gate has no key, foreign
+    key or accepted-values rule."""
+    import yaml
+
+    marts = {model["name"]: model for model in
+             yaml.safe_load((REPO_ROOT / "dbt" / "models" / "marts" / "_marts.yml").read_text())["models"]}
     for mart in suites.MARTS:
-        types = [(e.type, e.kwargs.get("column")) for e in suites.batch(mart).expectations]
-        unique = [column for kind, column in types if kind == "expect_column_values_to_be_unique"]
-        assert unique, f"{mart} has no unique key"
-        assert ("expect_column_values_to_not_be_null", unique[0]) in types, mart
+        tested = [set(map(str, column.get("data_tests", []))) for column in marts[mart]["columns"]]
+        assert any({"unique", "not_null"} <= tests for tests in tested), f"{mart} has no dbt-tested key"
+    rules = [(e.type, e.kwargs) for batch in suites.BATCHES for e in batch.expectations]
+    assert not [r for r in rules if r[0] in ("expect_column_values_to_be_unique", "expect_column_values_to_be_in_set")]
+    assert not [r for r in rules if r[0] == "expect_column_values_to_not_be_null" and r[1]["column"].endswith("_key")]
+    assert not [r for r in rules if str(r[1].get("column_B", "")).startswith("resolved_")]
 
 
 @pytest.mark.parametrize("batch", suites.BATCHES, ids=lambda b: b.name)
@@ -78,17 +86,6 @@ def test_every_batch_has_a_validation_definition_and_a_checkpoint(batch, built):
     assert validation["suite"]["name"] == batch.name
     assert [v["name"] for v in checkpoint["validation_definitions"]] == [batch.name]
     assert checkpoint["actions"] == []  # data docs are rendered off the critical path (the docs task)
-
-
-def test_reference_frame_resolves_present_keys_and_leaves_missing_ones_null():
-    con = duckdb.connect()
-    con.execute("create table dims as select * from (values (1), (2)) as v(dim_id)")
-    con.execute("create table facts as select * from (values (10, 1), (11, 3), (12, null)) as v(fact_id, dim_id)")
-
-    rows = con.execute(suites.references_sql("facts", "fact_id", {"dim_id": ("dims", "dim_id")}) +
-                       " order by fact_id").fetchall()
-
-    assert rows == [(10, 1, 1), (11, 3, None), (12, None, None)]
 
 
 def test_unknown_batch_is_named():
