@@ -157,6 +157,18 @@ def status(settings: Settings, name: str | None = None) -> ConnectorStatus:
                            connector_trace)
 
 
+def stop(settings: Settings, name: str | None = None, timeout_s: float = 60) -> None:
+    """Stops the connector (its tasks shut down, its offsets stay) and waits until Connect reports it STOPPED;
+    `resume` starts it again with its config of then."""
+    _act(settings, "PUT", "stop", "stopping", name)
+    deadline = time.monotonic() + timeout_s
+    while (current := status(settings, name)).connector_state != "STOPPED" or current.task_states:
+        if time.monotonic() > deadline:
+            raise ConnectError(f"connector {name or settings.cdc_connector} not stopped after {timeout_s:.0f} s: "
+                               f"{current}")
+        time.sleep(0.5)
+
+
 def pause(settings: Settings, name: str | None = None) -> None:
     _act(settings, "PUT", "pause", "pausing", name)
 
@@ -235,14 +247,17 @@ def capture(settings: Settings, tables: Registry | None = None, snapshot: Sequen
     tables = tables or registry()
     mine = tables.of_connection(settings.shop_conn_id)
     before = captured(settings, mine)
-    register(settings, render_config(settings, tables=tables))
-    wait_until_running(settings)
-    if snapshot is not None:
-        chosen = [tables.table(name) for name in snapshot]
-    elif before is None:  # a new connector's initial snapshot reads every table
-        chosen = []
+    added = [] if before is None else [table for table in mine if table not in before]
+    if added:
+        # A running task restarts with a new config some time after Connect stored it: a signal it read before
+        # that, with its old include list, would be dropped. Stopped, the connector starts again with the new one.
+        stop(settings)
+        register(settings, render_config(settings, tables=tables))
+        resume(settings)
     else:
-        chosen = [table for table in mine if table not in before]
+        register(settings, render_config(settings, tables=tables))
+    wait_until_running(settings)
+    chosen = added if snapshot is None else [tables.table(name) for name in snapshot]
     if chosen:
         snapshot_tables(chosen)
     return chosen
