@@ -21,6 +21,7 @@ RUN pip install --no-cache-dir --no-deps -r requirements.txt
 COPY --from=native --chown=airflow:root /wheels ./wheels
 RUN pip install --no-cache-dir --no-deps wheels/tidewater_decode-*.whl
 COPY --chown=airflow:root include ./include
+COPY --chown=airflow:root examples/shop ./examples/shop
 # The httpfs DuckDB extension from its pinned package (DuckDB downloads nothing at run time).
 RUN pip install --no-cache-dir --no-deps -e . && python -m tidewater.duck
 COPY --chown=airflow:root dbt ./dbt
@@ -33,7 +34,9 @@ COPY --chown=airflow:root docker/airflow-entrypoint.sh docker/airflow-init.sh ./
 # Mount points of the named volumes, owned by the airflow user so the volumes are too.
 RUN mkdir -p /opt/tidewater/data/warehouse /opt/tidewater/data/marts \
       /opt/tidewater/great_expectations/uncommitted/data_docs
+# Two DAG bundles: the product's dags/, and the demo shop's (shop_traffic), as stack/stack.sh configures them.
 ENV AIRFLOW__CORE__DAGS_FOLDER=/opt/tidewater/dags \
+    AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST='[{"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {}}, {"name": "shop-example", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {"path": "/opt/tidewater/examples/shop/dags"}}]' \
     AIRFLOW__CORE__PLUGINS_FOLDER=/opt/tidewater/plugins \
     AIRFLOW__COSMOS__CACHE_DIR=/opt/airflow/cosmos \
     GX_ANALYTICS_ENABLED=false

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 
 from tidewater.config import Settings
 from tidewater.gate import publish
-from tidewater.shop import simulator
 from tidewater_dev.airflow_api import AirflowApi
+from tidewater_shop import simulator
 
 MILESTONES = ("placed_at", "paid_at", "shipped_at")
 

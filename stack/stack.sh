@@ -485,6 +485,13 @@ health_smtp() { tcp_open "$TIDEWATER_SMTP_HOST" "$TIDEWATER_SMTP_PORT"; }
 # ---------------------------------------------------------------------------------------------
 # .stack/env: settings plus the Airflow connections, for make targets, tests and Airflow itself
 
+# Airflow's DAG bundles: the product's dags/ folder, and the demo shop's DAGs (examples/shop/dags) under $1.
+dag_bundles() {
+  local local_bundle='"classpath": "airflow.dag_processing.bundles.local.LocalDagBundle"'
+  printf '[{"name": "dags-folder", %s, "kwargs": {}}, {"name": "shop-example", %s, "kwargs": {"path": "%s"}}]' \
+    "$local_bundle" "$local_bundle" "$1/examples/shop/dags"
+}
+
 urlencode() { "$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 
 # Every setting of stack/defaults.env, every secret and what derives from them, each value shell-quoted
@@ -496,6 +503,7 @@ write_env() {
     export TIDEWATER_STACK_DIR=$STACK TIDEWATER_WAREHOUSE_PATH=$STACK/warehouse/warehouse.duckdb \
       TIDEWATER_MARTS_DIR=$STACK/marts TIDEWATER_MAIL_DIR=$STACK/mail \
       AIRFLOW_HOME=$STACK/airflow AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins \
+      AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST="$(dag_bundles "$ROOT")" \
       AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__EXECUTOR=LocalExecutor AIRFLOW__CORE__PARALLELISM=4 \
       AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=$TIDEWATER_AIRFLOW_ADMIN_USER:admin \
       AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$STACK/airflow/passwords.json \
@@ -511,6 +519,7 @@ write_env() {
     "$PY" "$ROOT/stack/envfile.py" quote $(grep -oE '^[A-Z][A-Z0-9_]*' "$ROOT/stack/defaults.env") \
       $("$PY" "$ROOT/stack/envfile.py" names) TIDEWATER_STACK_DIR TIDEWATER_WAREHOUSE_PATH TIDEWATER_MARTS_DIR \
       TIDEWATER_MAIL_DIR AIRFLOW_HOME AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__PLUGINS_FOLDER \
+      AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST \
       AIRFLOW__CORE__LOAD_EXAMPLES AIRFLOW__CORE__EXECUTOR AIRFLOW__CORE__PARALLELISM \
       AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE \
       AIRFLOW__CORE__FERNET_KEY AIRFLOW__DATABASE__SQL_ALCHEMY_CONN AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC \

@@ -1,7 +1,7 @@
 """``tidewater``: the platform's command.
 
   tidewater cdc COMMAND ...  the connector, the topics, the lake, the reconciliation (tidewater.cdc.cli)
-  tidewater shop COMMAND ... the demo shop: migrate, seed, run traffic (tidewater.shop.cli)
+  tidewater shop COMMAND ... the demo shop (examples/shop): migrate, seed, run traffic (tidewater_shop.cli)
 
   tidewater tables list     the registered tables: key, TOASTed columns, renames, topic
   tidewater tables sync     write the dbt models the registry calls for, delete those of removed tables
@@ -24,6 +24,9 @@ from pathlib import Path
 
 from tidewater import dbt_models, tables
 from tidewater.config import ConfigError, Settings, get_connection
+
+# Commands with a parser of their own: the capture's, and the demo shop's (examples/shop, installed with the project).
+FORWARDED = {"cdc": "tidewater.cdc.cli", "shop": "tidewater_shop.cli"}
 
 
 def _tables(command: str, path: Path, names: list[str]) -> int:
@@ -101,10 +104,10 @@ def _source_init(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("cdc", "shop"):  # their own parsers, under one command
+    if argv and argv[0] in FORWARDED:  # their own parsers, under one command
         from importlib import import_module
 
-        return import_module(f"tidewater.{argv[0]}.cli").main(argv[1:])
+        return import_module(FORWARDED[argv[0]]).main(argv[1:])
     parser = argparse.ArgumentParser(prog="tidewater", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="area", required=True)

@@ -26,7 +26,7 @@ from tidewater.cdc import connector, topics
 from tidewater.config import REPO_ROOT, Settings
 from tidewater.drain.summary import lake_summary
 from tidewater.gate import docs, publish
-from tidewater.shop import simulator
+from tidewater_shop import simulator
 
 TRAFFIC_RATE_PER_S = 10
 TRAFFIC_SECONDS = 20

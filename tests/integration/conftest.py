@@ -20,8 +20,8 @@ from tidewater.config import Settings
 from tidewater.duck import load_extensions, s3_secret_sql
 from tidewater.lake import Lake, commit
 from tidewater.lake.objects import Bucket
-from tidewater.shop import migrate
 from tidewater_dev.airflow_api import AirflowApi
+from tidewater_shop import migrate
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -73,7 +73,7 @@ def scratch_db(settings: Settings) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def shop_changes(cdc: Settings) -> Settings:
     """Real business traffic in the shop (so every table's topic holds creates, updates, deletes)."""
-    from tidewater.shop import simulator
+    from tidewater_shop import simulator
 
     with psycopg.connect(cdc.shop_conninfo()) as conn:
         customers = conn.execute("SELECT count(*) FROM shop.customers").fetchone()[0]

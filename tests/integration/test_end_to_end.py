@@ -9,7 +9,7 @@ import psycopg
 from tidewater import drain
 from tidewater.gate import docs, publish
 from tidewater.gate.suites import MARTS
-from tidewater.shop import simulator
+from tidewater_shop import simulator
 
 from .lake_checks import wait_for_cdc_catch_up
 from .test_cdc_drain_dag import airflow_dags_test

@@ -5,7 +5,7 @@ import dataclasses
 import psycopg
 import pytest
 
-from tidewater.shop import migrate
+from tidewater_shop import migrate
 
 
 def test_migrations_apply_in_order_once(settings, scratch_db):

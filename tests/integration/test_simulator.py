@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import psycopg
 
-from tidewater.shop import migrate, simulator
+from tidewater_shop import migrate, simulator
 
 
 def _seed_and_run(conninfo: str, seed: int) -> dict[str, int]:

@@ -53,7 +53,7 @@ def _new_customers_and_orders(conninfo: str, *, seed: int, operations: int) -> N
     they pick at random, and the edge cases' rows must keep exactly the versions the tests made."""
     import random
 
-    from tidewater.shop import simulator
+    from tidewater_shop import simulator
 
     rng = random.Random(seed)
     with psycopg.connect(conninfo) as conn:

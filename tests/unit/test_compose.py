@@ -215,15 +215,26 @@ def test_every_file_the_images_copy_exists_and_is_not_ignored(dockerfile):
 def test_one_source_for_the_connector_and_the_migrations():
     """The jobs run the same Python entry points as make; docker/ holds no copy of the connector or SQL."""
     commands = {name: " ".join(SERVICES[name]["command"]) for name in ("shop-migrate", "cdc-register", "simulator")}
-    assert commands["shop-migrate"] == "python -m tidewater.shop.cli migrate"
+    assert commands["shop-migrate"] == "python -m tidewater_shop.cli migrate"
     assert commands["cdc-register"] == "python -m tidewater.cdc.cli register"
-    assert "python -m tidewater.shop.cli run" in commands["simulator"]
+    assert "python -m tidewater_shop.cli run" in commands["simulator"]
     for module in re.findall(r"python -m ([\w.]+)", " ".join(commands.values()) + (
             REPO_ROOT / "docker" / "airflow-init.sh").read_text() + (REPO_ROOT / "Dockerfile").read_text()):
         assert importlib.util.find_spec(module) is not None, f"docker runs python -m {module}, which does not exist"
     copies = [path.relative_to(REPO_ROOT).as_posix() for path in (REPO_ROOT / "docker").rglob("*")
               if path.suffix == ".sql" or (path.suffix == ".json" and path.parent.name != "minio")]
     assert not copies, f"docker/ must not copy the connector or migrations: {copies}"
+
+
+def test_the_image_has_the_native_stacks_dag_bundles_and_each_folder_exists():
+    function = re.search(r"^dag_bundles\(\) \{\n.*?^\}", STACK_SH, re.S | re.M)[0]
+    native = subprocess.run(["bash", "-c", f"{function}\ndag_bundles /opt/tidewater"], capture_output=True,
+                            text=True, check=True).stdout
+    image = re.search(r"AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST='(.*?)'", (REPO_ROOT / "Dockerfile").read_text())
+    assert json.loads(image[1]) == json.loads(native)
+    for bundle in json.loads(native):
+        folder = bundle["kwargs"].get("path", "/opt/tidewater/dags").removeprefix("/opt/tidewater/")
+        assert list((REPO_ROOT / folder).glob("*.py")), f"DAG bundle {bundle['name']}: {folder} holds no DAG file"
 
 
 def test_airflow_init_does_every_step_of_the_native_airflow_migrate():

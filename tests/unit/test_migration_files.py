@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tidewater.shop import migrate
+from tidewater_shop import migrate
 
 
 def test_packaged_migrations_are_numbered_without_gaps():

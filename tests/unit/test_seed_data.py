@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from decimal import Decimal
 
-from tidewater.shop.simulator import SEED_DATA_DIR
+from tidewater_shop.simulator import SEED_DATA_DIR
 
 
 def test_every_seed_price_is_a_shop_price():

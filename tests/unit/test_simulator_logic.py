@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from tidewater.shop import simulator
+from tidewater_shop import simulator
 
 
 def test_schedule_paces_rate_times_duration_operations():

@@ -38,7 +38,7 @@ def shop_traffic():
         import sys
 
         from tidewater.config import Settings
-        from tidewater.shop import simulator
+        from tidewater_shop import simulator
 
         counts = simulator.run_traffic(
             Settings.from_env().shop_conninfo(), seed=params["seed"], rate=params["rate"],

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from tidewater.config import ConfigError, Settings
-from tidewater.shop import migrate, simulator
+from tidewater_shop import migrate, simulator
 
 
 def _parser() -> argparse.ArgumentParser:
