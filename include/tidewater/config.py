@@ -196,14 +196,13 @@ def check_variable_names(env: Mapping[str, str]) -> None:
 
 
 def _check(default: Any, *, minimum: float | None = None, above: float | None = None, maximum: float | None = None,
-           why: str = "", pg_name: bool = False, url: bool = False, fallback: str = "", suffix: str = "",
-           console: bool = False) -> Any:
+           why: str = "", pg_name: bool = False, url: bool = False, fallback: str = "", suffix: str = "") -> Any:
     """A Settings field's default and how from_env reads its variable: numbers within bounds (`why` says what a
     bad value would mean), a PostgreSQL name, a URL (no trailing /), or another variable's value where unset
     (`fallback`, plus `suffix`)."""
     return field(default=default, metadata={
         "bounds": {"minimum": minimum, "above": above, "maximum": maximum, "why": why}, "pg_name": pg_name,
-        "url": url, "fallback": fallback, "suffix": suffix, "console": console})
+        "url": url, "fallback": fallback, "suffix": suffix})
 
 
 def _read(env: Mapping[str, str], key: str, default: Any, meta: Mapping[str, Any]) -> Any:
@@ -212,9 +211,6 @@ def _read(env: Mapping[str, str], key: str, default: Any, meta: Mapping[str, Any
         if isinstance(default, int):
             return _number(env, meta["fallback"], default)
         default = env[meta["fallback"]].rstrip("/") + meta["suffix"]
-    if meta.get("console") and not env.get(key) and env.get("TIDEWATER_S3_HOST") and env.get(
-            "TIDEWATER_S3_CONSOLE_PORT"):
-        default = f"http://{env['TIDEWATER_S3_HOST']}:{env['TIDEWATER_S3_CONSOLE_PORT']}"
     if isinstance(default, bool) or not isinstance(default, (int, float)):
         value = env.get(key) or default
         if meta.get("pg_name") and not re.fullmatch(r"[a-z0-9_]{1,63}", value):
@@ -306,7 +302,7 @@ class Settings:
     # keep it well under the server's max_slot_wal_keep_size (TIDEWATER_PG_MAX_SLOT_WAL_KEEP_SIZE, 4GB).
     max_slot_lag_bytes: int = _check(1024**3, above=0)
     # where a person finds things (the demo's summary)
-    s3_console_url: str = _check("http://127.0.0.1:29001", console=True)
+    s3_console_url: str = _check("http://127.0.0.1:29001", url=True)  # the native stack writes its own
     mail_dir: str = str(REPO_ROOT / ".stack" / "mail")
 
     @property

@@ -43,6 +43,23 @@ def test_missing_connection_names_the_variable_and_the_fix():
         get_connection("lake_s3", env={})
 
 
+def test_the_kafka_client_config_of_an_undefined_connection_names_the_variable(monkeypatch):
+    from tidewater.cdc.topics import consumer_config
+
+    monkeypatch.delenv("AIRFLOW_CONN_NO_SUCH_KAFKA", raising=False)
+    with pytest.raises(ConfigError, match="connection 'no_such_kafka' is not defined: set AIRFLOW_CONN_NO_SUCH_KAFKA"):
+        consumer_config(Settings(kafka_conn_id="no_such_kafka"))
+
+
+def test_the_kafka_client_config_is_the_providers_hooks_with_overrides(monkeypatch):
+    from tidewater.cdc.topics import consumer_config
+
+    monkeypatch.setenv("AIRFLOW_CONN_SOME_KAFKA", '{"conn_type": "kafka", "extra": {"bootstrap.servers": "k:9092", '
+                                                  '"security.protocol": "SASL_PLAINTEXT"}}')
+    config = consumer_config(Settings(kafka_conn_id="some_kafka"), **{"group.id": "g"})
+    assert config == {"bootstrap.servers": "k:9092", "security.protocol": "SASL_PLAINTEXT", "group.id": "g"}
+
+
 def test_env_file_values_are_unquoted(tmp_path):
     path = tmp_path / "env"
     path.write_text("# comment\nA='x y'\nB='{\"k\": 1}'\nC=plain\n")

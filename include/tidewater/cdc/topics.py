@@ -20,14 +20,11 @@ def consumer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         def _get_client(self, config: dict[str, Any]) -> dict[str, Any]:
             return config  # the config the hook would make its client from
 
+    get_connection(settings.kafka_conn_id)  # not defined: ConfigError names the variable to set
     try:
         config = dict(ConfigHook(settings.kafka_conn_id).get_conn)
     except ValueError as error:  # no bootstrap.servers, or a callback the allowlist does not name
         raise ConfigError(f"connection {settings.kafka_conn_id!r}: {error}") from None
-    except Exception as error:  # not defined: name the variable, as get_connection does
-        if "isn't defined" in str(error) or "not found" in str(error).lower():
-            get_connection(settings.kafka_conn_id)
-        raise
     config.update(overrides)
     return config
 

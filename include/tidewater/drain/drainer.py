@@ -25,6 +25,7 @@ from tidewater.config import ConfigError
 from tidewater.drain.encoder import ChunkEncoder
 from tidewater.lake import Lake, commit, maintenance
 from tidewater.lake import objects as layout
+from tidewater.tables import registry
 
 log = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD = -1  # mallopt parameter number, from glibc's malloc.h
@@ -157,10 +158,13 @@ class _PartitionWriter:
         self.keys: list[str] = []  # data files uploaded by this run
         self.reasons: Counter[str] = Counter()
         self.last_lsn: int | None = None  # of the last change written; an incremental snapshot's rows take it
+        self._lake_asked = False  # whether the lake was asked for its newest LSN (None: it has none)
 
     def previous_lsn(self) -> int | None:
-        """The LSN of the partition's change before the next one: this slice's last, else the lake's newest."""
-        if self.last_lsn is None:
+        """The LSN of the partition's change before the next one: this slice's last, else the lake's newest (asked
+        once)."""
+        if self.last_lsn is None and not self._lake_asked:
+            self._lake_asked = True
             self.last_lsn = commit.newest_lsn(self.lake.con, layout.table_of(self.topic), self.progress.partition,
                                               self.progress.start)
         return self.last_lsn
@@ -347,8 +351,6 @@ def _keep_freed_memory() -> None:
 def may_be_gone(table: str) -> frozenset[str] | None:
     """The lake columns of `table` its records may lack (the registry's dropped columns and rename targets), or
     None for a table the registry does not have (a scratch topic): then a missing column is not checked."""
-    from tidewater.tables import registry
-
     try:
         entry = registry().table(table)
     except ConfigError:
