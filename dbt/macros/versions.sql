@@ -12,11 +12,14 @@
   full refresh gives the same table. The rows it writes carry the build's time (`_versioned_at`): what the
   dimensions and facts downstream rebuild is what got newer versions since their own last build.
 #}
+{#
+  Its materialization is in the generated properties (models/intermediate/_int_<source>__models.yml): incremental
+  by key for a table whose history is kept, a view for one with `history: false` (then is_incremental() is false).
+#}
 {% macro entity_versions(source_name, table_name) %}
 {%- set entry = registry_entry(source_name, table_name) %}
 {%- set keys = entry.warehouse_key %}
 {%- set key = keys | join(', ') %}
-{{ config(materialized='incremental', incremental_strategy='delete+insert') }}
 {%- set placeholder = "'__debezium_unavailable_value'" -%}
 {%- set staging_model = 'stg_' ~ source_name ~ '__' ~ table_name %}
 {%- set toast_columns = entry.warehouse_toasted %}
@@ -98,11 +101,10 @@ select * from versioned
 
 {#
   The latest version of every entity that still exists: the table as the source has it now. A TRUNCATE in
-  the change log removes every row whose latest change came before it. A view: the versions are the
-  table, so the current state costs nothing to build and is never stale.
+  the change log removes every row whose latest change came before it. A view where the versions are kept
+  (it costs nothing to build and is never stale); a table where they are a view (`history: false`).
 #}
 {% macro current_state(source_name, table_name) %}
-{{ config(materialized='view') }}
 {%- set versions_model = 'int_' ~ table_name ~ '_versioned' %}
 {%- set staging_model = 'stg_' ~ source_name ~ '__' ~ table_name %}
 select * exclude (version_number, valid_from, valid_to, is_current, is_deleted, _loaded_at, _versioned_at)

@@ -3,8 +3,9 @@
 Per table: ``stg_<source>__<table>`` (its changes, each once), ``int_<table>_versioned`` (every version, SCD2)
 and ``int_<table>_current`` (the table as the source has it now): one line each, calling the macros of
 ``dbt/macros/registry.sql`` and ``versions.sql``, which read the registry when dbt runs. Per source, one
-properties file per layer holds what dbt needs before it runs (the versions' ``unique_key``) and the
-tests that follow from a table's key: dbt tests, the one place such invariants are checked.
+properties file per layer holds what dbt needs before it runs (materializations, which follow from the
+table's ``history``, and the versions' ``unique_key``) and the tests that follow from a table's key: dbt
+tests, the one place such invariants are checked.
 
 Every file written here starts with `GENERATED`; `sync` rewrites them and deletes those of tables taken out
 of the registry, `check` lists what differs (the tests run it: a registry edit without a sync fails).
@@ -55,11 +56,16 @@ def _staging(table: Table) -> dict:
 
 def _versioned(table: Table) -> dict:
     key = " x ".join(table.warehouse_key)
+    description = (f"Every version of each row of {table.qualified_name}, from its change log. "
+                   f"Grain: {key} x version_number.")
+    if not table.history:  # current state only: nothing kept, nothing to test
+        return {"name": table.versions_model, "config": {"materialized": "view"},
+                "description": f"{description} A view (history: false): computed from the change log when read."}
     return {
         "name": table.versions_model,
-        "description": f"Every version of each row of {table.qualified_name}, from its change log. "
-                       f"Grain: {key} x version_number.",
-        "config": {"unique_key": list(table.warehouse_key)},
+        "description": description,
+        "config": {"materialized": "incremental", "incremental_strategy": "delete+insert",
+                   "unique_key": list(table.warehouse_key)},
         "data_tests": _key_tests(table, "version_number"),
         "columns": [*({"name": column, "data_tests": ["not_null"]} for column in table.warehouse_key),
                     {"name": "valid_from", "data_tests": ["not_null"]}],
@@ -71,6 +77,8 @@ def _current(table: Table) -> dict:
         "name": table.current_model,
         "description": f"{table.qualified_name} as the source has it now: the latest version of each row, "
                        f"deleted rows removed. Grain: {' x '.join(table.warehouse_key)}.",
+        # A view of the kept versions; a table where the versions are a view (history: false).
+        "config": {"materialized": "view" if table.history else "table"},
     }
     if len(table.warehouse_key) == 1:
         model["columns"] = [{"name": table.warehouse_key[0], "data_tests": ["unique", "not_null"]}]

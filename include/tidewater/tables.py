@@ -9,6 +9,8 @@ schema, where it is not the source's name), and per table ``config.meta.tidewate
   renamed      PostgreSQL column -> warehouse column (every other column keeps its name); after a rename in
                PostgreSQL, `<new name>: <old name>` keeps one warehouse column (newest name first)
   dropped      columns dropped in PostgreSQL: their history stays, null from the drop on
+  history      false: current state only (SCD1); the versions are a view computed from the change log when
+               read, not a table each build keeps (default true: every version, SCD2, kept)
 
 Each table gets its change log (staging), every version (SCD2) and its current state (tidewater.dbt_models).
 
@@ -31,7 +33,7 @@ from tidewater.config import REPO_ROOT, ConfigError
 
 REGISTRY_PATH = REPO_ROOT / "dbt" / "models" / "staging" / "__sources.yml"
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")  # what the warehouse's names and Kafka's topics take unquoted
-TABLE_KEYS = frozenset({"primary_key", "toasted", "renamed", "dropped"})
+TABLE_KEYS = frozenset({"primary_key", "toasted", "renamed", "dropped", "history"})
 SOURCE_KEYS = frozenset({"connection", "schema"})
 
 
@@ -47,6 +49,7 @@ class Table:
     toasted: tuple[str, ...] = ()
     renamed: Mapping[str, str] = field(default_factory=dict)
     dropped: tuple[str, ...] = ()
+    history: bool = True  # every version kept (SCD2); False: current state only, versions computed on read
 
     @property
     def qualified_name(self) -> str:
@@ -150,10 +153,15 @@ def _table(source: str, connection: str, schema: str, node: Mapping[str, Any], p
         raise _fail(path, where, f"renamed must map PostgreSQL columns to warehouse columns, got {renamed!r}")
     for old, new in renamed.items():
         _identifiers([old, new], path, where, "renamed")
+    history = meta.get("history", True)
+    if not isinstance(history, bool):
+        raise _fail(path, where, f"history must be true (every version kept) or false (current state only), "
+                                 f"got {history!r}")
     return Table(source=source, connection=connection, schema=schema, name=name,
                  primary_key=_identifiers(meta["primary_key"], path, where, "primary_key"),
                  toasted=_identifiers(meta.get("toasted") or [], path, where, "toasted"),
-                 renamed=dict(renamed), dropped=_identifiers(meta.get("dropped") or [], path, where, "dropped"))
+                 renamed=dict(renamed), dropped=_identifiers(meta.get("dropped") or [], path, where, "dropped"),
+                 history=history)
 
 
 def parse(document: Mapping[str, Any], path: Path = REGISTRY_PATH) -> Registry:

@@ -278,7 +278,7 @@ def test_a_table_added_while_traffic_runs_gets_its_rows_and_changes_once(library
         registry = yaml.safe_load(library.registry_path.read_text())
         library_source = next(s for s in registry["sources"] if s["name"] == "library")
         library_source["tables"].append({"name": "reviews", "config": {"meta": {"tidewater": {
-            "primary_key": ["review_id"], "toasted": ["body"]}}}})
+            "primary_key": ["review_id"], "toasted": ["body"], "history": False}}}})  # current state only
         library.registry_path.write_text(yaml.safe_dump(registry, sort_keys=False))
         cli(library, "tables", "sync")
         captured = cli(library, "tables", "capture")
@@ -314,6 +314,10 @@ def test_a_table_added_while_traffic_runs_gets_its_rows_and_changes_once(library
     drain_and_build(library, lake, group_id, warehouse)
     assert_current_state_equals_postgres(library, warehouse)
     with duckdb.connect(warehouse, read_only=True) as con:
+        # history: false keeps no versions: they are a view of the change log; the current state is a table.
+        assert dict(con.execute("select table_name, table_type from information_schema.tables "
+                                "where table_name like 'int_reviews_%'").fetchall()) == {
+            "int_reviews_versioned": "VIEW", "int_reviews_current": "BASE TABLE"}
         # A snapshot row restating a streamed insert is no version: no version equals the one before it.
         assert con.execute("select count(*) from (select (book_id, stars, body) = lag((book_id, stars, body)) over "
                            "(partition by review_id order by version_number) as same from int_reviews_versioned) "

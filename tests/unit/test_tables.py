@@ -71,6 +71,7 @@ def test_a_composite_key_and_a_schema_other_than_the_source_name():
     (entry("loans", primary_key=["id"], renamed=["a"]), r"renamed must map PostgreSQL columns"),
     (entry("loans", primary_key=["id"], dropped="Old Column"), r"dropped must be a list of lower-case column"),
     (entry("Loans", primary_key=["id"]), r"table name 'Loans' must be a lower-case identifier"),
+    (entry("loans", primary_key=["id"], history="no"), r"history must be true .* or false .*, got 'no'"),
 ])
 def test_a_wrong_entry_is_refused_naming_the_table_and_the_fix(table_entry, message):
     with pytest.raises(ConfigError, match=message):
@@ -122,6 +123,24 @@ def test_adding_a_table_is_one_registry_entry_then_sync(project):
     versioned = next(m for m in properties["models"] if m["name"] == "int_gift_cards_versioned")
     assert versioned["config"]["unique_key"] == ["gift_card_id"]
     assert versioned["data_tests"] == [{"unique": {"arguments": {"column_name": "(gift_card_id, version_number)"}}}]
+
+
+def test_a_table_without_history_keeps_no_versions_and_its_current_state_as_a_table(project):
+    registry = add_table(project, entry("page_views", primary_key=["view_id"], history=False))
+    assert not registry.table("page_views").history and registry.table("orders").history
+
+    dbt_models.sync(registry, project)
+
+    assert (project / "intermediate" / "int_page_views_versioned.sql").read_text().splitlines()[1] == \
+        "{{ entity_versions('shop', 'page_views') }}"
+    models = {m["name"]: m for m in yaml.safe_load((project / "intermediate" / "_int_shop__models.yml").read_text())[
+        "models"]}
+    assert models["int_page_views_versioned"]["config"] == {"materialized": "view"}
+    assert "data_tests" not in models["int_page_views_versioned"]  # a view: nothing kept, nothing to test
+    assert models["int_page_views_current"]["config"] == {"materialized": "table"}
+    assert models["int_page_views_current"]["columns"] == [{"name": "view_id", "data_tests": ["unique", "not_null"]}]
+    assert models["int_orders_versioned"]["config"]["materialized"] == "incremental"
+    assert models["int_orders_current"]["config"] == {"materialized": "view"}
 
 
 def test_a_table_taken_out_of_the_registry_loses_its_generated_models_only(project):
