@@ -26,7 +26,7 @@ COPY --chown=airflow:root examples/shop ./examples/shop
 RUN pip install --no-cache-dir --no-deps -e . && python -m tidewater.duck
 COPY --chown=airflow:root dbt ./dbt
 # The manifest Cosmos renders the warehouse DAG from (LoadMode.DBT_MANIFEST), as `make install` builds it.
-RUN cd dbt && DBT_PROFILES_DIR=. dbt parse --quiet && rm -rf logs
+RUN cd dbt && DBT_PROFILES_DIR=. dbt deps --quiet && DBT_PROFILES_DIR=. dbt parse --quiet && rm -rf logs
 COPY --chown=airflow:root great_expectations ./great_expectations
 COPY --chown=airflow:root dags ./dags
 COPY --chown=airflow:root plugins ./plugins

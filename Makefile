@@ -35,8 +35,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	@touch $@
 
 # The dbt manifest Cosmos renders the warehouse DAG from (LoadMode.DBT_MANIFEST).
-dbt/target/manifest.json: install $(shell find dbt/models dbt/macros -type f) dbt/dbt_project.yml dbt/profiles.yml
-	cd dbt && DBT_PROFILES_DIR=. ../$(BIN)/dbt parse --quiet
+# The shop's marts are a dbt package (examples/shop/dbt, dbt/packages.yml): `dbt deps` links it first.
+dbt/target/manifest.json: install $(shell find dbt/models dbt/macros examples/shop/dbt -type f) dbt/dbt_project.yml \
+		dbt/profiles.yml dbt/packages.yml
+	cd dbt && DBT_PROFILES_DIR=. ../$(BIN)/dbt deps --quiet && DBT_PROFILES_DIR=. ../$(BIN)/dbt parse --quiet
 
 # The drain's compiled decoder (Rust, pyo3): cargo's build cache and the wheel live outside the repo so every
 # clone and CI reuse them; crates come from ~/.cargo/registry at the versions in Cargo.lock.

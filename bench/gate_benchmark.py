@@ -74,7 +74,7 @@ def main() -> None:
                 timed(results, "dbt build (whole project)", dbt_build, settings, bucket, Path(settings.warehouse_path))
                 publication_id = stage.new_publication_id()
                 candidate = timed(results, "stage candidate", stage.stage_candidate, settings, publication_id)
-                timed(results, "read batches into pandas", context.read_batches, candidate)
+                timed(results, "read batches into pandas", context.read_batches, settings, candidate)
                 report = timed(results, "checkpoints", context.validate, settings, publication_id, candidate)
                 assert report.success, report.failure_message()
                 timed(results, "render data docs (docs task)", context.update_data_docs, settings)

@@ -27,8 +27,9 @@ its lock. Every dbt task therefore takes the one slot of the `duckdb_warehouse` 
 after another even with parallel workers.
 
 **Gate, publish, docs.** After the build, `gate` copies the marts into a candidate file and validates it
-with Great Expectations (suites in `include/tidewater/gate/suites.py`); only if every expectation passes
-does `publish` replace every mart in the marts DuckLake catalog, in one transaction (docs/marts.md).
+with Great Expectations (the marts and suites of the module `TIDEWATER_GATE_MARTS` names: the shop's by
+default); only if every expectation passes does `publish` replace every mart in the marts DuckLake
+catalog, in one transaction (docs/marts.md).
 A failed gate publishes nothing and names the failed expectations and their data docs page. `publish` also
 refuses while the lake holds committed quarantine that was never reported (docs/alerts.md). `docs`
 (off the critical path, also after a failed gate) generates dbt docs beside the GX data docs and copies

@@ -265,6 +265,8 @@ class Settings:
     marts_keep_hours: float = _check(168.0, above=0,
                                      why="0 would expire the snapshot a reader has just started reading")
     gate_max_change_age_hours: float = _check(24.0, above=0)
+    # The module naming the marts the gate publishes and their suites (tidewater.gate.suites.marts_module).
+    gate_marts: str = "tidewater_shop.marts"
     # Where the Airflow UI serves the data docs (plugins/tidewater_docs.py), for links in gate failures.
     # The docs site is a plugin of the api-server: under its URL unless told otherwise.
     docs_url: str = _check("http://127.0.0.1:28080/tidewater-docs", url=True, fallback="AIRFLOW__API__BASE_URL",

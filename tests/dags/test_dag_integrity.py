@@ -47,7 +47,7 @@ def test_warehouse_builds_each_model_with_its_tests_in_one_task_of_the_one_write
     settings = Settings.from_env()
     manifest = json.loads((REPO_ROOT / "dbt" / "target" / "manifest.json").read_text())
     models = {node["name"] for node in manifest["nodes"].values()
-              if node["resource_type"] == "model" and node["package_name"] == "tidewater"}
+              if node["resource_type"] == "model" and node["package_name"] in ("tidewater", "shop")}
     dbt_tasks = [task for task in dagbag.dags["warehouse"].tasks if task.task_id.startswith("dbt.")]
 
     assert {task.task_id.removeprefix("dbt.").removesuffix("_model_build") for task in dbt_tasks} == models

@@ -16,7 +16,7 @@ from psycopg import sql
 
 from tidewater.config import Connection, Settings, get_connection
 from tidewater.gate import publish, stage
-from tidewater.gate.suites import MARTS
+from tidewater.gate.suites import mart_names
 from tidewater.lake import Lake
 from tidewater.lake.objects import Bucket
 
@@ -93,7 +93,7 @@ def new_marts(settings: Settings, marts_dir: Path, bucket: str | None = None) ->
 
 def rows_of(number: int, table: str) -> int:
     """Publication `number`'s row count of a mart: different for every publication and every mart."""
-    return 3 + 7 * number + MARTS.index(table)
+    return 3 + 7 * number + mart_names().index(table)
 
 
 def stage_synthetic(settings: Settings, number: int) -> str:
@@ -102,7 +102,7 @@ def stage_synthetic(settings: Settings, number: int) -> str:
     path = stage.candidate_path(settings, publication_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(path)) as con:
-        for table in MARTS:
+        for table in mart_names():
             con.execute(f"create table {table} as select {number} as publication_no, range as row_no, "
                         f"repeat('x', 200) as padding from range({rows_of(number, table)})")
         con.execute(f"create schema gate; create table gate.source_state as select {number} as publication_no")
@@ -115,7 +115,7 @@ def read_all_marts(con: duckdb.DuckDBPyConnection) -> dict:
     try:
         seen = {"publication": con.execute(f"select publication_id from {publish.PUBLICATIONS} "
                                            "order by published_at desc limit 1").fetchone()[0]}
-        for table in MARTS:
+        for table in mart_names():
             seen[table] = con.execute(f"select list(distinct publication_no), count(*) from marts.main.{table}"
                                       ).fetchone()
         seen["gate"] = con.execute("select list(distinct publication_no), count(*) from marts.gate.source_state"

@@ -14,7 +14,7 @@ from tidewater.cdc.connector import table_topic
 from tidewater.config import REPO_ROOT, Settings
 from tidewater.gate import context, publish, stage, steps
 from tidewater.gate.report import GateFailed
-from tidewater.gate.suites import MARTS
+from tidewater.gate.suites import mart_names
 
 from .conftest import new_lake
 from .lake_checks import wait_for_cdc_catch_up
@@ -57,7 +57,7 @@ def published_state(settings: Settings) -> dict:
     with publish.open_published(settings) as con:
         current = publish.current(con)
         tables = {table: con.execute(f"select count(*), sum(hash(columns(*))) from marts.main.{table}").fetchone()
-                  for table in MARTS}
+                  for table in mart_names()}
     return {"publication": current, "tables": tables}
 
 
@@ -84,7 +84,7 @@ def test_clean_run_publishes_marts_equal_to_the_warehouse(built):
     with publish.open_published(settings) as con:
         current = publish.current(con)
         con.execute(f"attach '{settings.warehouse_path}' as warehouse (read_only)")
-        for table in MARTS:
+        for table in mart_names():
             rows = con.execute(f"select count(*) from warehouse.main.{table}").fetchone()[0]
             assert (table, differences(con, f"warehouse.main.{table}", f"marts.main.{table}")) == (table, 0)
             assert current.rows[table] == rows
@@ -134,6 +134,6 @@ def test_rollback_publishes_the_previous_publication_again_and_young_ones_are_ke
     assert marts.bucket.get_json(publish.POINTER_KEY)["publication_id"] == second
     snapshot = next(p.snapshot_id for p in publish.history(marts.con) if p.publication_id == second)
     with publish.open_published(settings) as con:
-        for table in MARTS:
+        for table in mart_names():
             assert (table, differences(con, f"marts.main.{table}", f"marts.main.{table} at (version => {snapshot})")
                     ) == (table, 0)

@@ -19,7 +19,7 @@ import pytest
 from tidewater.config import ConfigError, get_connection
 from tidewater.duck import load_extensions, s3_secret_sql
 from tidewater.gate import publish, stage
-from tidewater.gate.suites import MARTS
+from tidewater.gate.suites import mart_names
 from tidewater.lake import catalog
 
 from .marts_checks import ScratchMarts, new_marts, read_all_marts, rows_of, stage_synthetic
@@ -43,11 +43,12 @@ def publish_number(marts: ScratchMarts, number: int) -> publish.Publication:
 
 def number_of(seen: dict) -> int | None:
     """The one publication every mart of a read belongs to, or None if the read mixed publications."""
-    numbers = {tuple(seen[table][0]) for table in (*MARTS, "gate")}
+    numbers = {tuple(seen[table][0]) for table in (*mart_names(), "gate")}
     if len(numbers) != 1 or len(next(iter(numbers))) != 1:
         return None
     number = next(iter(numbers))[0]
-    complete = all(seen[table][1] == rows_of(number, table) for table in MARTS) and list(seen["gate"]) == [[number], 1]
+    complete = all(seen[table][1] == rows_of(number, table) for table in mart_names()) and \
+        list(seen["gate"]) == [[number], 1]
     return number if complete and seen["publication"].endswith(f"-{number:03d}") else None
 
 
@@ -145,8 +146,8 @@ def test_retention_expires_only_snapshots_replaced_longer_ago_than_the_keep_time
     held = marts.reader()
     try:
         held.execute("begin")  # a reader that started on the second publication's snapshot
-        assert held.execute(f"select count(*) from marts.main.{MARTS[-1]} at (version => {second.snapshot_id})"
-                            ).fetchone()[0] == rows_of(2, MARTS[-1])
+        assert held.execute(f"select count(*) from marts.main.{mart_names()[-1]} at (version => {second.snapshot_id})"
+                            ).fetchone()[0] == rows_of(2, mart_names()[-1])
         writer = marts.writer()
         try:
             done = publish.retain(marts.settings, writer.con, now=now)
@@ -156,7 +157,7 @@ def test_retention_expires_only_snapshots_replaced_longer_ago_than_the_keep_time
         assert first.snapshot_id in done.expired_snapshots and done.deleted_files > 0
         assert second.snapshot_id not in done.expired_snapshots
         assert kept == [second.publication_id, third.publication_id]
-        for table in MARTS:
+        for table in mart_names():
             assert held.execute(f"select count(*) from marts.main.{table} at (version => {second.snapshot_id})"
                                 ).fetchone()[0] == rows_of(2, table)
         held.execute("commit")
@@ -164,14 +165,15 @@ def test_retention_expires_only_snapshots_replaced_longer_ago_than_the_keep_time
         held.close()
     with marts.reader() as con:
         with pytest.raises(duckdb.Error):
-            con.execute(f"select count(*) from marts.main.{MARTS[-1]} at (version => {first.snapshot_id})").fetchall()
+            con.execute(f"select count(*) from marts.main.{mart_names()[-1]} at (version => {first.snapshot_id})"
+                        ).fetchall()
         assert number_of(read_all_marts(con)) == 3
 
 
 def test_the_reader_role_cannot_write_the_marts(marts):
     publish_number(marts, 1)
     with marts.reader() as con, pytest.raises(duckdb.Error, match="read-only"):
-        con.execute(f"delete from marts.main.{MARTS[0]}")
+        con.execute(f"delete from marts.main.{mart_names()[0]}")
     # Attached without READ_ONLY, the role itself is refused by PostgreSQL.
     reader = get_connection(marts.settings.marts_reader_conn_id)
     con = duckdb.connect()
@@ -180,7 +182,7 @@ def test_the_reader_role_cannot_write_the_marts(marts):
         con.execute(s3_secret_sql(get_connection(marts.settings.lake_conn_id)))
         catalog.attach(con, catalog.MARTS, reader, catalog.data_path(marts.settings, catalog.MARTS))
         with pytest.raises(duckdb.Error, match="permission denied"):
-            con.execute(f"delete from marts.main.{MARTS[0]}")
+            con.execute(f"delete from marts.main.{mart_names()[0]}")
     finally:
         con.close()
     with psycopg.connect(replace(reader, schema=marts.database).postgres_conninfo()) as conn, \

@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
+import types
 
 import duckdb
 import pytest
 
-from tidewater.config import REPO_ROOT, Settings
+from tidewater.config import REPO_ROOT, ConfigError, Settings
 from tidewater.gate import context, suites
 from tidewater.tables import registry
 
@@ -34,7 +36,7 @@ def test_the_gate_builds_its_files_once_per_version_of_the_code(built, monkeypat
     (built / "uncommitted" / "suites.sha256").write_text("older code")
     context.ensure_built(settings)
     assert len(calls) == 1 and (built / "uncommitted" / "suites.sha256").read_text() == \
-        context.definitions_fingerprint()
+        context.definitions_fingerprint(settings)
 
 
 def test_the_committed_context_file_is_the_one_the_gate_writes(built):
@@ -48,18 +50,18 @@ def test_keys_and_references_are_dbt_tests_and_the_gate_does_not_check_them_agai
     key or accepted-values rule."""
     import yaml
 
-    marts = {model["name"]: model for model in
-             yaml.safe_load((REPO_ROOT / "dbt" / "models" / "marts" / "_marts.yml").read_text())["models"]}
-    for mart in suites.MARTS:
+    marts = {model["name"]: model for model in yaml.safe_load(
+        (REPO_ROOT / "examples" / "shop" / "dbt" / "models" / "marts" / "_marts.yml").read_text())["models"]}
+    for mart in suites.mart_names():
         tested = [set(map(str, column.get("data_tests", []))) for column in marts[mart]["columns"]]
         assert any({"unique", "not_null"} <= tests for tests in tested), f"{mart} has no dbt-tested key"
-    rules = [(e.type, e.kwargs) for batch in suites.BATCHES for e in batch.expectations]
+    rules = [(e.type, e.kwargs) for batch in suites.batches() for e in batch.expectations]
     assert not [r for r in rules if r[0] in ("expect_column_values_to_be_unique", "expect_column_values_to_be_in_set")]
     assert not [r for r in rules if r[0] == "expect_column_values_to_not_be_null" and r[1]["column"].endswith("_key")]
     assert not [r for r in rules if str(r[1].get("column_B", "")).startswith("resolved_")]
 
 
-@pytest.mark.parametrize("batch", suites.BATCHES, ids=lambda b: b.name)
+@pytest.mark.parametrize("batch", suites.batches(), ids=lambda b: b.name)
 def test_the_built_suite_equals_the_code(batch, built):
     committed = json.loads((built / "expectations" / f"{batch.name}.json").read_text())
 
@@ -78,7 +80,7 @@ def _numbers_as_floats(value):
     return float(value)
 
 
-@pytest.mark.parametrize("batch", suites.BATCHES, ids=lambda b: b.name)
+@pytest.mark.parametrize("batch", suites.batches(), ids=lambda b: b.name)
 def test_every_batch_has_a_validation_definition_and_a_checkpoint(batch, built):
     validation = json.loads((built / "validation_definitions" / f"{batch.name}.json").read_text())
     checkpoint = json.loads((built / "checkpoints" / f"publish_{batch.name}.json").read_text())
@@ -105,3 +107,25 @@ def test_a_change_dated_in_the_future_does_not_count_as_the_newest():
     newest, staged = con.execute(f"select newest_change_at, staged_at from ({suites.source_state_sql()})").fetchone()
 
     assert 1.9 < (staged - newest).total_seconds() / 3600 < 2.1
+
+
+def test_the_marts_are_the_projects_own_module_and_a_wrong_one_is_named(monkeypatch):
+    with pytest.raises(ConfigError, match=r"TIDEWATER_GATE_MARTS='no_such_marts': no such module"):
+        suites.mart_names(dataclasses.replace(Settings(), gate_marts="no_such_marts"))
+    mine = types.ModuleType("my_marts")
+    mine.MARTS, mine.BATCHES = (), ()
+    monkeypatch.setitem(sys.modules, "my_marts", mine)
+    settings = dataclasses.replace(Settings(), gate_marts="my_marts")
+    with pytest.raises(ConfigError, match=r"TIDEWATER_GATE_MARTS='my_marts': the module has no SOURCE_FIGURES"):
+        suites.batches(settings)
+
+    mine.SOURCE_FIGURES = ""  # no marts: the gate checks the source's freshness only
+    con = duckdb.connect()
+    for table in registry():
+        con.execute(f"create table {table.versions_model} as select now() - interval 1 hour as valid_from")
+
+    assert suites.mart_names(settings) == () and suites.batches(settings) == (suites.FRESHNESS,)
+    assert [column[0] for column in con.execute(suites.source_state_sql(settings)).description] == [
+        "newest_change_at", "staged_at"]
+    assert suites.mart_names() == ("dim_customer", "dim_product", "dim_date", "fct_order_items", "fct_orders",
+                                   "mart_daily_sales", "mart_customer_lifetime_value", "mart_product_performance")

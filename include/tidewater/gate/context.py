@@ -29,7 +29,7 @@ from tidewater import sqltext
 from tidewater.config import Settings
 from tidewater.gate import docs
 from tidewater.gate.report import GateReport, summarise
-from tidewater.gate.suites import BATCHES, Batch
+from tidewater.gate.suites import Batch, batches
 
 DATASOURCE = "candidate"
 BATCH_DEFINITION = "whole"
@@ -54,20 +54,20 @@ def open_context(settings: Settings):
     return gx.get_context(mode="file", context_root_dir=str(root))
 
 
-def definitions_fingerprint() -> str:
+def definitions_fingerprint(settings: Settings) -> str:
     """A digest of every batch's name, SQL and expectations: what the context's GX files are built from."""
-    text = json.dumps([[b.name, b.sql, [[e.type, e.kwargs] for e in b.expectations]] for b in BATCHES],
+    text = json.dumps([[b.name, b.sql, [[e.type, e.kwargs] for e in b.expectations]] for b in batches(settings)],
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def ensure_built(settings: Settings) -> None:
-    """Builds the suites, validation definitions and checkpoints from tidewater.gate.suites when the context
-    does not hold this code's (a new checkout, or suites.py changed): they are never committed files. A lock
+    """Builds the suites, validation definitions and checkpoints from the gate's batches when the context
+    does not hold this code's (a new checkout, or the suites changed): they are never committed files. A lock
     keeps two gate runs from building at once."""
     root = Path(settings.gx_context_dir)
     marker = root / "uncommitted" / "suites.sha256"
-    fingerprint = definitions_fingerprint()
+    fingerprint = definitions_fingerprint(settings)
     if marker.exists() and marker.read_text() == fingerprint:
         return
     marker.parent.mkdir(parents=True, exist_ok=True)
@@ -98,11 +98,12 @@ def sync(settings: Settings) -> None:
     # committed file as it is); only missing assets are added and stale ones removed.
     datasource = (context.data_sources.get(DATASOURCE) if DATASOURCE in context.data_sources.all()
                   else context.data_sources.add_pandas(DATASOURCE))
-    names = {batch.name for batch in BATCHES}
+    every = batches(settings)
+    names = {batch.name for batch in every}
     for asset in [asset.name for asset in datasource.assets if asset.name not in names]:
         datasource.delete_asset(asset)
     present = {asset.name for asset in datasource.assets}
-    for batch in BATCHES:
+    for batch in every:
         if batch.name in present:
             definition = datasource.get_asset(batch.name).get_batch_definition(BATCH_DEFINITION)
         else:
@@ -148,10 +149,10 @@ def batch_frame(con: duckdb.DuckDBPyConnection, sql: str):
     return without_pandas_na(relation.df())
 
 
-def read_batches(candidate: Path) -> dict[str, Any]:
+def read_batches(settings: Settings, candidate: Path) -> dict[str, Any]:
     """Every gate batch as a pandas DataFrame, read from the candidate file."""
     with duckdb.connect(str(candidate), read_only=True) as con:
-        return {batch.name: batch_frame(con, batch.sql) for batch in BATCHES}
+        return {batch.name: batch_frame(con, batch.sql) for batch in batches(settings)}
 
 
 def without_pandas_na(frame):
@@ -181,13 +182,13 @@ def validate(settings: Settings, publication_id: str, candidate: Path) -> GateRe
     """Runs every batch's checkpoint on the candidate and summarises (data docs: `update_data_docs`)."""
     from great_expectations.core.run_identifier import RunIdentifier
 
-    frames = read_batches(candidate)
+    frames = read_batches(settings, candidate)
     ensure_built(settings)
     context = open_context(settings)
     run_id = RunIdentifier(run_name=f"publish-{publication_id}", run_time=datetime.now(UTC))
     parameters = expectation_parameters(settings)
     validations, pages = [], {}
-    for batch in BATCHES:
+    for batch in batches(settings):
         result = context.checkpoints.get(checkpoint_name(batch)).run(
             batch_parameters={"dataframe": frames[batch.name]}, expectation_parameters=parameters, run_id=run_id)
         for identifier, validation in result.run_results.items():

@@ -3,7 +3,7 @@
 Readers attach the marts catalog read-only with their own credentials (``open_published``, or the duckdb CLI
 as docs/marts.md shows) and read ``marts.main.<mart>``. What they can rely on:
 
-- A publication is ONE DuckLake transaction: it replaces every mart (tidewater.gate.suites.MARTS, in
+- A publication is ONE DuckLake transaction: it replaces every mart (tidewater.gate.suites.mart_names, in
   ``marts.main``) and the figures the gate checked them against (``marts.gate.source_state``) from a candidate
   that passed the gate, and adds a row to ``marts.tidewater.publications``. A reader's transaction
   reads one snapshot, so it sees the previous publication or the new one, never a mix and never a candidate
@@ -35,7 +35,7 @@ import duckdb
 
 from tidewater.config import ConfigError, Settings
 from tidewater.gate.stage import candidate_path, discard_candidate
-from tidewater.gate.suites import MARTS
+from tidewater.gate.suites import mart_names
 from tidewater.lake import Lake, catalog
 from tidewater.lake.objects import ObjectStoreError
 from tidewater.sqltext import literal
@@ -43,8 +43,12 @@ from tidewater.sqltext import literal
 PREFIX = "marts"  # the marts catalog's data files in the lake bucket (catalog.DATA_PREFIX)
 POINTER_KEY = f"{PREFIX}/_current.json"  # the last publication's summary, for monitors
 PUBLICATIONS = f"{catalog.MARTS}.tidewater.publications"
-# What a publication replaces, as (schema, table): the marts, and the gate's source figures beside them.
-PUBLISHED = (*(("main", table) for table in MARTS), ("gate", "source_state"))
+SOURCE_STATE = ("gate", "source_state")  # the gate's source figures, published beside the marts
+
+
+def published_tables(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """What a publication replaces, as (schema, table): the marts, and the gate's source figures beside them."""
+    return (*(("main", table) for table in mart_names(settings)), SOURCE_STATE)
 AUTHOR = "tidewater"
 Action = Literal["publish", "rollback"]
 
@@ -139,18 +143,18 @@ def current_publication(settings: Settings) -> str | None:
     return publication.publication_id if publication else None
 
 
-def _replace_marts(con: duckdb.DuckDBPyConnection, publication_id: str, action: Action,
-                   source: str) -> Publication:
-    """One transaction: every PUBLISHED table replaced by `source` (a relation: ``{schema}``, ``{table}``
-    placeholders), the publication recorded."""
+def _replace_marts(con: duckdb.DuckDBPyConnection, publication_id: str, action: Action, source: str,
+                   tables: tuple[tuple[str, str], ...]) -> Publication:
+    """One transaction: every table of `tables` (published_tables) replaced by `source` (a relation: ``{schema}``,
+    ``{table}`` placeholders), the publication recorded."""
     con.execute("begin")
     try:
-        for schema, table in PUBLISHED:
+        for schema, table in tables:
             con.execute(f"create schema if not exists {catalog.MARTS}.{schema}")
             con.execute(f"create or replace table {catalog.MARTS}.{schema}.{table} as select * from "
                         + source.format(schema=schema, table=table))
         rows = {table: con.execute(f"select count(*) from {catalog.MARTS}.main.{table}").fetchone()[0]
-                for table in MARTS}
+                for schema, table in tables if schema == "main"}
         _record(con, publication_id, action, rows)
         con.execute("commit")
     except BaseException:
@@ -204,7 +208,8 @@ def publish(settings: Settings, publication_id: str, marts: Lake) -> Publication
                           "an earlier publication on purpose: python -m tidewater.gate.publish rollback)")
     con.execute(f"attach {literal(candidate)} as candidate (read_only)")
     try:
-        published = _replace_marts(con, publication_id, "publish", "candidate.{schema}.{table}")
+        published = _replace_marts(con, publication_id, "publish", "candidate.{schema}.{table}",
+                                   published_tables(settings))
     finally:
         con.execute("detach candidate")
     discard_candidate(settings, publication_id)
@@ -234,7 +239,8 @@ def rollback(settings: Settings, marts: Lake, to: str | None = None) -> Publicat
         raise ConfigError(f"publication {to!r} is not kept; choose one of: {', '.join(sorted(snapshots))}")
     version = snapshots[to]
     published = _replace_marts(marts.con, to, "rollback",
-                               f"{catalog.MARTS}.{{schema}}.{{table}} at (version => {version})")
+                               f"{catalog.MARTS}.{{schema}}.{{table}} at (version => {version})",
+                               published_tables(settings))
     _announce(marts, published)
     return published
 

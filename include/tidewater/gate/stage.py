@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from tidewater.config import ConfigError, Settings
-from tidewater.gate.suites import MARTS, source_state_sql
+from tidewater.gate.suites import mart_names, source_state_sql
 from tidewater.sqltext import literal
 
 MARTS_FILE = "marts.duckdb"
@@ -47,8 +47,9 @@ def stage_candidate(settings: Settings, publication_id: str) -> Path:
     target.parent.mkdir(parents=True)
     # Read-write, with dbt-duckdb's (default) configuration: where Cosmos ran dbt in this same process
     # (`airflow dags test`), DuckDB then hands out dbt's open database instead of refusing a second one.
+    marts = mart_names(settings)
     with duckdb.connect(str(warehouse)) as con:
-        missing = sorted(set(MARTS) - {row[0] for row in con.execute(
+        missing = sorted(set(marts) - {row[0] for row in con.execute(
             "select table_name from information_schema.tables "
             "where table_catalog = current_database() and table_schema = 'main'").fetchall()})
         if missing:
@@ -56,10 +57,10 @@ def stage_candidate(settings: Settings, publication_id: str) -> Path:
         con.execute("detach database if exists candidate")
         con.execute(f"attach {literal(target)} as candidate")
         try:
-            for table in MARTS:
+            for table in marts:
                 con.execute(f"create table candidate.main.{table} as select * from {table}")
             con.execute("create schema candidate.gate")
-            con.execute(f"create table candidate.gate.source_state as {source_state_sql()}")
+            con.execute(f"create table candidate.gate.source_state as {source_state_sql(settings)}")
         finally:
             con.execute("detach candidate")
     return target
