@@ -57,17 +57,6 @@
     where product_id in (select product_id from {{ ref('dim_product') }} where _versioned_at > {{ since }})
 {% endmacro %}
 
-{% macro rebuild_interval() %}
-    {#- An empty var is unset: the warehouse DAG always passes both, empty outside interval runs. #}
-    {%- set start, end = var('interval_start', none) or none, var('interval_end', none) or none %}
-    {%- if (start is none) != (end is none) %}
-        {{ exceptions.raise_compiler_error(
-            "the rebuild interval needs both vars, interval_start and interval_end (got interval_start="
-            ~ start ~ ", interval_end=" ~ end ~ "); pass both, e.g. --vars '{interval_start: 2026-01-01, interval_end: 2026-01-02}'") }}
-    {%- endif %}
-    {{ return(none if (start is none or flags.FULL_REFRESH) else (start, end)) }}
-{% endmacro %}
-
 {#
   Dimensions are incremental by entity: a build replaces every version of the entities whose versions were
   rewritten since its last build (delete + insert by the entity's id), so it costs what changed.
