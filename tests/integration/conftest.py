@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from urllib.parse import quote
+from pathlib import Path
 
-import duckdb
 import psycopg
-import pyarrow as pa
 import pytest
+from aiosmtpd.controller import Controller
 from psycopg import sql
 
+from tests.support.alerts import free_port
+from tests.support.kafka import delete_topic
+from tests.support.lake import ScratchLake, new_lake
 from tidewater.cdc import connector
 from tidewater.config import Settings
-from tidewater.duck import load_extensions, s3_secret_sql
-from tidewater.lake import Lake, commit
-from tidewater.lake.objects import Bucket
 from tidewater_dev.airflow_api import AirflowApi
+from tidewater_dev.mailsink import MaildirHandler
 from tidewater_shop import migrate
 
 
@@ -83,65 +81,6 @@ def shop_changes(cdc: Settings) -> Settings:
     return cdc
 
 
-@dataclass
-class ScratchLake(Lake):
-    """A lake of one test: its own bucket and catalog database. `env` points a subprocess (airflow dags test) at it."""
-
-    env: dict[str, str] = field(default_factory=dict)
-    conn_id: str = ""  # an Airflow connection id of its catalog, defined in this process's environment
-
-    def settings(self, base: Settings) -> Settings:
-        """`base`, pointed at this lake (for code that runs in the test's process)."""
-        return replace(base, lake_bucket=self.bucket.bucket, lake_catalog_conn_id=self.conn_id)
-
-    def changes(self, table: str, where: str = "true") -> pa.Table:
-        """The change table's rows (empty if the table does not exist yet)."""
-        if commit.table_columns(self.con, table) is None:
-            return pa.table({})
-        return self.con.execute(f"SELECT * FROM {commit.CHANGES}.{table} WHERE {where}").to_arrow_table()
-
-
-@contextmanager
-def new_lake(settings: Settings) -> Iterator[ScratchLake]:
-    """A new, empty lake (a bucket on the stack's MinIO, a catalog database owned by the catalog writer); removed
-    afterwards. Nothing of the deployment's lake is touched."""
-    from tests.deployment_state import minio_root_client
-    from tidewater.config import get_connection
-    from tidewater.lake import catalog
-
-    # MinIO's root user creates and drops the test's bucket (test-*: the test instance gives the pipeline user the
-    # pipeline's policy on it) and reads what the code under test wrote there as the pipeline user.
-    client = minio_root_client(os.environ)
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    bucket = name.replace("_", "-")
-    client.create_bucket(Bucket=bucket)
-    writer = get_connection(settings.lake_catalog_conn_id)
-    with psycopg.connect(settings.shop_conninfo(admin=True), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(writer.login)))
-    metadata = replace(writer, schema=name)
-    con = duckdb.connect()
-    load_extensions(con, "httpfs", "ducklake", "postgres")
-    con.execute(s3_secret_sql(get_connection(settings.lake_conn_id)))
-    catalog.attach(con, catalog.LAKE, metadata, f"s3://{bucket}/{catalog.DATA_PREFIX[catalog.LAKE]}")
-    lake = ScratchLake(con, Bucket(client, bucket), metadata, env={
-        "TIDEWATER_LAKE_BUCKET": bucket,
-        "TIDEWATER_LAKE_CATALOG_DB": name,
-        "AIRFLOW_CONN_LAKE_CATALOG": f"postgresql://{quote(writer.login, safe='')}:"
-                                     f"{quote(writer.password or '', safe='')}@{writer.host}:{writer.port}/{name}"})
-    lake.conn_id = f"lake_catalog_{name}"
-    conn_key = f"AIRFLOW_CONN_{lake.conn_id.upper()}"
-    os.environ[conn_key] = lake.env["AIRFLOW_CONN_LAKE_CATALOG"]
-    try:
-        yield lake
-    finally:
-        os.environ.pop(conn_key, None)
-        con.close()
-        lake.bucket.delete(lake.bucket.keys(""))
-        client.delete_bucket(Bucket=bucket)
-        with psycopg.connect(settings.shop_conninfo(admin=True), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 @pytest.fixture
 def lake(settings: Settings) -> Iterator[ScratchLake]:
     with new_lake(settings) as scratch:
@@ -166,3 +105,24 @@ def airflow_api(settings: Settings) -> AirflowApi:
                              timeout=600)
     assert started.returncode == 0, f"stack/stack.sh airflow-up failed:\n{started.stdout}\n{started.stderr}"
     return AirflowApi()
+
+
+@pytest.fixture
+def scratch_topic(shop_changes):
+    """A topic name for this test only (not matched by cdc_drain's pattern); deleted afterwards."""
+    topic = f"scratch{uuid.uuid4().hex[:8]}.shop.order_items"
+    yield topic
+    with contextlib.suppress(Exception):  # never created if the test failed before producing
+        delete_topic(shop_changes, topic)
+
+
+@pytest.fixture
+def smtp_server(tmp_path) -> Iterator[tuple[int, Path]]:
+    """A real SMTP server on a free port keeping what it receives in a maildir: (port, maildir)."""
+    port, maildir = free_port(), tmp_path / "mail"
+    controller = Controller(MaildirHandler(maildir), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, maildir
+    finally:
+        controller.stop()

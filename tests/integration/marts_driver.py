@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.integration.marts_checks import read_all_marts
+from tests.support.marts import read_all_marts
 from tidewater.config import Settings
 from tidewater.gate import publish
 

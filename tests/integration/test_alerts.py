@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 import uuid
@@ -26,53 +25,19 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from aiosmtpd.controller import Controller
 
+from tests.support.alerts import check_in_process, dags_test_mailing, html_body, point_smtp, wait_for
+from tests.support.lake import new_lake
 from tidewater.alerts import sources
 from tidewater.alerts.sources import MARTS_POINTER_KEY, STATE_KEY
 from tidewater.config import REPO_ROOT, Settings
-from tidewater_dev.mailsink import MaildirHandler, read_messages
-
-from .conftest import new_lake
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tidewater_dev.mailsink import read_messages
 
 
 @pytest.fixture(autouse=True)
 def _shop_migrated(shop) -> None:
     """The monitor reads the replication slots as the shop's application role, which the migrations create
     (on a fresh stack these tests may run before any other test has migrated the shop)."""
-
-
-@pytest.fixture
-def smtp_server(tmp_path) -> Iterator[tuple[int, Path]]:
-    """A real SMTP server on a free port keeping what it receives in a maildir: (port, maildir)."""
-    port, maildir = _free_port(), tmp_path / "mail"
-    controller = Controller(MaildirHandler(maildir), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield port, maildir
-    finally:
-        controller.stop()
-
-
-def _dags_test(dag_id: str, smtp_port: int, **settings: str) -> subprocess.CompletedProcess:
-    """`airflow dags test` with the smtp_default connection pointed at `smtp_port` and extra TIDEWATER_* env."""
-    env = os.environ.copy() | settings
-    smtp = json.loads(env["AIRFLOW_CONN_SMTP_DEFAULT"])
-    env["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps(smtp | {"port": smtp_port})
-    return subprocess.run([str(REPO_ROOT / ".venv" / "bin" / "airflow"), "dags", "test", dag_id],
-                          capture_output=True, text=True, timeout=600, env=env)
-
-
-def _html(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("html",))
-    assert part is not None, f"no HTML body in {message['Subject']!r}"
-    return part.get_content()
 
 
 def _data_mails(maildir: Path) -> list[EmailMessage]:
@@ -91,22 +56,9 @@ def _publish_pointer(lake, published_at: datetime) -> None:
                                       "published_at": published_at.isoformat()})
 
 
-def _point_smtp(monkeypatch, port: int) -> None:
-    """smtp_default, in this process, pointed at the test's SMTP server (as _dags_test does for Airflow)."""
-    smtp = json.loads(os.environ["AIRFLOW_CONN_SMTP_DEFAULT"])
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(smtp | {"port": port}))
-
-
-def _check_in_process(lake, **env: str) -> list:
-    """One check by freshness_monitor's task code, `sources.check_freshness`, in this process, with the settings
-    `airflow dags test` gets from `lake.env` and `env`. Returns its transitions (one email each)."""
-    monitor = lake.settings(Settings.from_env(os.environ | lake.env | env))
-    return sources.check_freshness(monitor, datetime.now(UTC))
-
-
 def _data_check(lake, **env: str) -> list:
     """_check_in_process's transitions about the lake and topics (see _data_mails)."""
-    return [t for t in _check_in_process(lake, **env) if not t.measurement.key.startswith(("connector:", "task:",
+    return [t for t in check_in_process(lake, **env) if not t.measurement.key.startswith(("connector:", "task:",
                                                                                           "slot:"))]
 
 
@@ -176,7 +128,7 @@ def test_each_breach_mails_once_through_airflow_then_once_when_it_recovers(setti
                    "AIRFLOW_CONN_KAFKA_DEFAULT": json.dumps(kafka), "TIDEWATER_FRESHNESS_MAX_MART_AGE_MINUTES": "60",
                    "TIDEWATER_FRESHNESS_MAX_CHANGE_AGE_MINUTES": "60"}
 
-        run = _dags_test("freshness_monitor", port, **lake.env, **monitor)
+        run = dags_test_mailing("freshness_monitor", port, **lake.env, **monitor)
 
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         mails = {str(m["Subject"]).split(":")[0]: m for m in _data_mails(maildir)}
@@ -189,17 +141,17 @@ def test_each_breach_mails_once_through_airflow_then_once_when_it_recovers(setti
         assert marts["To"] == settings.alert_email_to
         orders = mails["[tidewater] STALE newest landed change of table orders"]
         assert orders["Subject"].endswith(" minutes old (limit 60 minutes)")
-        assert "newest _source_ts 2026-01-01T00:00:00+00:00 in lake.main.orders" in _html(orders)
-        assert "ignored 1 change(s) dated after " in _html(orders)
-        assert "the newest at 2099-01-01T00:00:00+00:00" in _html(orders)
+        assert "newest _source_ts 2026-01-01T00:00:00+00:00 in lake.main.orders" in html_body(orders)
+        assert "ignored 1 change(s) dated after " in html_body(orders)
+        assert "the newest at 2099-01-01T00:00:00+00:00" in html_body(orders)
         lag = mails[f"[tidewater] STALE lag of topic {topic}"]
         assert lag["Subject"] == f"[tidewater] STALE lag of topic {topic}: 4 records behind (limit 3 records)"
-        assert "lake.tidewater.drain_positions" in _html(lag)
-        assert "partition(s) 1 never drained count from the low watermark" in _html(lag)
+        assert "lake.tidewater.drain_positions" in html_body(lag)
+        assert "partition(s) 1 never drained count from the low watermark" in html_body(lag)
         assert _data_breaches(lake) == {"marts", "change:orders", f"lag:{topic}"}
 
         # Checked again (the state Airflow's run saved is read back): still breached, nothing more is sent.
-        _point_smtp(monkeypatch, port)
+        point_smtp(monkeypatch, port)
         assert _data_check(lake, **monitor) == []
         assert _data_check(lake, **monitor) == []
         assert len(_data_mails(maildir)) == 3
@@ -262,12 +214,12 @@ def test_a_failed_task_mails_its_error_and_log_link(settings, smtp_server):
     port, maildir = smtp_server
     bucket = f"no-such-bucket-{uuid.uuid4().hex[:8]}"
 
-    run = _dags_test("freshness_monitor", port, TIDEWATER_LAKE_BUCKET=bucket)
+    run = dags_test_mailing("freshness_monitor", port, TIDEWATER_LAKE_BUCKET=bucket)
 
     assert run.returncode != 0, "the check should fail on a bucket that does not exist"
     [failure] = read_messages(maildir)
     assert failure["Subject"].startswith("[tidewater] FAILED freshness_monitor.check_freshness: ")
-    body = _html(failure)
+    body = html_body(failure)
     assert f"lake bucket &#x27;{bucket}&#x27; is not reachable" in body
     assert "check TIDEWATER_LAKE_BUCKET" in body
     base = os.environ["AIRFLOW__API__BASE_URL"].rstrip("/")
@@ -278,15 +230,6 @@ def test_a_failed_task_mails_its_error_and_log_link(settings, smtp_server):
 # --- Deadline Alerts under the real scheduler -------------------------------------------------------------
 
 STACK_MAIL = Path(os.environ.get("TIDEWATER_STACK_DIR", REPO_ROOT / ".stack")) / "mail"
-
-
-def _wait(what: str, probe, timeout: float = 180, every: float = 2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := probe():
-            return result
-        time.sleep(every)
-    pytest.fail(f"gave up after {timeout:.0f} s waiting for {what}")
 
 
 def _ui(api, path: str) -> dict:
@@ -350,7 +293,7 @@ def test_a_drain_run_held_past_its_deadline_mails_exactly_once(airflow_api):
         run, deadline = _trigger_held_run(airflow_api, dag_id)
         run_id = run["dag_run_id"]
 
-        [mail] = _wait(f"the deadline email of run {run_id} in {STACK_MAIL}", lambda: _mails_about(run_id))
+        [mail] = wait_for(f"the deadline email of run {run_id} in {STACK_MAIL}", lambda: _mails_about(run_id))
         # One deadline, missed once: the triggerer sends its callback once. Give a duplicate time to show up.
         time.sleep(10)
 
@@ -358,7 +301,7 @@ def test_a_drain_run_held_past_its_deadline_mails_exactly_once(airflow_api):
         assert _ui(airflow_api, f"dags/{dag_id}/dagRuns/{run_id}/deadlines")["deadlines"][0]["missed"] is True
         assert airflow_api.request("GET", f"dags/{dag_id}/dagRuns/{run_id}")["state"] == "queued"
         assert mail["Subject"] == f"[tidewater] DEADLINE missed: cdc_drain run {run_id}"
-        body = _html(mail)
+        body = html_body(mail)
         assert f"run <code>{run_id}</code>" in body
         queued = datetime.fromisoformat(run["queued_at"])
         assert datetime.fromisoformat(deadline["deadline_time"]) == queued + timedelta(seconds=6)

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import psycopg
 
+from tests.support.airflow import airflow_dags_test
+from tests.support.lake import now_ms, read_events
 from tidewater.cdc.connector import table_topic
-from tidewater.config import REPO_ROOT
 from tidewater.lake import objects as layout
-
-from .lake_checks import now_ms, read_events
-
-
-def airflow_dags_test(dag_id: str, conf: dict | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    command = [str(REPO_ROOT / ".venv" / "bin" / "airflow"), "dags", "test", dag_id]
-    if conf:
-        command += ["-c", json.dumps(conf)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=os.environ | (env or {}))
 
 
 def test_dags_test_cdc_drain_lands_shop_changes_with_exact_types(cdc, lake):

@@ -7,9 +7,8 @@ import uuid
 
 import psycopg
 
+from tests.support.lake import now_ms, read_events
 from tidewater.cdc.connector import table_topic
-
-from .lake_checks import now_ms, read_events
 
 
 def test_insert_update_delete_arrive_as_exact_events_with_tombstone(cdc):

@@ -20,21 +20,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.support.alerts import check_in_process, dags_test_mailing, html_body, point_smtp, wait_for
 from tests.support.connectors import remove_connector
+from tests.support.lake import new_lake
 from tidewater.alerts.messages import CURL
 from tidewater.cdc import connector
 from tidewater.config import Settings
 from tidewater_dev.mailsink import read_messages
-
-from .conftest import new_lake
-from .test_alerts import (
-    _check_in_process,
-    _dags_test,
-    _html,
-    _point_smtp,
-    _wait,
-    smtp_server,  # noqa: F401  (a fixture)
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,26 +78,26 @@ def _mails_about(maildir, *names: str) -> list[str]:
     return [str(m["Subject"]) for m in read_messages(maildir) if any(name in str(m["Subject"]) for name in names)]
 
 
-def test_a_failed_connector_task_mails_once_then_once_when_it_runs_again(cdc, smtp_server,  # noqa: F811
+def test_a_failed_connector_task_mails_once_then_once_when_it_runs_again(cdc, smtp_server,
                                                                          scratch_connector, monkeypatch):
     port, maildir = smtp_server
     made, config = scratch_connector
     # Its task fails at start: the publication it names does not exist (and it may not create one).
     connector.register(cdc, config | {"publication.name": made.publication}, made.name)
-    _wait(f"task 0 of {made.name} to fail", lambda: _task_state(cdc, made.name) == "FAILED")
+    wait_for(f"task 0 of {made.name} to fail", lambda: _task_state(cdc, made.name) == "FAILED")
     with new_lake(cdc) as lake:
         monitor = {"TIDEWATER_CDC_CONNECTOR": made.name, "TIDEWATER_ALERT_ERROR_MAX_LINES": "3",
                    "TIDEWATER_DRAIN_TOPIC_REGEX": r"^tidewater-alerts-test-no-topic$"}
 
-        run = _dags_test("freshness_monitor", port, **lake.env, **monitor)
-        _point_smtp(monkeypatch, port)
-        again = _check_in_process(lake, **monitor)  # the state Airflow's run saved is read back: nothing more
+        run = dags_test_mailing("freshness_monitor", port, **lake.env, **monitor)
+        point_smtp(monkeypatch, port)
+        again = check_in_process(lake, **monitor)  # the state Airflow's run saved is read back: nothing more
 
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         assert [t for t in again if made.name in t.measurement.key] == []
         [down] = [m for m in read_messages(maildir) if made.name in str(m["Subject"])]
         assert down["Subject"] == f"[tidewater] DOWN Debezium connector {made.name} task 0: FAILED"
-        body = _html(down)
+        body = html_body(down)
         assert "Publication autocreation is disabled" in body  # the trace's first lines name the cause ...
         assert "more lines in the log" in body  # ... and only the first 3 of them
         assert escape(f"{CURL} -X POST {cdc.connect_url}/connectors/{made.name}/tasks/0/restart") in body
@@ -115,8 +107,8 @@ def test_a_failed_connector_task_mails_once_then_once_when_it_runs_again(cdc, sm
             conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE shop.products")
                          .format(sql.Identifier(made.publication)))
         connector.restart_task(cdc, 0, made.name)
-        _wait(f"task 0 of {made.name} to run again", lambda: _task_state(cdc, made.name) == "RUNNING")
-        recovered = _check_in_process(lake, **monitor)
+        wait_for(f"task 0 of {made.name} to run again", lambda: _task_state(cdc, made.name) == "RUNNING")
+        recovered = check_in_process(lake, **monitor)
 
         assert [(t.kind, t.measurement.key) for t in recovered if made.name in t.measurement.key] == [
             ("recovered", f"task:{made.name}/0")]
@@ -126,7 +118,7 @@ def test_a_failed_connector_task_mails_once_then_once_when_it_runs_again(cdc, sm
         assert not [key for key in lake.bucket.get_json("_alerts/freshness_state.json") if made.name in key]
 
 
-def test_a_paused_connectors_slot_mails_once_over_its_limit_then_once_caught_up(cdc, smtp_server,  # noqa: F811
+def test_a_paused_connectors_slot_mails_once_over_its_limit_then_once_caught_up(cdc, smtp_server,
                                                                                 scratch_connector, scratch_db,
                                                                                 monkeypatch):
     port, maildir = smtp_server
@@ -137,7 +129,7 @@ def test_a_paused_connectors_slot_mails_once_over_its_limit_then_once_caught_up(
     connector.wait_for_catch_up(cdc, slot=made.slot)
     connector.pause(cdc, made.name)
     try:
-        _wait(f"{made.name} to pause", lambda: connector.status(cdc, made.name).connector_state == "PAUSED")
+        wait_for(f"{made.name} to pause", lambda: connector.status(cdc, made.name).connector_state == "PAUSED")
         # WAL of any database of the server is held for the slot (Airflow's, here a scratch one), as is the
         # shop's own change of a captured table.
         with psycopg.connect(cdc.shop_conninfo(admin=True), autocommit=True) as conn:
@@ -151,10 +143,10 @@ def test_a_paused_connectors_slot_mails_once_over_its_limit_then_once_caught_up(
             monitor = {"TIDEWATER_CDC_CONNECTOR": made.name,
                        "TIDEWATER_DRAIN_TOPIC_REGEX": r"^tidewater-alerts-test-no-topic$",
                        "TIDEWATER_MAX_SLOT_LAG_BYTES": str(limit)}
-            _point_smtp(monkeypatch, port)
+            point_smtp(monkeypatch, port)
 
-            _check_in_process(lake, **monitor)
-            again = _check_in_process(lake, **monitor)
+            check_in_process(lake, **monitor)
+            again = check_in_process(lake, **monitor)
 
             assert [t for t in again if made.name in t.measurement.key or made.slot in t.measurement.key] == []
             subjects = _mails_about(maildir, f"slot {made.slot}:", made.name)
@@ -167,8 +159,9 @@ def test_a_paused_connectors_slot_mails_once_over_its_limit_then_once_caught_up(
             connector.wait_until_running(cdc, name=made.name)
             connector.wait_for_catch_up(cdc, slot=made.slot)
             # restart_lsn follows the confirmed position at the server's next running-transactions record.
-            _wait(f"slot {made.slot} back under {limit} bytes", lambda: (_slot_lag(cdc, made.slot) or 0) < limit // 2)
-            _check_in_process(lake, **monitor)
+            wait_for(f"slot {made.slot} back under {limit} bytes",
+                     lambda: (_slot_lag(cdc, made.slot) or 0) < limit // 2)
+            check_in_process(lake, **monitor)
 
             subjects = _mails_about(maildir, f"slot {made.slot}:", made.name)
             assert len(subjects) == 4, subjects

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import re
@@ -17,32 +16,30 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from tests.support.connectors import scratch_connector
+from tests.support.kafka import delete_topic, produce, real_events
+from tests.support.lake import (
+    drain_once,
+    kafka_records,
+    landed_offsets,
+    now_ms,
+    read_quarantine,
+    read_raw,
+    wait_for_offsets,
+)
 from tidewater import drain
 from tidewater.cdc.access import admin_config
 from tidewater.cdc.connector import table_topic
 from tidewater.drain import drainer
-from tidewater.drain.drainer import DrainLimits, Replay
+from tidewater.drain.drainer import Replay
 from tidewater.lake import commit, maintenance
 from tidewater.lake import objects as layout
 from tidewater.tables import Registry, Table
 
-from .lake_checks import kafka_records, landed_offsets, now_ms, read_quarantine, read_raw, wait_for_offsets
-
 CRASH_DRIVER = Path(__file__).with_name("drain_crash_driver.py")
 NOT_JSON = b"\xff\xfe not json, not even UTF-8"
-
-
-def drain_once(settings, lake, topic, group_id, replay=None, **limits):
-    consumer = drain.kafka_consumer(settings, group_id=group_id)
-    try:
-        return drainer.drain_topic(consumer, lake, topic, drain.kafka_topic_id(settings, topic), DrainLimits(**limits),
-                                   replay=replay)
-    finally:
-        consumer.close()
 
 
 def expected_offsets(settings, topic, result) -> set[tuple[int, int]]:
@@ -151,40 +148,13 @@ def test_two_drains_of_one_topic_at_once_land_each_record_once_and_one_fails(sho
     assert uploaded == registered  # the loser removed its files
 
 
-def delete_topic(settings, topic: str) -> None:
-    admin = AdminClient(admin_config(os.environ))
-    admin.delete_topics([topic])[topic].result()
-
-
-@pytest.fixture
-def scratch_topic(shop_changes):
-    """A topic name for this test only (not matched by cdc_drain's pattern); deleted afterwards."""
-    topic = f"scratch{uuid.uuid4().hex[:8]}.shop.order_items"
-    yield topic
-    with contextlib.suppress(Exception):  # never created if the test failed before producing
-        delete_topic(shop_changes, topic)
-
-
-def _produce(settings, topic, values: list[bytes | None]) -> None:
-    producer = Producer(admin_config(os.environ))
-    for value in values:
-        producer.produce(topic, value=value, key=b'{"id": 1}', headers=[("source", b"test")])
-    assert producer.flush(30) == 0
-
-
-def _real_events(settings, count: int) -> list[bytes]:
-    topic = table_topic(settings, "order_items")
-    records = kafka_records(settings, topic)
-    return [value for value in records.values() if value is not None][:count]
-
-
 def test_poison_records_are_quarantined_and_the_rest_lands(shop_changes, lake, group_id, scratch_topic):
     topic = scratch_topic
-    good = _real_events(shop_changes, 40)
+    good = real_events(shop_changes, 40)
     wrong_type = good[0].replace(b'"quantity":', b'"quantity":"many","was":', 1)
     assert wrong_type != good[0]
     not_envelope = b'{"schema":{"type":"string","optional":false},"payload":"hello"}'
-    _produce(shop_changes, topic, [*good[:20], NOT_JSON, wrong_type, not_envelope, b'{"hello": 1}',
+    produce(shop_changes, topic, [*good[:20], NOT_JSON, wrong_type, not_envelope, b'{"hello": 1}',
                                    *good[20:]])
 
     result = drain_once(shop_changes, lake, topic, group_id, max_bad_share=0.2)
@@ -203,7 +173,7 @@ def test_poison_records_are_quarantined_and_the_rest_lands(shop_changes, lake, g
 def test_no_record_of_the_malformed_corpus_blocks_the_partition(shop_changes, lake, group_id, scratch_topic):
     corpus = [json.loads(line) for line in
               (Path(__file__).parents[1] / "unit" / "fixtures" / "malformed_records.jsonl").read_text().splitlines()]
-    good = _real_events(shop_changes, 10)
+    good = real_events(shop_changes, 10)
     assert len(good) == 10
     values, expected = [], {}
     for index, entry in enumerate(corpus):
@@ -212,7 +182,7 @@ def test_no_record_of_the_malformed_corpus_blocks_the_partition(shop_changes, la
         values.append(entry["value_text"].encode() if "value_text" in entry else
                       base64.b64decode(entry["value_base64"]))
     values.append(good[-1])
-    _produce(shop_changes, scratch_topic, values)
+    produce(shop_changes, scratch_topic, values)
 
     result = drain_once(shop_changes, lake, scratch_topic, group_id, max_bad_share=1.0)
 
@@ -231,7 +201,7 @@ def test_no_record_of_the_malformed_corpus_blocks_the_partition(shop_changes, la
 def test_too_many_poison_records_fail_the_run_naming_the_quarantine(shop_changes, lake, group_id,
                                                                    scratch_topic):
     topic = scratch_topic
-    _produce(shop_changes, topic, [*_real_events(shop_changes, 10), b"garbage", b"more garbage"])
+    produce(shop_changes, topic, [*real_events(shop_changes, 10), b"garbage", b"more garbage"])
 
     with pytest.raises(drainer.DrainError, match=rf"2 of 12 records .* s3://{lake.bucket.bucket}/quarantine/"):
         drain_once(shop_changes, lake, topic, group_id, max_bad_share=0.05)
@@ -280,14 +250,14 @@ def test_a_column_added_mid_stream_reads_together_with_old_files(shop, lake, gro
 
 def test_a_column_whose_type_changes_fails_the_commit_naming_it_and_lands_nothing(shop_changes, lake, group_id,
                                                                                scratch_topic):
-    good = _real_events(shop_changes, 6)
-    _produce(shop_changes, scratch_topic, good[:5])
+    good = real_events(shop_changes, 6)
+    produce(shop_changes, scratch_topic, good[:5])
     assert drain_once(shop_changes, lake, scratch_topic, group_id).rows == 5
     retyped = re.sub(rb'"quantity":(\d+)', rb'"quantity":"\1"', good[5].replace(
         b'{"type":"int32","optional":false,"field":"quantity"}',
         b'{"type":"string","optional":false,"field":"quantity"}'))
     assert retyped != good[5]
-    _produce(shop_changes, scratch_topic, [retyped])
+    produce(shop_changes, scratch_topic, [retyped])
 
     with pytest.raises(commit.LakeError, match=r"column quantity is INTEGER in the lake but VARCHAR in the new "
                                                r"records, which does not widen it .* Nothing was committed"):
@@ -299,7 +269,7 @@ def test_a_column_whose_type_changes_fails_the_commit_naming_it_and_lands_nothin
 
 def test_an_empty_topic_run_writes_nothing(shop_changes, lake, group_id, scratch_topic):
     topic = scratch_topic
-    _produce(shop_changes, topic, _real_events(shop_changes, 5))
+    produce(shop_changes, topic, real_events(shop_changes, 5))
     first = drain_once(shop_changes, lake, topic, group_id)
     keys_before = lake.bucket.keys("")
     snapshot = lake.con.execute("SELECT id FROM lake.current_snapshot()").fetchone()
@@ -315,13 +285,13 @@ def test_an_empty_topic_run_writes_nothing(shop_changes, lake, group_id, scratch
 def test_a_recreated_topic_fails_clearly_until_accepted_and_loses_nothing(shop_changes, lake, group_id,
                                                                          scratch_topic):
     topic = scratch_topic
-    events = _real_events(shop_changes, 8)
-    _produce(shop_changes, topic, events[:5])
+    events = real_events(shop_changes, 8)
+    produce(shop_changes, topic, events[:5])
     assert drain_once(shop_changes, lake, topic, group_id).rows == 5
     delete_topic(shop_changes, topic)
     for _ in range(50):  # Kafka deletes topics asynchronously
         try:
-            _produce(shop_changes, topic, events[5:])
+            produce(shop_changes, topic, events[5:])
             break
         except Exception:
             time.sleep(0.2)

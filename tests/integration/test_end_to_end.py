@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import psycopg
 
+from tests.support.airflow import airflow_dags_test
+from tests.support.lake import wait_for_cdc_catch_up
+from tests.support.marts import differences
 from tidewater import drain
 from tidewater.gate import docs, publish
 from tidewater.gate.suites import mart_names
 from tidewater_shop import simulator
-
-from .lake_checks import wait_for_cdc_catch_up
-from .test_cdc_drain_dag import airflow_dags_test
-from .test_gate import differences
 
 REVENUE_PER_DAY = """
     SELECT (o.placed_at AT TIME ZONE 'UTC')::date, sum(i.quantity * i.unit_price - i.discount_amount)

@@ -10,17 +10,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.support.dbt import TABLES, dbt
+from tests.support.lake import drain_once, new_lake, wait_for_cdc_catch_up
+from tests.support.marts import differences, new_marts
 from tidewater.cdc.connector import table_topic
 from tidewater.config import REPO_ROOT, Settings
 from tidewater.gate import context, publish, stage, steps
 from tidewater.gate.report import GateFailed
 from tidewater.gate.suites import mart_names
-
-from .conftest import new_lake
-from .lake_checks import wait_for_cdc_catch_up
-from .marts_checks import new_marts
-from .test_dbt_staging import TABLES, dbt
-from .test_drain import drain_once
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +62,6 @@ def publish_once(settings: Settings, marts) -> str:
     report = steps.run_gate(settings)
     steps.publish_marts(settings, report.publication_id, marts)
     return report.publication_id
-
-
-def differences(con: duckdb.DuckDBPyConnection, left: str, right: str) -> int:
-    """Rows in one relation and not the other (both ways, duplicates counted)."""
-    return con.execute(f"select count(*) from ((from {left} except all from {right}) "
-                       f"union all (from {right} except all from {left}))").fetchone()[0]
 
 
 def test_clean_run_publishes_marts_equal_to_the_warehouse(built):

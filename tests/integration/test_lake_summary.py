@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from confluent_kafka import TopicPartition
 
+from tests.support.lake import drain_once
 from tidewater import drain
 from tidewater.cdc.connector import table_topic
 from tidewater.drain.summary import lake_summary
 from tidewater.lake import commit
-
-from .test_drain import drain_once
 
 
 def test_the_summary_shows_the_table_its_snapshot_and_the_positions_with_lag(shop_changes, lake, group_id):

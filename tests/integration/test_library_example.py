@@ -31,13 +31,12 @@ import yaml
 from psycopg import sql
 
 from tests.support.connectors import remove_connector
+from tests.support.dbt import dbt
+from tests.support.lake import drain_once
 from tidewater import tables
 from tidewater.cdc import connector
 from tidewater.config import REPO_ROOT, Settings
 from tidewater.lake.commit import LakeError
-
-from .test_dbt_staging import dbt
-from .test_drain import drain_once
 
 EXAMPLE = REPO_ROOT / "examples" / "library"
 AUDIT = """

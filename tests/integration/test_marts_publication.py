@@ -16,13 +16,12 @@ import duckdb
 import psycopg
 import pytest
 
+from tests.support.marts import ScratchMarts, new_marts, read_all_marts, rows_of, stage_synthetic
 from tidewater.config import ConfigError, get_connection
 from tidewater.duck import load_extensions, s3_secret_sql
 from tidewater.gate import publish, stage
 from tidewater.gate.suites import mart_names
 from tidewater.lake import catalog
-
-from .marts_checks import ScratchMarts, new_marts, read_all_marts, rows_of, stage_synthetic
 
 DRIVER = Path(__file__).with_name("marts_driver.py")
 

@@ -17,29 +17,18 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.support.alerts import html_body
+from tests.support.kafka import produce, real_events
+from tests.support.lake import drain_once, new_lake
 from tidewater import drain
 from tidewater.config import REPO_ROOT
 from tidewater.drain import drainer, quarantine
-from tidewater.drain.drainer import DrainLimits
 from tidewater.gate import steps
 from tidewater.lake import commit
 from tidewater.lake import objects as layout
 from tidewater_dev.mailsink import read_messages
 
-from .conftest import new_lake
-from .test_alerts import _html, smtp_server  # noqa: F401 (a fixture)
-from .test_drain import _produce, _real_events, scratch_topic  # noqa: F401 (a fixture)
-
 GARBAGE = [b"garbage", b"more garbage"]
-
-
-def _drain(settings, lake, topic, group_id, accept=False, **limits):
-    consumer = drain.kafka_consumer(settings, group_id=group_id)
-    try:
-        return drainer.drain_topic(consumer, lake, topic, drain.kafka_topic_id(settings, topic), DrainLimits(**limits),
-                                   accept_quarantine=accept)
-    finally:
-        consumer.close()
 
 
 def _position(lake, topic: str) -> int:
@@ -49,12 +38,12 @@ def _position(lake, topic: str) -> int:
 
 def test_above_the_limit_nothing_is_committed_every_retry_fails_and_acceptance_commits(shop_changes, lake,
                                                                                         group_id,
-                                                                                        scratch_topic):  # noqa: F811
+                                                                                        scratch_topic):
     topic = scratch_topic
-    _produce(shop_changes, topic, [*_real_events(shop_changes, 10), *GARBAGE])
+    produce(shop_changes, topic, [*real_events(shop_changes, 10), *GARBAGE])
 
     with pytest.raises(drainer.QuarantineLimitExceeded) as failed:
-        _drain(shop_changes, lake, topic, group_id, max_bad_share=0.05)
+        drain_once(shop_changes, lake, topic, group_id, max_bad_share=0.05)
 
     message = str(failed.value)
     assert message.startswith(f"{topic}: 2 of 12 records (16.7%) were quarantined, above the 5.0% limit")
@@ -68,20 +57,20 @@ def test_above_the_limit_nothing_is_committed_every_retry_fails_and_acceptance_c
 
     for _ in range(2):  # the retries: the same slice, the same failure, the leftovers replaced (not doubled)
         with pytest.raises(drainer.QuarantineLimitExceeded, match=re.escape(f"{topic}: 2 of 12 records")):
-            _drain(shop_changes, lake, topic, group_id, max_bad_share=0.05)
+            drain_once(shop_changes, lake, topic, group_id, max_bad_share=0.05)
         assert lake.bucket.keys("quarantine/") == first_keys
         assert _position(lake, topic) == 0
 
-    accepted = _drain(shop_changes, lake, topic, group_id, accept=True, max_bad_share=0.05)
+    accepted = drain_once(shop_changes, lake, topic, group_id, accept=True, max_bad_share=0.05)
 
     assert (accepted.rows, accepted.quarantined, accepted.accepted_quarantine) == (10, 2, True)
     assert accepted.quarantine_files == first_keys
     assert _position(lake, topic) == 12
     assert [f.key for f in quarantine.unreported_files(lake)] == first_keys  # committed, not yet reported
-    assert _drain(shop_changes, lake, topic, group_id, max_bad_share=0.05).records == 0
+    assert drain_once(shop_changes, lake, topic, group_id, max_bad_share=0.05).records == 0
 
 
-def _dags_test(smtp_port: int, lake, topic: str, conf: dict | None = None) -> subprocess.CompletedProcess:
+def dags_test_mailing(smtp_port: int, lake, topic: str, conf: dict | None = None) -> subprocess.CompletedProcess:
     env = os.environ.copy() | lake.env | {"TIDEWATER_DRAIN_TOPIC_REGEX": f"^{re.escape(topic)}$"}
     smtp = json.loads(env["AIRFLOW_CONN_SMTP_DEFAULT"])
     env["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps(smtp | {"port": smtp_port})
@@ -102,23 +91,23 @@ def _asset_extras(uri: str, since: datetime) -> list[dict]:
             .where(AssetModel.uri == uri, AssetEvent.timestamp >= since)).all()]
 
 
-def test_cdc_drain_reports_quarantine_once_and_fails_above_the_limit_until_accepted(shop_changes, smtp_server,  # noqa: F811
-                                                                                    scratch_topic):  # noqa: F811
+def test_cdc_drain_reports_quarantine_once_and_fails_above_the_limit_until_accepted(shop_changes, smtp_server,
+                                                                                    scratch_topic):
     port, maildir = smtp_server
     topic = scratch_topic
-    good = _real_events(shop_changes, 40)
+    good = real_events(shop_changes, 40)
     started = datetime.now(UTC)
     with new_lake(shop_changes) as lake:
-        _produce(shop_changes, topic, [*good[:20], b"not json at all", *good[20:]])  # 1 of 41: under 5%
+        produce(shop_changes, topic, [*good[:20], b"not json at all", *good[20:]])  # 1 of 41: under 5%
 
-        first = _dags_test(port, lake, topic)
-        second = _dags_test(port, lake, topic)  # nothing new: no second report
+        first = dags_test_mailing(port, lake, topic)
+        second = dags_test_mailing(port, lake, topic)  # nothing new: no second report
 
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
         [report] = read_messages(maildir)
         assert report["Subject"] == f"[tidewater] QUARANTINED 1 record in {topic} (1)"
-        body = _html(report)
+        body = html_body(report)
         [key] = lake.bucket.keys(f"quarantine/{topic}/")
         assert lake.bucket.uri(key) in body
         assert "1: <code>" in body and "/dags/cdc_drain/runs/" in body
@@ -129,23 +118,23 @@ def test_cdc_drain_reports_quarantine_once_and_fails_above_the_limit_until_accep
         assert sum(extra["quarantine_reasons"].values()) == 1
         steps.check_quarantine_reported(shop_changes, lake)  # reported: the warehouse may publish
 
-        _produce(shop_changes, topic, [*good[:10], *GARBAGE])  # 2 of 12: above 5%
-        failed = _dags_test(port, lake, topic)
+        produce(shop_changes, topic, [*good[:10], *GARBAGE])  # 2 of 12: above 5%
+        failed = dags_test_mailing(port, lake, topic)
 
         assert failed.returncode != 0
         mails = read_messages(maildir)
         assert len(mails) == 2, [m["Subject"] for m in mails]  # the final failure mails once, no report
         assert mails[1]["Subject"].startswith(f"[tidewater] FAILED cdc_drain.drain_topic[0]: QuarantineLimitExceeded: "
                                               f"{topic}: 2 of 12 records (16.7%) were quarantined")
-        assert "try 3)" in _html(mails[1])  # both retries drained the slice again and failed the same way
-        assert "accept_quarantine_topic" in _html(mails[1])
+        assert "try 3)" in html_body(mails[1])  # both retries drained the slice again and failed the same way
+        assert "accept_quarantine_topic" in html_body(mails[1])
         steps.check_quarantine_reported(shop_changes, lake)  # uncommitted quarantine does not block
 
-        typo = _dags_test(port, lake, topic, {"accept_quarantine_topic": topic + "x"})
+        typo = dags_test_mailing(port, lake, topic, {"accept_quarantine_topic": topic + "x"})
         assert typo.returncode != 0
         assert f"accept_quarantine_topic='{topic}x' is not a topic cdc_drain drains" in typo.stdout + typo.stderr
 
-        accepted = _dags_test(port, lake, topic, {"accept_quarantine_topic": topic})
+        accepted = dags_test_mailing(port, lake, topic, {"accept_quarantine_topic": topic})
 
         assert accepted.returncode == 0, accepted.stdout[-3000:] + accepted.stderr[-3000:]
         mails = read_messages(maildir)
@@ -154,12 +143,12 @@ def test_cdc_drain_reports_quarantine_once_and_fails_above_the_limit_until_accep
 
 
 def test_publish_refuses_while_committed_quarantine_is_unreported(shop_changes, lake, group_id,
-                                                                  scratch_topic, smtp_server,  # noqa: F811
+                                                                  scratch_topic, smtp_server,
                                                                   monkeypatch):
     port, maildir = smtp_server
     topic = scratch_topic
-    _produce(shop_changes, topic, [*_real_events(shop_changes, 30), b"garbage"])
-    _drain(shop_changes, lake, topic, group_id)  # 1 of 31 under the limit: committed, but never mailed
+    produce(shop_changes, topic, [*real_events(shop_changes, 30), b"garbage"])
+    drain_once(shop_changes, lake, topic, group_id)  # 1 of 31 under the limit: committed, but never mailed
 
     with pytest.raises(quarantine.UnreportedQuarantine) as refused:
         steps.check_quarantine_reported(shop_changes, lake)

@@ -20,6 +20,8 @@ import duckdb
 import psycopg
 import pytest
 
+from tests.support.dbt import dbt
+from tests.support.lake import drain_once, new_lake
 from tidewater.alerts import notify
 from tidewater.cdc.connector import table_topic
 from tidewater.config import get_connection
@@ -28,10 +30,6 @@ from tidewater.reconcile import canonical, compare, run, source
 from tidewater.reconcile.source import LakeCoverage
 from tidewater.tables import registry
 from tidewater_dev.mailsink import read_messages
-
-from .conftest import new_lake
-from .test_dbt_staging import dbt
-from .test_drain import drain_once
 
 TIMEOUT_S = 180
 STAGING = [table.staging_model for table in registry()]

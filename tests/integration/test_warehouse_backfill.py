@@ -11,11 +11,10 @@ import duckdb
 import psycopg
 import pytest
 
+from tests.support.airflow import airflow_dags_test
+from tests.support.dbt import dbt
+from tests.support.lake import wait_for_cdc_catch_up
 from tidewater.config import REPO_ROOT
-
-from .lake_checks import wait_for_cdc_catch_up
-from .test_cdc_drain_dag import airflow_dags_test
-from .test_dbt_staging import dbt
 
 DAYS = ("2026-01-05", "2026-01-06", "2026-01-07")
 FACT_COLUMNS = "order_item_id, order_id, product_key, customer_key, order_date_key, quantity, net_amount, placed_at"
@@ -46,7 +45,7 @@ def _runs(airflow_api, **params) -> list[dict]:
     return airflow_api.request("GET", "dags/warehouse/dagRuns", params={"limit": 100, **params})["dag_runs"]
 
 
-def _wait(what: str, done, timeout_s: float = 1500):
+def wait_for(what: str, done, timeout_s: float = 1500):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if result := done():
@@ -63,7 +62,7 @@ def _unpaused_and_idle(airflow_api):
     airflow_api.request("PATCH", "dags/warehouse", json={"is_paused": False})
     try:
         time.sleep(10)  # let the scheduler create what unpausing starts
-        _wait("the warehouse DAG's runs after unpausing",
+        wait_for("the warehouse DAG's runs after unpausing",
               lambda: not _runs(airflow_api, state=["queued", "running"]), timeout_s=900)
         yield
     finally:
@@ -83,7 +82,7 @@ def _backfill(airflow_api) -> list[dict]:
     assert created.returncode == 0, created.stdout + created.stderr
     [backfill] = [b for b in airflow_api.request("GET", "backfills", params={"dag_id": "warehouse"})["backfills"]
                   if b["id"] not in before]
-    _wait(f"backfill {backfill['id']} completing",
+    wait_for(f"backfill {backfill['id']} completing",
           lambda: airflow_api.request("GET", f"backfills/{backfill['id']}")["completed_at"])
     return sorted((run for run in _runs(airflow_api, run_type=["backfill"])
                    if run["logical_date"][:10] in DAYS), key=lambda run: run["logical_date"])

@@ -11,14 +11,11 @@ import duckdb
 import psycopg
 import pytest
 
+from tests.support.dbt import TABLES, dbt
+from tests.support.lake import drain_once, new_lake, wait_for_cdc_catch_up
 from tidewater.cdc.connector import table_topic
 from tidewater.config import get_connection
 from tidewater.duck import load_extensions, s3_secret_sql
-
-from .conftest import new_lake
-from .lake_checks import wait_for_cdc_catch_up
-from .test_dbt_staging import TABLES, dbt
-from .test_drain import drain_once
 
 # PostgreSQL column → warehouse column, where staging renamed it.
 RENAMED = {

@@ -7,9 +7,8 @@ from io import BytesIO
 
 import pyarrow.parquet as pq
 
+from tests.support.debezium import NOW, fixture, record
 from tidewater.drain.encoder import ChunkEncoder
-
-from .test_debezium_decode import NOW, fixture, record
 
 
 def test_a_chunk_spanning_two_change_dates_becomes_two_files():

@@ -1,22 +1,16 @@
 from __future__ import annotations
 
 import smtplib
-import socket
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
+from tests.support.alerts import free_port
 from tidewater_dev.mailsink import MaildirHandler, read_messages
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_sink_keeps_each_message_as_a_readable_file(tmp_path):
-    port = _free_port()
+    port = free_port()
     controller = Controller(MaildirHandler(tmp_path), hostname="127.0.0.1", port=port)
     controller.start()
     try:

@@ -12,10 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.support.debezium import NOW, FakeRecord, fixture
 from tidewater.drain import debezium
 from tidewater.drain.encoder import ChunkEncoder
-
-from .test_debezium_decode import NOW, FakeRecord, fixture
 
 CORPUS = [json.loads(line) for line in
           (Path(__file__).parent / "fixtures" / "malformed_records.jsonl").read_text().splitlines()]

@@ -15,9 +15,8 @@ from datetime import UTC, datetime
 import pytest
 import tidewater_decode as native  # built by `make install`; a missing build fails here rather than skipping
 
+from tests.support.debezium import FIXTURES, NOW, FakeRecord, fixture, record
 from tidewater.drain import debezium
-
-from .test_debezium_decode import FIXTURES, NOW, FakeRecord, fixture, record
 
 
 def decode_both(records: list[FakeRecord], monkeypatch: pytest.MonkeyPatch):

@@ -11,9 +11,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from tests.support.debezium import NOW, FakeRecord
 from tidewater.drain import debezium
-
-from .test_debezium_decode import NOW, FakeRecord
 
 
 def numeric(name: str, length: int, scale: int) -> dict:

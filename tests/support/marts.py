@@ -123,3 +123,9 @@ def read_all_marts(con: duckdb.DuckDBPyConnection) -> dict:
     finally:
         con.execute("commit")
     return seen
+
+
+def differences(con: duckdb.DuckDBPyConnection, left: str, right: str) -> int:
+    """Rows in one relation and not the other (both ways, duplicates counted)."""
+    return con.execute(f"select count(*) from ((from {left} except all from {right}) "
+                       f"union all (from {right} except all from {left}))").fetchone()[0]

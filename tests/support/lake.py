@@ -1,20 +1,34 @@
-"""Reading back what a drain wrote, and what Kafka holds, to compare the two."""
+"""A test's own lake (bucket and catalog), one drain into it, and reading back what a drain wrote and what Kafka
+holds, to compare the two."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from urllib.parse import quote
 
+import duckdb
+import psycopg
 import pyarrow as pa
 from confluent_kafka import Consumer, TopicPartition
+from psycopg import sql
 
+from tidewater import drain
 from tidewater.cdc.connector import wait_for_catch_up as wait_for_cdc_catch_up  # noqa: F401 (tests import it here)
 from tidewater.cdc.topics import consumer_config
-from tidewater.drain import quarantine
-from tidewater.lake import Lake
+from tidewater.config import Settings
+from tidewater.drain import drainer, quarantine
+from tidewater.drain.drainer import DrainLimits
+from tidewater.duck import load_extensions, s3_secret_sql
+from tidewater.lake import Lake, commit
 from tidewater.lake import objects as layout
+from tidewater.lake.objects import Bucket
 
 
 def read_raw(lake: Lake, topic: str) -> pa.Table:
@@ -116,3 +130,73 @@ def wait_for_offsets(settings, topic: str, count: int, timeout_s: float = 60) ->
     finally:
         consumer.close()
     raise AssertionError(f"{topic} did not reach {count} records in {timeout_s}s")
+
+
+@dataclass
+class ScratchLake(Lake):
+    """A lake of one test: its own bucket and catalog database. `env` points a subprocess (airflow dags test) at it."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    conn_id: str = ""  # an Airflow connection id of its catalog, defined in this process's environment
+
+    def settings(self, base: Settings) -> Settings:
+        """`base`, pointed at this lake (for code that runs in the test's process)."""
+        return replace(base, lake_bucket=self.bucket.bucket, lake_catalog_conn_id=self.conn_id)
+
+    def changes(self, table: str, where: str = "true") -> pa.Table:
+        """The change table's rows (empty if the table does not exist yet)."""
+        if commit.table_columns(self.con, table) is None:
+            return pa.table({})
+        return self.con.execute(f"SELECT * FROM {commit.CHANGES}.{table} WHERE {where}").to_arrow_table()
+
+
+@contextmanager
+def new_lake(settings: Settings) -> Iterator[ScratchLake]:
+    """A new, empty lake (a bucket on the stack's MinIO, a catalog database owned by the catalog writer); removed
+    afterwards. Nothing of the deployment's lake is touched."""
+    from tests.deployment_state import minio_root_client
+    from tidewater.config import get_connection
+    from tidewater.lake import catalog
+
+    # MinIO's root user creates and drops the test's bucket (test-*: the test instance gives the pipeline user the
+    # pipeline's policy on it) and reads what the code under test wrote there as the pipeline user.
+    client = minio_root_client(os.environ)
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    bucket = name.replace("_", "-")
+    client.create_bucket(Bucket=bucket)
+    writer = get_connection(settings.lake_catalog_conn_id)
+    with psycopg.connect(settings.shop_conninfo(admin=True), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(writer.login)))
+    metadata = replace(writer, schema=name)
+    con = duckdb.connect()
+    load_extensions(con, "httpfs", "ducklake", "postgres")
+    con.execute(s3_secret_sql(get_connection(settings.lake_conn_id)))
+    catalog.attach(con, catalog.LAKE, metadata, f"s3://{bucket}/{catalog.DATA_PREFIX[catalog.LAKE]}")
+    lake = ScratchLake(con, Bucket(client, bucket), metadata, env={
+        "TIDEWATER_LAKE_BUCKET": bucket,
+        "TIDEWATER_LAKE_CATALOG_DB": name,
+        "AIRFLOW_CONN_LAKE_CATALOG": f"postgresql://{quote(writer.login, safe='')}:"
+                                     f"{quote(writer.password or '', safe='')}@{writer.host}:{writer.port}/{name}"})
+    lake.conn_id = f"lake_catalog_{name}"
+    conn_key = f"AIRFLOW_CONN_{lake.conn_id.upper()}"
+    os.environ[conn_key] = lake.env["AIRFLOW_CONN_LAKE_CATALOG"]
+    try:
+        yield lake
+    finally:
+        os.environ.pop(conn_key, None)
+        con.close()
+        lake.bucket.delete(lake.bucket.keys(""))
+        client.delete_bucket(Bucket=bucket)
+        with psycopg.connect(settings.shop_conninfo(admin=True), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def drain_once(settings, lake, topic, group_id, replay=None, accept=False, **limits):
+    """One drain of `topic` into `lake` as consumer group `group_id` (`accept`: accept_quarantine; `limits`:
+    DrainLimits)."""
+    consumer = drain.kafka_consumer(settings, group_id=group_id)
+    try:
+        return drainer.drain_topic(consumer, lake, topic, drain.kafka_topic_id(settings, topic), DrainLimits(**limits),
+                                   replay=replay, accept_quarantine=accept)
+    finally:
+        consumer.close()
