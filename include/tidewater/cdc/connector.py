@@ -248,14 +248,13 @@ def capture(settings: Settings, tables: Registry | None = None, snapshot: Sequen
     mine = tables.of_connection(settings.shop_conn_id)
     before = captured(settings, mine)
     added = [] if before is None else [table for table in mine if table not in before]
+    # A running task restarts with a new config some time after Connect stored it: a signal it read before that,
+    # with its old include list, would be dropped. Stopped, the connector starts again with the new one.
     if added:
-        # A running task restarts with a new config some time after Connect stored it: a signal it read before
-        # that, with its old include list, would be dropped. Stopped, the connector starts again with the new one.
         stop(settings)
-        register(settings, render_config(settings, tables=tables))
+    register(settings, render_config(settings, tables=tables))
+    if added:
         resume(settings)
-    else:
-        register(settings, render_config(settings, tables=tables))
     wait_until_running(settings)
     chosen = added if snapshot is None else [tables.table(name) for name in snapshot]
     if chosen:

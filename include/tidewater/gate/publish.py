@@ -44,13 +44,14 @@ PREFIX = "marts"  # the marts catalog's data files in the lake bucket (catalog.D
 POINTER_KEY = f"{PREFIX}/_current.json"  # the last publication's summary, for monitors
 PUBLICATIONS = f"{catalog.MARTS}.tidewater.publications"
 SOURCE_STATE = ("gate", "source_state")  # the gate's source figures, published beside the marts
+AUTHOR = "tidewater"
+Action = Literal["publish", "rollback"]
 
 
 def published_tables(settings: Settings) -> tuple[tuple[str, str], ...]:
     """What a publication replaces, as (schema, table): the marts, and the gate's source figures beside them."""
     return (*(("main", table) for table in mart_names(settings)), SOURCE_STATE)
-AUTHOR = "tidewater"
-Action = Literal["publish", "rollback"]
+
 
 log = logging.getLogger(__name__)
 
