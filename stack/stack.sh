@@ -86,6 +86,10 @@ ensure_tools() {
   command -v java >/dev/null || apt_install openjdk-17-jre-headless
   command -v mvn >/dev/null || apt_install maven
   command -v curl >/dev/null || apt_install curl
+  # One address for every UI (`stack/stack.sh proxy-up`, docs/operating.md).
+  command -v caddy >/dev/null || apt_install caddy
+  # The test instance's page tests drive a real browser (tests/support/browser.py).
+  [[ ${TIDEWATER_STACK_BROWSER:-0} != 1 ]] || command -v chromium >/dev/null || apt_install chromium
   # Debian's Go is older than MinIO needs; GOTOOLCHAIN=auto fetches the right toolchain from the
   # Go module proxy.
   command -v go >/dev/null || [[ -x $CACHE/bin/minio-$MINIO_VERSION && -x $CACHE/bin/mc-$MC_VERSION ]] \

@@ -107,6 +107,15 @@ def airflow_api(settings: Settings) -> AirflowApi:
     return AirflowApi()
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, headless, driven by Playwright (tests.support.browser)."""
+    from tests.support.browser import chromium
+
+    with chromium() as launched:
+        yield launched
+
+
 @pytest.fixture
 def scratch_topic(shop_changes):
     """A topic name for this test only (not matched by cdc_drain's pattern); deleted afterwards."""
