@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import psycopg
 
-from tests.support.airflow import airflow_dags_test
+from tests.support.airflow import airflow_dags_test, metadata_session
 from tests.support.lake import now_ms, read_events
 from tidewater.cdc.connector import table_topic
 from tidewater.lake import objects as layout
@@ -48,21 +48,19 @@ def test_dags_test_cdc_drain_lands_shop_changes_with_exact_types(cdc, lake):
                          "TIMESTAMP WITH TIME ZONE")]
     product = lake.con.execute("select price, typeof(price) from lake.main.products where sku = ?", [sku]).fetchall()
     assert product == [(Decimal("9999999999.99"), "DECIMAL(12,2)")]
-    assert _asset_event_rows(lake.bucket.uri(layout.DATA + "/customers"), started) >= 1
-    # The run's lake-wide summary (what its s3://<bucket>/lake/main event carries). Not read from that event: a
-    # running dag-processor re-parses cdc_drain with the deployment's bucket meanwhile, which deactivates this
-    # scratch bucket's asset, and Airflow drops events of inactive assets.
-    summary = _task_return("cdc_drain", "lake_updated", started)
+    assert _asset_event_rows(lake.env, lake.bucket.uri(layout.DATA + "/customers"), started) >= 1
+    # The run's lake-wide summary: lake_updated's return value is what its s3://<bucket>/lake/main event carries.
+    summary = _task_return(lake.env, "cdc_drain", "lake_updated", started)
     assert summary["rows"].get(table_topic(cdc, "customers"), 0) >= 1
+    assert _asset_event_rows(lake.env, lake.bucket.uri(layout.DATA), started) == sum(summary["rows"].values())
 
 
-def _task_return(dag_id: str, task_id: str, since: datetime):
-    """The return value of the newest run of a task since `since` (from Airflow's metadata DB)."""
+def _task_return(env: dict, dag_id: str, task_id: str, since: datetime):
+    """The return value of the newest run of a task since `since` (from the metadata a dags test with `env` wrote)."""
     from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    with create_session() as session:
+    with metadata_session(env) as session:
         value = session.scalars(
             select(XComModel.value).where(XComModel.dag_id == dag_id, XComModel.task_id == task_id,
                                           XComModel.key == "return_value", XComModel.timestamp >= since)
@@ -71,13 +69,12 @@ def _task_return(dag_id: str, task_id: str, since: datetime):
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _asset_event_rows(uri: str, since: datetime) -> int:
-    """Rows reported by the asset events of `uri` since `since` (from Airflow's metadata DB)."""
+def _asset_event_rows(env: dict, uri: str, since: datetime) -> int:
+    """Rows reported by the asset events of `uri` since `since` (from the metadata a dags test with `env` wrote)."""
     from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    with create_session() as session:
+    with metadata_session(env) as session:
         events = session.scalars(
             select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
             .where(AssetModel.uri == uri, AssetEvent.timestamp >= since)

@@ -12,16 +12,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from datetime import UTC, datetime
 
 import pytest
 
-from tests.support.alerts import html_body
+from tests.support.airflow import metadata_session
+from tests.support.alerts import dags_test_mailing, html_body
 from tests.support.kafka import produce, real_events
 from tests.support.lake import drain_once, new_lake
 from tidewater import drain
-from tidewater.config import REPO_ROOT
 from tidewater.drain import drainer, quarantine
 from tidewater.gate import steps
 from tidewater.lake import commit
@@ -70,22 +69,17 @@ def test_above_the_limit_nothing_is_committed_every_retry_fails_and_acceptance_c
     assert drain_once(shop_changes, lake, topic, group_id, max_bad_share=0.05).records == 0
 
 
-def dags_test_mailing(smtp_port: int, lake, topic: str, conf: dict | None = None) -> subprocess.CompletedProcess:
-    env = os.environ.copy() | lake.env | {"TIDEWATER_DRAIN_TOPIC_REGEX": f"^{re.escape(topic)}$"}
-    smtp = json.loads(env["AIRFLOW_CONN_SMTP_DEFAULT"])
-    env["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps(smtp | {"port": smtp_port})
-    command = [str(REPO_ROOT / ".venv" / "bin" / "airflow"), "dags", "test", "cdc_drain"]
-    if conf:
-        command += ["-c", json.dumps(conf)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+def drain_mailing(smtp_port: int, lake, topic: str, conf: dict | None = None):
+    """`airflow dags test cdc_drain` of `topic` alone into `lake`, mailing to the test's SMTP server."""
+    return dags_test_mailing("cdc_drain", smtp_port, conf, **lake.env,
+                             TIDEWATER_DRAIN_TOPIC_REGEX=f"^{re.escape(topic)}$")
 
 
-def _asset_extras(uri: str, since: datetime) -> list[dict]:
+def _asset_extras(env: dict, uri: str, since: datetime) -> list[dict]:
     from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    with create_session() as session:
+    with metadata_session(env) as session:
         return [event.extra for event in session.scalars(
             select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
             .where(AssetModel.uri == uri, AssetEvent.timestamp >= since)).all()]
@@ -100,8 +94,8 @@ def test_cdc_drain_reports_quarantine_once_and_fails_above_the_limit_until_accep
     with new_lake(shop_changes) as lake:
         produce(shop_changes, topic, [*good[:20], b"not json at all", *good[20:]])  # 1 of 41: under 5%
 
-        first = dags_test_mailing(port, lake, topic)
-        second = dags_test_mailing(port, lake, topic)  # nothing new: no second report
+        first = drain_mailing(port, lake, topic)
+        second = drain_mailing(port, lake, topic)  # nothing new: no second report
 
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
@@ -112,14 +106,14 @@ def test_cdc_drain_reports_quarantine_once_and_fails_above_the_limit_until_accep
         assert lake.bucket.uri(key) in body
         assert "1: <code>" in body and "/dags/cdc_drain/runs/" in body
         assert lake.bucket.get_json(quarantine.REPORTED_KEY) == {"files": [key]}
-        extras = _asset_extras(lake.bucket.uri(layout.DATA + "/order_items"), started)
+        extras = _asset_extras(lake.env, lake.bucket.uri(layout.DATA + "/order_items"), started)
         [extra] = [e for e in extras if e.get("topic") == topic]
         assert (extra["rows"], extra["quarantined"], extra["quarantine_files"]) == (40, 1, [key])
         assert sum(extra["quarantine_reasons"].values()) == 1
         steps.check_quarantine_reported(shop_changes, lake)  # reported: the warehouse may publish
 
         produce(shop_changes, topic, [*good[:10], *GARBAGE])  # 2 of 12: above 5%
-        failed = dags_test_mailing(port, lake, topic)
+        failed = drain_mailing(port, lake, topic)
 
         assert failed.returncode != 0
         mails = read_messages(maildir)
@@ -130,11 +124,11 @@ def test_cdc_drain_reports_quarantine_once_and_fails_above_the_limit_until_accep
         assert "accept_quarantine_topic" in html_body(mails[1])
         steps.check_quarantine_reported(shop_changes, lake)  # uncommitted quarantine does not block
 
-        typo = dags_test_mailing(port, lake, topic, {"accept_quarantine_topic": topic + "x"})
+        typo = drain_mailing(port, lake, topic, {"accept_quarantine_topic": topic + "x"})
         assert typo.returncode != 0
         assert f"accept_quarantine_topic='{topic}x' is not a topic cdc_drain drains" in typo.stdout + typo.stderr
 
-        accepted = dags_test_mailing(port, lake, topic, {"accept_quarantine_topic": topic})
+        accepted = drain_mailing(port, lake, topic, {"accept_quarantine_topic": topic})
 
         assert accepted.returncode == 0, accepted.stdout[-3000:] + accepted.stderr[-3000:]
         mails = read_messages(maildir)

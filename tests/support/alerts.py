@@ -31,9 +31,10 @@ def smtp_env(port: int) -> dict[str, str]:
     return {"AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(smtp | {"port": port})}
 
 
-def dags_test_mailing(dag_id: str, smtp_port: int, **settings: str) -> subprocess.CompletedProcess:
-    """`airflow dags test` mailing to the test's SMTP server, with extra TIDEWATER_* settings."""
-    return airflow_dags_test(dag_id, env=settings | smtp_env(smtp_port))
+def dags_test_mailing(dag_id: str, smtp_port: int, conf: dict | None = None,
+                      **settings: str) -> subprocess.CompletedProcess:
+    """`airflow dags test` (with `conf`) mailing to the test's SMTP server, with extra TIDEWATER_* settings."""
+    return airflow_dags_test(dag_id, conf, env=settings | smtp_env(smtp_port))
 
 
 def point_smtp(monkeypatch, port: int) -> None:
