@@ -1,6 +1,7 @@
 # Images for docker compose (docker/services.yaml): `airflow` runs Airflow 3 and the Tidewater commands,
-# `jupyter` adds JupyterLab to it for the optional jupyter profile. Both install the pinned requirements.txt
-# exactly as `make install` does (a complete, resolved set: no dependency resolution here).
+# `jupyter` adds JupyterLab and notebooks/ to it for the optional jupyter profile. Both install the pinned
+# requirements.txt exactly as `make install` does (a complete, resolved set: no dependency resolution here), and
+# `jupyter` the notebooks' notebooks/requirements.txt over it.
 
 # The drain's compiled decoder (native/tidewater_decode) as a CPython 3.11 abi3 wheel, built with the pinned
 # maturin and the crate's Cargo.lock (Rust >= 1.85). Bookworm's glibc, so the wheel runs on the Airflow image.
@@ -43,9 +44,11 @@ ENV AIRFLOW__CORE__DAGS_FOLDER=/opt/tidewater/dags \
 ENTRYPOINT ["/usr/bin/dumb-init", "--", "/opt/tidewater/docker/airflow-entrypoint.sh"]
 
 FROM airflow AS jupyter
-COPY --chown=airflow:root docker/jupyter/requirements.txt ./docker/jupyter/requirements.txt
-RUN pip install --no-cache-dir --no-deps -r docker/jupyter/requirements.txt
-COPY --chown=airflow:root docker/jupyter/open_marts.py /home/airflow/.ipython/profile_default/startup/00-open-marts.py
-WORKDIR /home/airflow
+# The notebooks' pinned requirements (resolved against requirements.txt: the shared packages are already installed).
+COPY --chown=airflow:root notebooks/requirements.txt ./notebooks/requirements.txt
+RUN pip install --no-cache-dir --no-deps -r notebooks/requirements.txt
+COPY --chown=airflow:root stack/config/jupyter_server_config.py ./stack/config/jupyter_server_config.py
+COPY --chown=airflow:root notebooks ./notebooks
 ENTRYPOINT ["/usr/bin/dumb-init", "--"]
-CMD ["bash", "-c", "exec jupyter lab --ip=0.0.0.0 --port=8888 --no-browser --IdentityProvider.token=\"$TIDEWATER_JUPYTER_TOKEN\""]
+# The same configuration as `make notebook` (token login, /notebook/, notebooks/ opened), on the container's port.
+CMD ["jupyter", "lab", "--config=/opt/tidewater/stack/config/jupyter_server_config.py", "--ip=0.0.0.0", "--port=8888"]

@@ -19,7 +19,8 @@ WITH_TEST_ENV := set -a && . ./.stack-test/env && set +a &&
 PYTEST_ARGS ?=
 
 .PHONY: help install lock lint stack-up stack-down stack-status airflow-up airflow-down airflow-status demo-break demo-repair \
-        shop-migrate shop-seed shop-run cdc-register cdc-status cdc-peek drain bench-drain test test-stack-up test-stack-down unit-test demo clean
+        shop-migrate shop-seed shop-run cdc-register cdc-status cdc-peek drain bench-drain test test-stack-up test-stack-down unit-test demo clean \
+        notebook notebook-install notebook-down notebook-status
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -54,8 +55,32 @@ $(VENV)/.native: $(VENV)/.installed $(NATIVE)/Cargo.toml $(NATIVE)/Cargo.lock $(
 
 install: $(VENV)/.installed $(VENV)/.native ## create .venv from the pinned requirements.txt (uv; cache in ~/.cache/uv), build native/
 
-lock: ## re-resolve requirements.in into the fully pinned requirements.txt
+lock: ## re-resolve requirements.in (and notebooks/requirements.in) into the fully pinned requirements.txt files
 	"$(UV)" pip compile requirements.in --python-version 3.11 --no-header -o requirements.txt
+	"$(UV)" pip compile notebooks/requirements.in -c requirements.txt --python-version 3.11 --no-header \
+	  -o notebooks/requirements.txt
+
+# The notebooks' own virtualenv: JupyterLab, nbclient, DuckDB and its extensions, pandas, matplotlib, pinned in
+# notebooks/requirements.txt (no Airflow), plus the tidewater package for tidewater.marts_reader.
+NOTEBOOK_VENV := .venv-notebook
+$(NOTEBOOK_VENV)/.installed: notebooks/requirements.txt pyproject.toml
+	@test -x "$(UV)" || $(PYTHON) -m pip install --quiet --user "uv==$(UV_VERSION)"
+	@test -x $(NOTEBOOK_VENV)/bin/python || "$(UV)" venv --quiet --python $(PYTHON) $(NOTEBOOK_VENV)
+	"$(UV)" pip sync --quiet --compile-bytecode --python $(NOTEBOOK_VENV)/bin/python notebooks/requirements.txt
+	"$(UV)" pip install --quiet --python $(NOTEBOOK_VENV)/bin/python --no-deps -e .
+	$(NOTEBOOK_VENV)/bin/python -m tidewater.duck
+	@touch $@
+
+notebook-install: $(NOTEBOOK_VENV)/.installed ## create .venv-notebook from the pinned notebooks/requirements.txt
+
+notebook: stack-up notebook-install ## JupyterLab on the published marts (read-only), 127.0.0.1:28888/notebook/; prints its URL
+	$(STACK) notebook-up
+
+notebook-down: ## stop JupyterLab
+	$(STACK) notebook-down
+
+notebook-status:
+	$(STACK) notebook-status
 
 lint: install ## ruff
 	$(BIN)/ruff check .
@@ -99,7 +124,7 @@ cdc-peek: ## events per CDC topic and the newest event of each
 unit-test: install ## tests that need no services
 	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
-test: test-stack-up dbt/target/manifest.json ## every test, on the stack's test instance (.stack-test/; starts it first)
+test: test-stack-up dbt/target/manifest.json $(NOTEBOOK_VENV)/.installed ## every test, on the stack's test instance (.stack-test/; starts it first)
 	$(TEST_STACK) airflow-migrate
 	$(WITH_TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 

@@ -5,6 +5,7 @@
 #   stack/stack.sh down     stop every service (data stays in .stack/)
 #   stack/stack.sh status   one line per service: running/healthy or not
 #   stack/stack.sh airflow-up | airflow-down | airflow-status | airflow-migrate
+#   stack/stack.sh notebook-up | notebook-down | notebook-status   JupyterLab on the published marts (read-only)
 #
 # Everything the stack stores lives in .stack/ (git-ignored); heavy downloads and builds (Maven
 # repository, Go module and build caches, the MinIO binary) live in user-level caches so a fresh
@@ -16,6 +17,7 @@ STACK=${TIDEWATER_STACK_DIR:-$ROOT/.stack}
 CACHE=${TIDEWATER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tidewater}
 PY=${TIDEWATER_PYTHON:-$ROOT/.venv/bin/python}
 AIRFLOW_BIN=$(dirname "$PY")/airflow
+NOTEBOOK_VENV=$ROOT/.venv-notebook  # the notebooks' own virtualenv (make notebook-install: notebooks/requirements.txt)
 
 MINIO_MODULE=github.com/minio/minio
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
@@ -588,6 +590,43 @@ airflow_status() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# JupyterLab on the published marts (docs/notebooks.md), from its own virtualenv, configured as compose's jupyter
+# service is (stack/config/jupyter_server_config.py): token login, served under /notebook/, notebooks/ opened.
+
+notebook_url() { echo "http://127.0.0.1:$TIDEWATER_JUPYTER_PORT/notebook/"; }
+
+# The server and its kernels get the marts reader's credentials (tidewater.marts_reader.READER_VARIABLES) and the
+# token, and no other variable of this environment: no pipeline key, no superuser password, no Airflow connection.
+notebook_up() {
+  [[ -x $NOTEBOOK_VENV/bin/jupyter ]] || die "no notebook virtualenv at $NOTEBOOK_VENV: run make notebook-install"
+  [[ -n ${TIDEWATER_JUPYTER_TOKEN:-} ]] || die "no TIDEWATER_JUPYTER_TOKEN in $SECRETS_FILE: run make stack-up first"
+  local readers; readers=$("$NOTEBOOK_VENV/bin/python" -m tidewater.marts_reader variables) \
+    || die "the notebook virtualenv cannot import tidewater: run make notebook-install"
+  claim_ports notebook 127.0.0.1 TIDEWATER_JUPYTER_PORT
+  local port=$TIDEWATER_JUPYTER_PORT  # not exported: it outlives the clean-up below
+  (
+    local keep=" PATH HOME LANG LC_ALL TZ TMPDIR TIDEWATER_JUPYTER_TOKEN $readers " name
+    for name in $(compgen -e); do [[ $keep == *" $name "* ]] || unset "$name" 2>/dev/null || true; done
+    local as_root=(); [[ $(id -u) != 0 ]] || as_root=(--allow-root)  # a root shell runs the whole stack as root
+    spawn notebook "$NOTEBOOK_VENV/bin/jupyter" lab --config="$ROOT/stack/config/jupyter_server_config.py" \
+      --ip=127.0.0.1 --port="$port" "${as_root[@]}"
+  )
+  await notebook 90
+  say "JupyterLab (marts read-only): $(notebook_url)lab?token=$TIDEWATER_JUPYTER_TOKEN"
+}
+# The token goes to curl on stdin (-K -), not on its command line.
+health_notebook() {
+  printf 'header = "Authorization: token %s"\n' "$TIDEWATER_JUPYTER_TOKEN" \
+    | curl -sf -K - "$(notebook_url)api/status" >/dev/null
+}
+notebook_down() { terminate notebook; }
+notebook_status() {
+  if health_notebook 2>/dev/null; then say "notebook: healthy at $(notebook_url)lab (log: $LOGS/notebook.log)"
+  elif is_running notebook; then say "notebook: running (pid $(pid_of notebook)) but NOT answering (log: $LOGS/notebook.log)"
+  else say "notebook: stopped (make notebook starts it)"; fi
+}
+
+# ---------------------------------------------------------------------------------------------
 
 up() {
   [[ -x $PY ]] || die "no virtualenv at $ROOT/.venv: run make install first"
@@ -610,6 +649,7 @@ up() {
 }
 
 down() {
+  notebook_down
   airflow_down
   local i
   for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
@@ -634,5 +674,9 @@ case ${1:-} in
   airflow-down) airflow_down ;;
   airflow-status) airflow_status ;;
   airflow-migrate) airflow_migrate ;;
-  *) echo "usage: $0 up|down|status|airflow-up|airflow-down|airflow-status|airflow-migrate" >&2; exit 2 ;;
+  notebook-up) notebook_up ;;
+  notebook-down) notebook_down ;;
+  notebook-status) notebook_status ;;
+  *) echo "usage: $0 up|down|status|airflow-up|airflow-down|airflow-status|airflow-migrate|notebook-up|notebook-down|notebook-status" >&2
+     exit 2 ;;
 esac

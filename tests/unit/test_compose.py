@@ -21,13 +21,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from tidewater.cdc import connector
 from tidewater.config import REPO_ROOT, Settings, parse_connection, read_env_file
+from tidewater.marts_reader import READER_VARIABLES, reader_connections
 from tidewater_dev.stackenv import airflow_connections
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
@@ -377,15 +377,34 @@ def test_only_minio_and_its_setup_get_the_root_credentials():
     assert holders == ["minio", "minio-setup"]
     assert container_env("minio")["MINIO_ROOT_USER"] == DEFAULTS["TIDEWATER_S3_ACCESS_KEY"]
     jupyter = container_env("jupyter")
-    assert jupyter["TIDEWATER_S3_ACCESS_KEY"] == DEFAULTS["TIDEWATER_S3_MARTS_READER_ACCESS_KEY"]
-    assert not any(value in jupyter.values() for value in (DEFAULTS["TIDEWATER_PG_SUPERUSER_PASSWORD"],
-                                                           DEFAULTS["TIDEWATER_S3_PIPELINE_SECRET_KEY"]))
     assert "volumes" not in SERVICES["jupyter"], "Jupyter reads the marts through their catalog, no files"
-    reader = urlsplit(jupyter["AIRFLOW_CONN_MARTS_CATALOG_READER"])
-    assert (reader.username, reader.password, reader.hostname, reader.path) == (
-        DEFAULTS["TIDEWATER_MARTS_READER_USER"], DEFAULTS["TIDEWATER_MARTS_READER_PASSWORD"], "shop-db",
-        "/" + DEFAULTS["TIDEWATER_MARTS_CATALOG_DB"]), "Jupyter attaches the marts as their read-only reader"
-    assert DEFAULTS["TIDEWATER_LAKE_CATALOG_PASSWORD"] not in jupyter.values()
+    assert set(jupyter) == {*READER_VARIABLES, "TIDEWATER_JUPYTER_TOKEN"}, (
+        "Jupyter gets the marts reader's credentials (tidewater.marts_reader.READER_VARIABLES) and its token alone")
+
+
+def test_jupyter_attaches_the_marts_as_their_read_only_reader_through_the_compose_services():
+    metadata, s3, data_path = reader_connections(container_env("jupyter"))
+    assert (metadata.host, metadata.port, metadata.login, metadata.password, metadata.schema) == (
+        "shop-db", 5432, DEFAULTS["TIDEWATER_MARTS_READER_USER"], DEFAULTS["TIDEWATER_MARTS_READER_PASSWORD"],
+        DEFAULTS["TIDEWATER_MARTS_CATALOG_DB"])
+    assert (s3.extra["endpoint_url"], s3.login, s3.password) == (
+        "http://minio:9000", DEFAULTS["TIDEWATER_S3_MARTS_READER_ACCESS_KEY"],
+        DEFAULTS["TIDEWATER_S3_MARTS_READER_SECRET_KEY"])
+    assert data_path == f"s3://{DEFAULTS['TIDEWATER_LAKE_BUCKET']}/marts/"
+
+
+def test_jupyter_runs_the_native_notebook_servers_configuration_and_notebooks():
+    """The image holds notebooks/ and starts JupyterLab with stack/config/jupyter_server_config.py, as
+    `make notebook` does (stack/stack.sh notebook_up): the same notebooks under the same /notebook/ path."""
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    jupyter = dockerfile[dockerfile.index("FROM airflow AS jupyter"):]
+    assert "pip install --no-cache-dir --no-deps -r notebooks/requirements.txt" in jupyter
+    assert "COPY --chown=airflow:root notebooks ./notebooks" in jupyter
+    command = json.loads(re.search(r"^CMD (\[.*\])$", jupyter, re.M)[1])
+    assert "--config=/opt/tidewater/stack/config/jupyter_server_config.py" in command
+    assert "--config=\"$ROOT/stack/config/jupyter_server_config.py\"" in STACK_SH
+    health = " ".join(SERVICES["jupyter"]["healthcheck"]["test"])
+    assert "http://localhost:8888/notebook/api/status?token=" + GENERATED["TIDEWATER_JUPYTER_TOKEN"] in health
 
 
 def test_minio_policies_give_the_pipeline_the_lake_and_readers_only_the_marts():

@@ -33,11 +33,12 @@ from typing import Literal
 
 import duckdb
 
-from tidewater.config import ConfigError, Settings
+from tidewater.config import ConfigError, Settings, get_connection
 from tidewater.gate.stage import candidate_path, discard_candidate
 from tidewater.gate.suites import mart_names
 from tidewater.lake import Lake, catalog
 from tidewater.lake.objects import ObjectStoreError
+from tidewater.marts_reader import NothingPublished, open_read_only
 from tidewater.sqltext import literal
 
 PREFIX = "marts"  # the marts catalog's data files in the lake bucket (catalog.DATA_PREFIX)
@@ -91,22 +92,12 @@ def open_marts(settings: Settings) -> Lake:
                 Bucket(S3Hook(aws_conn_id=settings.lake_conn_id).get_conn(), settings.lake_bucket))
 
 
-class NothingPublished(LookupError):
-    """The marts catalog has never been written: no publication yet."""
-
-
 def open_published(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """A reader's connection: the marts catalog attached read-only as the marts reader, and in use (``select *
-    from fct_orders`` reads ``marts.main.fct_orders``). Raises NothingPublished before the first publication."""
-    try:
-        con = catalog.connect(settings, catalog.MARTS, read_only=True)
-    except duckdb.InvalidInputException as error:
-        if "creating a new DuckLake is explicitly disabled" not in str(error):
-            raise
-        raise NothingPublished(f"the marts catalog (connection {settings.marts_reader_conn_id!r}) holds no "
-                               "publication yet: run the warehouse DAG until it publishes (docs/marts.md)") from None
-    con.execute(f"use {catalog.MARTS}")
-    return con
+    """A reader's connection: the marts catalog attached read-only as the marts reader (its catalog and S3
+    connections), and in use (``select * from fct_orders`` reads ``marts.main.fct_orders``). Raises
+    NothingPublished before the first publication."""
+    return open_read_only(get_connection(settings.marts_reader_conn_id),
+                          get_connection(settings.marts_reader_s3_conn_id), catalog.data_path(settings, catalog.MARTS))
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
