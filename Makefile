@@ -1,4 +1,5 @@
-# Tidewater. `make demo` runs the pipeline on the native stack; `make test` runs every test.
+# Tidewater. `make up` runs the pipeline live on the native stack (`make down` stops it); `make demo` runs it once;
+# `make test` runs every test.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
@@ -18,7 +19,7 @@ TEST_STACK := TIDEWATER_STACK_DIR=$(CURDIR)/.stack-test TIDEWATER_STACK_PROFILE=
 WITH_TEST_ENV := set -a && . ./.stack-test/env && set +a &&
 PYTEST_ARGS ?=
 
-.PHONY: help install lock lint stack-up stack-down stack-status airflow-up airflow-down airflow-status demo-break demo-repair \
+.PHONY: help install lock lint up down proxy-up proxy-down stack-up stack-down stack-status airflow-up airflow-down airflow-status demo-break demo-repair \
         shop-migrate shop-seed shop-run cdc-register cdc-status cdc-peek drain bench-drain test test-stack-up test-stack-down unit-test demo clean \
         notebook notebook-install notebook-down notebook-status
 
@@ -84,6 +85,22 @@ notebook-status:
 
 lint: install ## ruff
 	$(BIN)/ruff check .
+
+up: cdc-register dbt/target/manifest.json notebook-install ## the pipeline live: Airflow, DAGs unpaused, shop traffic (RATE=2), notebooks, proxy; returns at the first publication
+	$(STACK) airflow-up
+	$(STACK) notebook-up
+	$(STACK) proxy-up
+	$(WITH_ENV) $(BIN)/python -m tidewater_dev.up $${RATE:+--rate $$RATE}
+
+down: ## pause every DAG, stop the shop traffic, stop the stack (data stays in .stack/)
+	if [ -f .stack/env ]; then $(WITH_ENV) $(BIN)/python -m tidewater_dev.up down; fi
+	$(STACK) down
+
+proxy-up: ## one address for every web UI (Caddy on TIDEWATER_PROXY_PORT) and the mail view
+	$(STACK) proxy-up
+
+proxy-down:
+	$(STACK) proxy-down
 
 stack-up: install ## start PostgreSQL, Kafka, Kafka Connect + Debezium, MinIO, SMTP sink (idempotent)
 	$(STACK) up

@@ -6,6 +6,7 @@
 #   stack/stack.sh status   one line per service: running/healthy or not
 #   stack/stack.sh airflow-up | airflow-down | airflow-status | airflow-migrate
 #   stack/stack.sh notebook-up | notebook-down | notebook-status   JupyterLab on the published marts (read-only)
+#   stack/stack.sh proxy-up | proxy-down   the mail view and one address for every web UI (Caddy; `make up`)
 #
 # Everything the stack stores lives in .stack/ (git-ignored); heavy downloads and builds (Maven
 # repository, Go module and build caches, the MinIO binary) live in user-level caches so a fresh
@@ -29,6 +30,8 @@ JAVA_OPTS_BASE="-Xms128m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true"
 
 SERVICES=(postgres airflow-db kafka connect minio smtp)
 AIRFLOW_COMPONENTS=(api-server scheduler dag-processor triggerer)
+# Started by proxy-up (`make up`), not by up: the web UIs' one address and the native mail view.
+PROXY_SERVICES=(mail-ui proxy)
 
 # ---------------------------------------------------------------------------------------------
 # settings
@@ -488,6 +491,44 @@ start_smtp() {
 }
 health_smtp() { tcp_open "$TIDEWATER_SMTP_HOST" "$TIDEWATER_SMTP_PORT"; }
 
+# The caught mail, read-only behind TIDEWATER_MAIL_UI_USER's login, under /mail/ (compose: Mailpit's web UI).
+start_mail-ui() {
+  claim_ports mail-ui 127.0.0.1 TIDEWATER_MAIL_UI_PORT
+  TIDEWATER_MAIL_UI_USER=$TIDEWATER_MAIL_UI_USER TIDEWATER_MAIL_UI_PASSWORD=$TIDEWATER_MAIL_UI_PASSWORD \
+    spawn mail-ui "$PY" -m tidewater_dev.mailview --host 127.0.0.1 --port "$TIDEWATER_MAIL_UI_PORT" \
+    --maildir "$STACK/mail"
+}
+# Healthy when it answers and wants a login.
+health_mail-ui() {
+  [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$TIDEWATER_MAIL_UI_PORT/mail/") == 401 ]]
+}
+
+# ---------------------------------------------------------------------------------------------
+# One address (Caddy, stack/config/Caddyfile): Airflow at /, the MinIO console, mail and notebooks under paths.
+# Caddy's own state (it keeps its last configuration) stays in $STACK/caddy.
+
+start_proxy() {
+  mkdir -p "$STACK/caddy"
+  claim_ports proxy 127.0.0.1 TIDEWATER_PROXY_PORT
+  PROXY_BIND=127.0.0.1 PROXY_PORT=$TIDEWATER_PROXY_PORT XDG_CONFIG_HOME=$STACK/caddy XDG_DATA_HOME=$STACK/caddy \
+    UPSTREAM_AIRFLOW=127.0.0.1:$TIDEWATER_AIRFLOW_PORT \
+    UPSTREAM_MINIO_CONSOLE=$TIDEWATER_S3_HOST:$TIDEWATER_S3_CONSOLE_PORT \
+    UPSTREAM_MAIL=127.0.0.1:$TIDEWATER_MAIL_UI_PORT UPSTREAM_JUPYTER=127.0.0.1:$TIDEWATER_JUPYTER_PORT \
+    spawn proxy caddy run --config "$ROOT/stack/config/Caddyfile" --adapter caddyfile
+}
+health_proxy() { tcp_open 127.0.0.1 "$TIDEWATER_PROXY_PORT"; }
+
+proxy_up() {
+  [[ -f $STACK/env ]] || die "$STACK/env is missing: run stack/stack.sh up first"
+  start_mail-ui; await mail-ui 30
+  start_proxy; await proxy 30
+  say "one address: http://127.0.0.1:$TIDEWATER_PROXY_PORT/ (Airflow), /minio/, /mail/, /notebook/"
+}
+proxy_down() {
+  local i
+  for ((i = ${#PROXY_SERVICES[@]} - 1; i >= 0; i--)); do terminate "${PROXY_SERVICES[i]}"; done
+}
+
 # ---------------------------------------------------------------------------------------------
 # .stack/env: settings plus the Airflow connections, for make targets, tests and Airflow itself
 
@@ -649,6 +690,7 @@ up() {
 }
 
 down() {
+  proxy_down
   notebook_down
   airflow_down
   local i
@@ -662,6 +704,12 @@ status() {
   for name in "${SERVICES[@]}"; do
     if "health_$name" >/dev/null 2>&1; then say "$name: healthy"
     else say "$name: NOT healthy (log: $LOGS/$name.log)"; failed=1; fi
+  done
+  for name in "${PROXY_SERVICES[@]}"; do  # optional: proxy-up (`make up`) starts them
+    if is_running "$name"; then
+      if "health_$name" >/dev/null 2>&1; then say "$name: healthy"
+      else say "$name: NOT healthy (log: $LOGS/$name.log)"; failed=1; fi
+    else say "$name: stopped (stack/stack.sh proxy-up or make up starts it)"; fi
   done
   return $failed
 }
@@ -677,6 +725,8 @@ case ${1:-} in
   notebook-up) notebook_up ;;
   notebook-down) notebook_down ;;
   notebook-status) notebook_status ;;
-  *) echo "usage: $0 up|down|status|airflow-up|airflow-down|airflow-status|airflow-migrate|notebook-up|notebook-down|notebook-status" >&2
+  proxy-up) proxy_up ;;
+  proxy-down) proxy_down ;;
+  *) echo "usage: $0 up|down|status|airflow-up|airflow-down|airflow-status|airflow-migrate|notebook-up|notebook-down|notebook-status|proxy-up|proxy-down" >&2
      exit 2 ;;
 esac

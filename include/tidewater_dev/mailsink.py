@@ -29,12 +29,18 @@ class MaildirHandler:
         return "250 Message accepted for delivery"
 
 
+def message_files(maildir: Path) -> list[Path]:
+    """The files of every message the sink has kept, oldest first (their names are the arrival times in ns)."""
+    return sorted(maildir.glob("*.eml"))
+
+
+def read_message(path: Path) -> EmailMessage:
+    return message_from_bytes(path.read_bytes(), policy=policy.default)  # type: ignore[return-value]
+
+
 def read_messages(maildir: Path) -> list[EmailMessage]:
     """Every message the sink has kept, oldest first."""
-    return [
-        message_from_bytes(path.read_bytes(), policy=policy.default)  # type: ignore[misc]
-        for path in sorted(maildir.glob("*.eml"))
-    ]
+    return [read_message(path) for path in message_files(maildir)]
 
 
 def main(argv: list[str] | None = None) -> None:

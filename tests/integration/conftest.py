@@ -26,6 +26,9 @@ def pytest_collection_modifyitems(items) -> None:
     for item in items:
         if "/integration/" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+    # A test marked `last` changes what the whole test instance does (unpaused DAGs run on their schedules): it
+    # runs after every other one, in the order collected.
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
 @pytest.fixture(scope="session")

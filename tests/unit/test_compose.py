@@ -56,6 +56,7 @@ PUBLISHED = {
     "airflow-api-server": {8080: "TIDEWATER_AIRFLOW_PORT"},
     "kafka-ui": {8080: "TIDEWATER_KAFKA_UI_PORT"},
     "jupyter": {8888: "TIDEWATER_JUPYTER_PORT"},
+    "proxy": {8000: "TIDEWATER_PROXY_PORT"},
 }
 NATIVE_SERVICES = {"postgres": "shop-db", "airflow-db": "airflow-db", "kafka": "kafka", "connect": "connect",
                    "minio": "minio", "smtp": "mailpit"}
@@ -544,6 +545,28 @@ def test_kafka_and_connect_are_configured_like_the_native_stack():
             variable = named.get(key, "CONNECT_" + key.upper().replace(".", "_"))
             assert connect.get(variable) == native(value), f"Kafka Connect {key}={value} natively ({variable})"
     assert connect["BOOTSTRAP_SERVERS"] == "kafka:9092"
+
+
+def test_the_proxy_routes_the_same_paths_to_services_that_exist():
+    """One Caddyfile for both: compose's proxy gives each upstream variable a service and the port that service
+    listens on inside the network; stack/stack.sh gives the same variables the native ports."""
+    caddyfile = (REPO_ROOT / "stack" / "config" / "Caddyfile").read_text()
+    used = set(re.findall(r"\{\$([A-Z_]+)\}", caddyfile))
+    proxy = SERVICES["proxy"]
+    assert used == set(proxy["environment"]), "the Caddyfile and compose's proxy name different variables"
+    assert re.search(r"^\s*admin off$", caddyfile, re.M), "Caddy's admin API would open a way in without a login"
+    assert "./stack/config/Caddyfile:/etc/caddy/Caddyfile:ro" in proxy["volumes"]
+    native = re.search(r"^start_proxy\(\) \{\n(.*?)^\}", STACK_SH, re.S | re.M)[1]
+    assert {name for name in used if f"{name}=" in native} == used, "stack/stack.sh start_proxy must set each one"
+    listening = {name: {*PUBLISHED.get(name, {})} for name in SERVICES}
+    listening["mailpit"].add(8025)
+    for name in sorted(name for name in used if name.startswith("UPSTREAM_")):
+        host, port = proxy["environment"][name].split(":")
+        assert host in SERVICES, f"{name} names {host}, which is no compose service"
+        assert int(port) in listening[host], f"{name}: {host} does not listen on {port}"
+    routes = set(re.findall(r"^\s*handle(?:_path)? (/[a-z]+/)\*", caddyfile, re.M))
+    assert routes == {"/minio/", "/mail/", "/notebook/"}
+    assert SERVICES["mailpit"]["environment"]["MP_WEBROOT"] == "mail", "Mailpit must serve under /mail/ as natively"
 
 
 # ------------------------------------------------------------------ docker compose itself

@@ -3,7 +3,8 @@
 
 Runs the simulator (sign-ups, address and price changes,
 orders placed → paid → shipped, cancellations, customer deletions) at `rate` operations per second for
-`duration_s` seconds. Every change flows through Debezium into Kafka, where `cdc_drain` picks it up.
+`duration_s` seconds (`make up` starts a run of a week, `make down` stops it). Every change flows through
+Debezium into Kafka, where `cdc_drain` picks it up.
 The same `seed` on the same starting data makes the same operations. It runs as the shop's application
 role: the migrations (roles, schema) are applied by `make shop-migrate` or compose's `shop-migrate` job,
 never by Airflow, which holds no PostgreSQL superuser.
@@ -28,7 +29,7 @@ from tidewater.alerts.notify import on_task_failure
                   "on_failure_callback": on_task_failure},
     params={
         "rate": Param(5.0, type="number", minimum=0.1, description="operations per second"),
-        "duration_s": Param(60, type="integer", minimum=1, maximum=3600, description="how long to run"),
+        "duration_s": Param(60, type="integer", minimum=1, maximum=7 * 24 * 3600, description="how long to run"),
         "seed": Param(42, type="integer", description="random seed: same seed, same operations"),
     },
 )
