@@ -33,7 +33,7 @@ COPY --chown=airflow:root dags ./dags
 COPY --chown=airflow:root plugins ./plugins
 COPY --chown=airflow:root docker/airflow-entrypoint.sh docker/airflow-init.sh ./docker/
 # Mount points of the named volumes, owned by the airflow user so the volumes are too.
-RUN mkdir -p /opt/tidewater/data/warehouse /opt/tidewater/data/marts \
+RUN mkdir -p /opt/tidewater/data/warehouse /opt/tidewater/data/marts /opt/tidewater/lineage \
       /opt/tidewater/great_expectations/uncommitted/data_docs
 # Two DAG bundles: the product's dags/, and the demo shop's (shop_traffic), as stack/stack.sh configures them.
 ENV AIRFLOW__CORE__DAGS_FOLDER=/opt/tidewater/dags \

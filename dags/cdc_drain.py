@@ -11,7 +11,8 @@ docs/lake.md).
 
 Each table that landed data gets an asset event (`s3://<bucket>/lake/main/<table>`: rows, files,
 quarantined, offsets before/after, remaining lag, newest source time); `lake_updated` then emits one
-`s3://<bucket>/lake/main` event per run, which schedules the warehouse.
+`s3://<bucket>/lake/main` event per run, which schedules the warehouse. Each drain's OpenLineage events name the
+topic it read and the table it wrote (docs/lineage.md).
 
 **Replay** (recovery, backwards only): trigger with `replay_topic` and either `replay_from_timestamp` or
 `replay_from_offsets` (partition → non-negative offset, e.g. `{"0": 1200}`) before the lake's position; the
@@ -41,7 +42,7 @@ from airflow.exceptions import AirflowSkipException
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from tidewater import assets
+from tidewater import assets, lineage
 from tidewater.alerts import deadlines
 from tidewater.alerts.notify import on_task_failure
 from tidewater.config import Settings
@@ -104,6 +105,7 @@ def cdc_drain():
                                          accept_recreated_topic=drain.accept_recreated_topic(params or {}, topic))
         finally:
             consumer.close()
+        lineage.report_drain(settings, topic, table_of(topic))  # OpenLineage: topic → change table
         if result.rows or result.quarantined:
             outlet_events[assets.RAW_TABLES].add(assets.raw_table(settings, table_of(topic)),
                                                  extra=result.asset_extra())

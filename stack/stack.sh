@@ -549,6 +549,7 @@ write_env() {
     db+="@$TIDEWATER_PG_HOST:$TIDEWATER_AIRFLOW_DB_PORT/$(urlencode "$TIDEWATER_AIRFLOW_DB")"
     export TIDEWATER_STACK_DIR=$STACK TIDEWATER_WAREHOUSE_PATH=$STACK/warehouse/warehouse.duckdb \
       TIDEWATER_MARTS_DIR=$STACK/marts TIDEWATER_MAIL_DIR=$STACK/mail \
+      TIDEWATER_OPENLINEAGE_FILE=$STACK/lineage/events.jsonl \
       TIDEWATER_S3_CONSOLE_URL=http://$TIDEWATER_S3_HOST:$TIDEWATER_S3_CONSOLE_PORT \
       AIRFLOW_HOME=$STACK/airflow AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins \
       AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST="$(dag_bundles "$ROOT")" \
@@ -566,7 +567,8 @@ write_env() {
     # shellcheck disable=SC2046
     "$PY" "$ROOT/stack/envfile.py" quote $(grep -oE '^[A-Z][A-Z0-9_]*' "$ROOT/stack/defaults.env") \
       $("$PY" "$ROOT/stack/envfile.py" names) TIDEWATER_STACK_DIR TIDEWATER_WAREHOUSE_PATH TIDEWATER_MARTS_DIR \
-      TIDEWATER_MAIL_DIR TIDEWATER_S3_CONSOLE_URL AIRFLOW_HOME AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__PLUGINS_FOLDER \
+      TIDEWATER_MAIL_DIR TIDEWATER_OPENLINEAGE_FILE TIDEWATER_S3_CONSOLE_URL \
+      AIRFLOW_HOME AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__PLUGINS_FOLDER \
       AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST \
       AIRFLOW__CORE__LOAD_EXAMPLES AIRFLOW__CORE__EXECUTOR AIRFLOW__CORE__PARALLELISM \
       AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE \
@@ -600,7 +602,7 @@ airflow_migrate() {
   # DuckDB allows one writer process: every task that writes the warehouse takes this pool's one slot.
   "$AIRFLOW_BIN" pools set duckdb_warehouse 1 "DuckDB warehouse: one writer at a time" \
     >>"$LOGS/airflow-migrate.log" 2>&1 || die "creating the duckdb_warehouse pool failed: see $LOGS/airflow-migrate.log"
-  mkdir -p "$STACK/warehouse"
+  mkdir -p "$STACK/warehouse" "$STACK/lineage"
 }
 
 airflow_up() {

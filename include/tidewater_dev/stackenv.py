@@ -1,4 +1,5 @@
-"""Derives the Airflow connections (``AIRFLOW_CONN_*``) from the ``TIDEWATER_*`` settings.
+"""Derives the Airflow connections (``AIRFLOW_CONN_*``) and OpenLineage settings (``AIRFLOW__OPENLINEAGE__*``,
+tidewater.lineage) from the ``TIDEWATER_*`` settings.
 
 One definition for both deployments: the native stack writes this output into ``.stack/env``; the
 docker-compose Airflow image evaluates it in its entrypoint, with the service host names set there.
@@ -15,7 +16,9 @@ import sys
 from collections.abc import Mapping
 from urllib.parse import quote
 
+from tidewater import lineage
 from tidewater.cdc import access
+from tidewater.config import ConfigError
 
 
 def _need(env: Mapping[str, str], key: str) -> str:
@@ -94,7 +97,11 @@ def airflow_connections(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def main() -> None:
-    for key, value in airflow_connections(os.environ).items():
+    try:
+        derived = airflow_connections(os.environ) | lineage.airflow_settings(os.environ)
+    except ConfigError as error:
+        raise SystemExit(f"tidewater_dev.stackenv: {error}") from None
+    for key, value in derived.items():
         sys.stdout.write(f"{key}={shlex.quote(value)}\n")
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tidewater import lineage
 from tidewater.cdc import connector
 from tidewater.config import REPO_ROOT, Settings, parse_connection, read_env_file
 from tidewater.marts_reader import READER_VARIABLES, reader_connections
@@ -340,6 +341,16 @@ def test_airflow_gets_no_superuser_and_no_root_key(name):
     migrate = airflow_connections(container_env("shop-migrate"))
     admin = parse_connection("shop_postgres_admin", migrate["AIRFLOW_CONN_SHOP_POSTGRES_ADMIN"])
     assert admin.login == DEFAULTS["TIDEWATER_PG_SUPERUSER"]
+
+
+@pytest.mark.parametrize("name", AIRFLOW_SERVICES[1:])
+def test_every_airflow_component_appends_its_lineage_events_to_the_lineage_volume(name):
+    """OpenLineage (docs/lineage.md): the file transport's file lies in the `lineage` volume of each component."""
+    events = json.loads(lineage.airflow_settings(container_env(name))["AIRFLOW__OPENLINEAGE__TRANSPORT"])
+    path = events["transport"]["log_file_path"]
+    mounts = [volume.split(":") for volume in SERVICES[name].get("volumes", [])]
+    assert any(source == "lineage" and path.startswith(target + "/") for source, target, *_ in mounts), \
+        f"{name} writes {path} outside the lineage volume"
 
 
 def test_every_published_web_ui_and_http_api_wants_a_login():
