@@ -12,6 +12,13 @@ COPY native/tidewater_decode /src/tidewater_decode
 RUN /opt/maturin/bin/maturin build --release --locked -m /src/tidewater_decode/Cargo.toml \
       --interpreter python3 -o /wheels
 
+# The data docs' scripts, styles and fonts (tidewater.ui.vendor): the npm packages of vendor/package-lock.json, which
+# the docs plugin serves instead of GX's public CDNs.
+FROM node:20.19.0-bookworm-slim AS docs-assets
+WORKDIR /src
+COPY include/tidewater/ui/vendor/package.json include/tidewater/ui/vendor/package-lock.json include/tidewater/ui/vendor/.npmrc ./
+RUN npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
 FROM apache/airflow:3.3.2-python3.11 AS airflow
 USER root
 RUN install -d -o airflow -g root /opt/tidewater
@@ -31,6 +38,7 @@ RUN cd dbt && DBT_PROFILES_DIR=. dbt deps --quiet && DBT_PROFILES_DIR=. dbt pars
 COPY --chown=airflow:root great_expectations ./great_expectations
 COPY --chown=airflow:root dags ./dags
 COPY --chown=airflow:root plugins ./plugins
+COPY --from=docs-assets --chown=airflow:root /src/node_modules ./docs-assets
 COPY --chown=airflow:root docker/airflow-entrypoint.sh docker/airflow-init.sh ./docker/
 # Mount points of the named volumes, owned by the airflow user so the volumes are too.
 RUN mkdir -p /opt/tidewater/data/warehouse /opt/tidewater/data/marts /opt/tidewater/lineage \
@@ -40,6 +48,7 @@ ENV AIRFLOW__CORE__DAGS_FOLDER=/opt/tidewater/dags \
     AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST='[{"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {}}, {"name": "shop-example", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {"path": "/opt/tidewater/examples/shop/dags"}}]' \
     AIRFLOW__CORE__PLUGINS_FOLDER=/opt/tidewater/plugins \
     AIRFLOW__COSMOS__CACHE_DIR=/opt/airflow/cosmos \
+    TIDEWATER_DOCS_ASSETS_DIR=/opt/tidewater/docs-assets \
     GX_ANALYTICS_ENABLED=false
 ENTRYPOINT ["/usr/bin/dumb-init", "--", "/opt/tidewater/docker/airflow-entrypoint.sh"]
 

@@ -55,6 +55,8 @@ $(VENV)/.native: $(VENV)/.installed $(NATIVE)/Cargo.toml $(NATIVE)/Cargo.lock $(
 	@touch $@
 
 install: $(VENV)/.installed $(VENV)/.native ## create .venv from the pinned requirements.txt (uv; cache in ~/.cache/uv), build native/
+	@# The data docs' pinned scripts and styles (npm ci once into ~/.cache/tidewater/docs-assets; tidewater.ui.vendor).
+	$(BIN)/python -m tidewater.ui.vendor
 
 lock: ## re-resolve requirements.in (and notebooks/requirements.in) into the fully pinned requirements.txt files
 	"$(UV)" pip compile requirements.in --python-version 3.11 --no-header -o requirements.txt

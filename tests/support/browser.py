@@ -56,7 +56,8 @@ def logged_in_page(browser, airflow_api) -> Iterator[tuple[object, Traffic]]:
     page.on("requestfailed", lambda request: traffic.failed.append(f"{request.url}: {request.failure}"))
     page.on("response", lambda response: response.status >= 400
             and traffic.failed.append(f"{response.url}: HTTP {response.status}"))
-    page.on("console", lambda message: message.type == "error" and traffic.console_errors.append(message.text))
+    page.on("console", lambda message: message.type == "error"
+            and traffic.console_errors.append(f"{message.location.get('url')}: {message.text}"))
     try:
         yield page, traffic
     finally:

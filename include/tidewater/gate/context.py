@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -170,12 +171,56 @@ def without_pandas_na(frame):
     return frame
 
 
+def _page_file(context, identifier) -> str:
+    """The file of a validation's data docs page (it may not be rendered yet)."""
+    [site] = context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE, only_if_exists=False)
+    return site["site_url"].removeprefix("file://")
+
+
 def docs_page(settings: Settings, context, identifier) -> str:
     """Where a validation's data docs page is: in the Airflow UI (the docs plugin) and on disk."""
-    [site] = context.get_docs_sites_urls(resource_identifier=identifier, site_name=DOCS_SITE, only_if_exists=False)
-    path = site["site_url"].removeprefix("file://")
+    path = _page_file(context, identifier)
     relative = os.path.relpath(path, docs.site_dir(settings, "gx"))
     return f"{settings.docs_url}/gx/{relative} (file {path})"
+
+
+@dataclass(frozen=True)
+class LatestValidation:
+    """The newest validation of one checkpoint: its result and its data docs page (relative to the GX site)."""
+
+    checkpoint: str
+    suite: str
+    run_name: str
+    run_time: datetime
+    success: bool
+    evaluated: int
+    successful: int
+    page: str
+
+
+def latest_validations(settings: Settings) -> list[LatestValidation]:
+    """The newest stored validation result of each expectation suite (the gate runs one checkpoint per suite),
+    sorted by checkpoint name; empty before the first gate run."""
+    context = open_context(settings)
+    store = context.validation_results_store
+    newest: dict[str, Any] = {}
+    for key in store.list_keys():
+        suite = key.expectation_suite_identifier.name
+        if suite not in newest or key.run_id.run_time > newest[suite].run_id.run_time:
+            newest[suite] = key
+    checkpoints = {checkpoint.id: checkpoint.name for checkpoint in context.checkpoints.all()}
+    site = docs.site_dir(settings, "gx")
+    found = []
+    for suite, key in newest.items():
+        result = store.get(key)
+        statistics = result.statistics
+        found.append(LatestValidation(
+            checkpoint=checkpoints.get(result.meta.get("checkpoint_id"), f"(a removed checkpoint of {suite})"),
+            suite=suite, run_name=key.run_id.run_name, run_time=key.run_id.run_time, success=bool(result.success),
+            evaluated=int(statistics.get("evaluated_expectations", 0)),
+            successful=int(statistics.get("successful_expectations", 0)),
+            page=os.path.relpath(_page_file(context, key), site)))
+    return sorted(found, key=lambda validation: validation.checkpoint)
 
 
 def validate(settings: Settings, publication_id: str, candidate: Path) -> GateReport:

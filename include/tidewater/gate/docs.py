@@ -40,7 +40,12 @@ def built_at(settings: Settings) -> datetime | None:
 def resolve_file(settings: Settings, site: str, relative: str) -> Path | None:
     """A file inside a site, or None: missing, a path that would leave the site, or one no file can have (a NUL
     character, a name too long)."""
-    root = site_dir(settings, site).resolve()
+    return file_under(site_dir(settings, site), relative)
+
+
+def file_under(root: Path, relative: str) -> Path | None:
+    """The file `relative` names under `root` (a folder: its index.html), or None as `resolve_file`."""
+    root = root.resolve()
     try:
         path = (root / (relative or "index.html")).resolve()
         if path.is_dir():
