@@ -82,36 +82,42 @@ def read_changes(con: Any, table: str, cutoff: datetime, since: datetime | None 
         {"cutoff": cutoff} | ({"since": since} if since is not None else {})).fetchone()
 
 
+def newest_change(con: Any, table: str, now: datetime, window_minutes: float) -> tuple[
+        datetime | None, int, datetime | None]:
+    """read_changes with cutoff now + FUTURE_TOLERANCE: the changes of the last `window_minutes` first (DuckLake skips
+    data files by their `_source_ts` statistics); a table with none there is read whole."""
+    cutoff = now + FUTURE_TOLERANCE
+    since = now - timedelta(minutes=window_minutes)
+    newest, future_count, future_newest = read_changes(con, table, cutoff, since=since)
+    if newest is None:
+        newest, future_count, future_newest = read_changes(con, table, cutoff)
+    return newest, future_count, future_newest
+
+
 def change_measurements(con: Any, settings: Settings, now: datetime, catalog_db: str = "") -> list[Measurement]:
     """Per change table of the lake: the newest `_source_ts` not after now (+ FUTURE_TOLERANCE); changes dated later
-    are counted in the detail.
-
-    Only the changes of the last limit's span are read first (DuckLake skips data files by their `_source_ts`
-    statistics); a table with none there is read whole, for the exact age of its newest change.
+    are counted in the detail (newest_change, over the limit's span first).
     """
-    cutoff = now + FUTURE_TOLERANCE
     limit = settings.freshness_max_change_age_minutes
     where_db = f" (DuckLake catalog database {catalog_db})" if catalog_db else ""
     measurements = []
     for table in change_tables(con):
-        newest, future_count, future_newest = read_changes(con, table, cutoff, since=now - timedelta(minutes=limit))
-        if newest is None:
-            newest, future_count, future_newest = read_changes(con, table, cutoff)
+        newest, future_count, future_newest = newest_change(con, table, now, limit)
         if newest is None and not future_count:
             continue  # no changes at all (the table was created, or every change deleted by a replay)
         measurements.append(change_measurement(
             table, newest=newest, where=f"{LAKE}.main.{table}{where_db}", future_count=future_count,
-            future_newest=future_newest, cutoff=cutoff, limit=limit, now=now))
+            future_newest=future_newest, cutoff=now + FUTURE_TOLERANCE, limit=limit, now=now))
     return measurements
 
 
 def lake_positions(con: Any) -> dict[str, tuple[str, dict[int, int]]]:
     """The lake's drain positions: topic → (its Kafka topic id, partition → next offset to drain); empty while no
     drain has committed (the positions table does not exist yet)."""
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = ? AND "
-                         "table_schema = 'tidewater' AND table_name = 'drain_positions'", [LAKE]).fetchone()[0]
+    from tidewater.lake.commit import protocol_tables_exist
+
     positions: dict[str, tuple[str, dict[int, int]]] = {}
-    if not exists:
+    if not protocol_tables_exist(con):
         return positions
     for topic, topic_id, partition, next_offset in con.execute(
             f"SELECT topic, topic_id, partition, next_offset FROM {POSITIONS}").fetchall():

@@ -73,6 +73,26 @@ def mark_reported(lake: Lake, keys: list[str]) -> None:
     lake.bucket.put_json(REPORTED_KEY, {"files": sorted((reported_keys(lake) & existing) | set(keys))})
 
 
+@dataclass(frozen=True)
+class TopicCounts:
+    """A topic's committed quarantine: records, files, and the files not reported to people yet."""
+
+    records: int
+    files: int
+    unreported_files: int
+
+
+def counts_by_topic(lake: Lake) -> dict[str, TopicCounts]:
+    """Per topic with committed quarantine, its counts. Only reads (a catalog no drain committed to has none), so
+    the lake may be attached read-only."""
+    if not commit.protocol_tables_exist(lake.con):
+        return {}
+    reported = reported_keys(lake)
+    rows = lake.con.execute(f"SELECT topic, sum(records)::BIGINT, list(key) FROM {commit.QUARANTINE_FILES} "
+                            "GROUP BY topic ORDER BY topic").fetchall()
+    return {topic: TopicCounts(records, len(keys), len(set(keys) - reported)) for topic, records, keys in rows}
+
+
 def check_reported(lake: Lake) -> None:
     """Raises UnreportedQuarantine when a committed quarantine file was never reported."""
     files = unreported_files(lake)

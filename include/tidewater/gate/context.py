@@ -259,3 +259,25 @@ def update_data_docs(settings: Settings) -> int:
     elif missing:
         context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=missing)
     return len(missing)
+
+
+def validations_dir(settings: Settings) -> Path:
+    """Where the context's validation results store keeps its JSON (great_expectations.yml:
+    ``<suite>/publish-<publication id>/<run time>/<batch>.json``)."""
+    return Path(settings.gx_context_dir) / "uncommitted" / "validations"
+
+
+def latest_report(settings: Settings) -> tuple[GateReport, datetime] | None:
+    """The newest gate run's report (publication ids sort by time) and when it ran, read from the validation results
+    store's files without GX (importing it takes seconds); None before the first gate run. No data docs pages."""
+    runs = [path for path in validations_dir(settings).glob("*/publish-*") if path.is_dir()]
+    if not runs:
+        return None
+    newest = max(path.name for path in runs)
+    files = sorted(validations_dir(settings).glob(f"*/{newest}/*/*.json"))
+    validations = [json.loads(file.read_text()) for file in files]
+    ran_at = max((datetime.fromisoformat(v["meta"]["run_id"]["run_time"]) for v in validations
+                  if v.get("meta", {}).get("run_id", {}).get("run_time")), default=None)
+    if ran_at is None:
+        raise ValueError(f"gate run {newest} in {validations_dir(settings)}: no validation result names its run time")
+    return summarise(newest.removeprefix("publish-"), validations, {}), ran_at

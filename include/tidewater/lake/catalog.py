@@ -51,10 +51,12 @@ def current_snapshot(settings: Settings) -> int:
 def connect(settings: Settings, *aliases: str, read_only: bool = False,
             database: str = ":memory:") -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the S3 secret and the named catalogs attached (the pipeline's writer by default;
-    `read_only` attaches the marts as their reader, with MinIO's reader user)."""
+    `read_only` attaches them read-only: the marts alone as their reader, with MinIO's reader user, which may not
+    read the lake's files)."""
     con = duckdb.connect(database)
     load_extensions(con, "httpfs", "ducklake", "postgres")
-    create_s3_secret(con, get_connection(settings.marts_reader_s3_conn_id if read_only else settings.lake_conn_id))
+    marts_reader = read_only and LAKE not in (aliases or (LAKE,))
+    create_s3_secret(con, get_connection(settings.marts_reader_s3_conn_id if marts_reader else settings.lake_conn_id))
     for alias in aliases or (LAKE,):
         conn_id = settings.lake_catalog_conn_id if alias == LAKE else (
             settings.marts_reader_conn_id if read_only else settings.marts_catalog_conn_id)

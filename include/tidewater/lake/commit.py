@@ -93,6 +93,14 @@ def ensure_tables(con: duckdb.DuckDBPyConnection, attempts: int = 3) -> None:
                     raise
 
 
+def protocol_tables_exist(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the catalog has the protocol's tables (a drain has committed): readers of a read-only attached lake
+    check this instead of creating them (ensure_tables)."""
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = ? AND "
+                       "table_schema = 'tidewater' AND table_name IN ('drain_positions', 'quarantine_files')",
+                       [LAKE]).fetchone()[0] == 2
+
+
 def read_positions(con: duckdb.DuckDBPyConnection, topic: str) -> Positions:
     rows = con.execute(f"SELECT topic_id, partition, next_offset, first_row_id FROM {POSITIONS} WHERE topic = ?",
                        [topic]).fetchall()
