@@ -4,14 +4,13 @@ and styles: no request fails, none leaves 127.0.0.1, the validation table has ro
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
 
 from tests.support.browser import logged_in_page
-from tidewater.gate import context, docs
+from tidewater.gate import context, docs, stage
 from tidewater.gate.suites import FRESHNESS
 
 PREFIX = "/tidewater-docs"
@@ -25,7 +24,7 @@ def validated(settings):
 
     context.ensure_built(settings)
     gx = context.open_context(settings)
-    run_name = f"publish-browser-{uuid.uuid4().hex[:8]}"
+    run_name = f"publish-{stage.new_publication_id()}"  # as the gate names its runs
     frame = pd.DataFrame({"newest_change_at": [datetime.now(UTC)], "newest_change_age_hours": [0.05]})
     result = gx.checkpoints.get(context.checkpoint_name(FRESHNESS)).run(
         batch_parameters={"dataframe": frame}, expectation_parameters=context.expectation_parameters(settings),
