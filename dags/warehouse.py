@@ -20,7 +20,9 @@ backfill run rebuild their data interval (one day), and a manual run can pass `i
 
 **One view of the lake.** `lake_snapshot` takes the lake's newest snapshot first; every staging model of the
 run reads the lake as of it (dbt var `lake_snapshot`), so no model sees a drain that committed during the run
-and another not (a fact built from one table's newer changes than its dimensions').
+and another not (a fact built from one table's newer changes than its dimensions'). A lake that holds no change
+table yet as of it (a new deployment's daily run, created when the DAG is unpaused, before the first drain) has
+nothing to build: `lake_snapshot` skips, saying so, and with it the whole run (Airflow marks it a success).
 
 **One writer.** A DuckDB file has one writer process, and other processes, readers too, are refused
 its lock. Every dbt task therefore takes the one slot of the `duckdb_warehouse` pool, so they run one
@@ -118,8 +120,13 @@ def warehouse():
     @task
     def lake_snapshot() -> int:
         from tidewater.lake import catalog
+        from tidewater.tables import registry
 
-        return catalog.current_snapshot(settings)
+        try:
+            return catalog.current_snapshot(settings, registry().names)
+        except catalog.EmptyLake as empty:  # nothing to build: the run skips (success), every task after it too
+            raise AirflowSkipException(f"{empty}; nothing to build. The first cdc_drain run that lands changes "
+                                       "triggers this DAG") from empty
 
     @task(pool=settings.warehouse_pool)
     def gate() -> str:
@@ -133,7 +140,8 @@ def warehouse():
         steps.check_quarantine_reported(settings)  # unreported quarantine: fails (retried once), publishes nothing
         return steps.publish_marts(settings, publication_id).summary()
 
-    @task(pool=settings.warehouse_pool, trigger_rule="all_done")
+    # After a failed gate too (its pages are what the alert links to); not after a run that built nothing (skipped).
+    @task(pool=settings.warehouse_pool, trigger_rule="none_skipped")
     def docs(**context) -> int:
         gate_passed = context["ti"].xcom_pull(task_ids="gate") is not None
         if not steps.docs_due(settings, run_type=context["dag_run"].run_type, gate_passed=gate_passed):

@@ -64,9 +64,12 @@ def _data_check(lake, **env: str) -> list:
 
 def _commit_changes(lake, table: str, *source_ts: datetime) -> None:
     """Changes of `table` dated `source_ts`, committed to the lake's change table (only the columns the monitor
-    reads; the drain's own tables have every column of tidewater.lake)."""
+    reads; the drain's own tables have every column of tidewater.lake), in a Parquet file on S3 as the drain lands
+    them (DuckLake would keep so few rows inlined in the catalog, where no S3 credential is needed to read them)."""
     lake.con.execute(f"CREATE TABLE IF NOT EXISTS lake.main.{table} (_source_ts TIMESTAMPTZ, _op VARCHAR)")
     lake.con.executemany(f"INSERT INTO lake.main.{table} VALUES (?, 'u')", [[ts] for ts in source_ts])
+    lake.con.execute("CALL ducklake_flush_inlined_data('lake', schema_name => 'main', table_name => ?)", [table])
+    assert lake.bucket.keys(f"lake/main/{table}/"), f"no Parquet file of lake.main.{table}"
 
 
 def _set_lake_positions(lake, settings, topic: str, offsets: dict[int, int]) -> None:
@@ -175,6 +178,19 @@ def test_each_breach_mails_once_through_airflow_then_once_when_it_recovers(setti
                                marts_back)
         assert minutes and int(minutes[1]) < 10, marts_back
         assert _data_breaches(lake) == set()
+
+
+def test_the_monitor_reads_the_lakes_parquet_files_with_the_pipelines_s3_user(settings):
+    with new_lake(settings) as lake:
+        now = datetime.now(UTC)
+        _commit_changes(lake, "orders", now - timedelta(minutes=3))
+        con = sources.open_lake_catalog(lake.settings(settings))
+        try:
+            [orders] = sources.change_measurements(con, settings, now)
+        finally:
+            con.close()
+
+    assert orders.key == "change:orders" and round(orders.value) == 3, orders
 
 
 def test_a_catalog_no_drain_created_reads_as_an_empty_lake_and_a_missing_one_is_named_without_its_password(

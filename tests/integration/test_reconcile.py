@@ -20,6 +20,7 @@ import duckdb
 import psycopg
 import pytest
 
+from tests.support.airflow import through_xcom
 from tests.support.dbt import dbt
 from tests.support.lake import drain_once, new_lake
 from tidewater.alerts import notify
@@ -138,20 +139,21 @@ def test_the_dag_tasks_wait_for_the_lake_and_the_warehouse_then_reconcile_equal(
         customer = conn.execute("INSERT INTO shop.customers (email, full_name) VALUES (%s, 'Reconciled') "
                                 "RETURNING customer_id", (email,)).fetchone()[0]
 
-    state = snapshot_source()
+    state = through_xcom(snapshot_source())  # each state passes to the next task as XCom
 
     assert not lake_holds(state).is_done
     drained = [drain_once(settings, lake, topic, group) for topic in state["watermarks"]]
     held = lake_holds(state)
     assert held.is_done
-    state = held.xcom_value
+    state = through_xcom(held.xcom_value)
     customers = next(d for d in drained if d.topic == table_topic(settings, "customers"))
     assert customers.snapshot_id is not None and state["lake_snapshot"] >= customers.snapshot_id
     assert not warehouse_holds(state).is_done
     built = dbt("build", "--select", "staging", "intermediate", lake=lake, warehouse=settings.warehouse_path)
     assert built.returncode == 0, built.stdout[-4000:]
-    assert warehouse_holds(state).is_done
-    rows = compare_task(state)  # raises (SourceDiffers) unless every table is equal
+    held = warehouse_holds(state)
+    assert held.is_done
+    rows = compare_task(through_xcom(held.xcom_value))  # raises (SourceDiffers) unless every table is equal
 
     latest = lake.bucket.get_json(run.LATEST_KEY)
     assert latest["run_id"] == state["snapshot"]["run_id"] and latest["status"] == "equal"

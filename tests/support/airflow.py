@@ -89,3 +89,19 @@ def metadata_session(env: dict[str, str]) -> Iterator[object]:
             yield session
     finally:
         engine.dispose()
+
+
+def through_xcom(value: object) -> object:
+    """`value` as the next task reads it after a task returned it: serialised as XCom (serde), framed for the
+    supervisor as the task runner sends it (msgpack, whose integers are 64-bit: a larger one is refused there, with
+    OverflowError), and read back."""
+    import msgspec
+    from airflow.sdk.bases.xcom import BaseXCom
+    from airflow.sdk.execution_time.comms import SetXCom, _RequestFrame
+    from airflow.sdk.serde import deserialize
+
+    message = SetXCom(key="return_value", value=BaseXCom.serialize_value(value), dag_id="dag", run_id="run",
+                      task_id="task")
+    frame = _RequestFrame(id=0, body=message.model_dump()).as_bytes()
+    body = msgspec.msgpack.decode(bytes(frame[4:]))[1]  # [id, body, ...] (array_like)
+    return deserialize(body["value"])

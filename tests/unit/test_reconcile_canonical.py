@@ -7,9 +7,10 @@ import hashlib
 import duckdb
 import pytest
 
+from tests.support.airflow import through_xcom
 from tidewater.alerts.messages import reconcile_email
 from tidewater.reconcile import canonical
-from tidewater.reconcile.source import SourceSnapshot, lsn_number
+from tidewater.reconcile.source import SourceSnapshot, TableSnapshot, lsn_number
 
 
 def _duck(pg_type: str, literal: str, special: str | None = None) -> str | None:
@@ -126,3 +127,15 @@ def test_the_warehouse_is_behind_while_a_staging_model_has_not_read_the_lake_up_
     assert models_behind(loaded, 10) == ["stg_shop__customers read up to lake snapshot 9 < 10",
                                          "stg_shop__payments never built"]
     assert models_behind({"stg_shop__orders": 12}, 12) == []
+
+
+def test_a_snapshot_state_with_checksums_past_64_bits_passes_through_xcom_unchanged():
+    # A checksum sums 60-bit row hashes: 17 rows can pass 2^64, the seeded shop's tables do.
+    table = TableSnapshot(table="orders", key="order_id", columns=[], rows=5_000, checksum=5_000 * (2**60 - 1),
+                          hashes_key="_reconcile/runs/r/source/orders.parquet")
+    snapshot = SourceSnapshot(run_id="r", taken_at="2026-12-04T22:15:57+00:00", lsn="0/1A2B3C", xmin=2**40,
+                              xmax=2**40 + 7, xip=[2**40 + 3], tables=[table])
+
+    state = through_xcom({"snapshot": snapshot.as_dict(), "watermarks": {"shop.shop.orders": {0: 12}}})
+
+    assert SourceSnapshot.from_dict(state["snapshot"]) == snapshot

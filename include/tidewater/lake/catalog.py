@@ -6,6 +6,8 @@ reader's) and the S3 connection the data files are read and written with.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import duckdb
 
 from tidewater.config import Connection, Settings, get_connection
@@ -38,14 +40,34 @@ def attach(con: duckdb.DuckDBPyConnection, alias: str, metadata: Connection, dat
                     f"({', '.join(options)})")
 
 
-def current_snapshot(settings: Settings) -> int:
+class EmptyLake(LookupError):
+    """The lake holds no change table of the tables asked for: no drain has landed their changes yet."""
+
+
+def current_snapshot(settings: Settings, tables: Iterable[str] = ()) -> int:
     """The lake's newest snapshot id: a warehouse run reads the lake as of it in every model (one view of the lake
-    per run, whatever drains commit meanwhile)."""
+    per run, whatever drains commit meanwhile). EmptyLake if none of `tables` has a change table (``lake.main``)
+    as of it."""
     con = connect(settings)
     try:
-        return con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()[0]
+        snapshot = con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()[0]
+        tables = list(tables)
+        if tables and not any(table_exists(con, table, snapshot) for table in tables):
+            raise EmptyLake(f"the lake holds no changes of any table yet (snapshot {snapshot} has no change table of "
+                            f"{', '.join(tables)}): no cdc_drain run has landed any")
+        return snapshot
     finally:
         con.close()
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str, snapshot: int, schema: str = "main") -> bool:
+    """Whether the lake has the table as of `snapshot`."""
+    try:
+        con.execute(f"SELECT 1 FROM {LAKE}.{identifier(schema)}.{identifier(table)} AT (VERSION => {int(snapshot)}) "
+                    "LIMIT 0")
+    except duckdb.CatalogException:
+        return False
+    return True
 
 
 def connect(settings: Settings, *aliases: str, read_only: bool = False,

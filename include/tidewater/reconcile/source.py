@@ -57,7 +57,7 @@ class TableSnapshot:
     key: str  # the primary key column (PostgreSQL name)
     columns: list[dict[str, Any]]  # canonical.Column fields, in column order
     rows: int
-    checksum: int
+    checksum: int  # the exact sum of the rows' 60-bit hashes: past 2^64 from 17 rows on
     hashes_key: str  # lake key of the (key, row_hash) Parquet object
 
 
@@ -76,11 +76,15 @@ class SourceSnapshot:
         return lsn_number(self.lsn)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The snapshot as JSON whose integers fit 64 bits (XCom travels as msgpack): checksums as decimal text."""
+        data = asdict(self)
+        for table in data["tables"]:
+            table["checksum"] = str(table["checksum"])
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SourceSnapshot:
-        tables = [TableSnapshot(**table) for table in data.get("tables", [])]
+        tables = [TableSnapshot(**{**table, "checksum": int(table["checksum"])}) for table in data.get("tables", [])]
         return cls(**{**data, "tables": tables})
 
     def visible_sql(self, tx_column: str = "_tx_id") -> str:
