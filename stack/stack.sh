@@ -547,7 +547,10 @@ write_env() {
   (
     local db; db="$(urlencode "$TIDEWATER_AIRFLOW_DB_USER"):$(urlencode "$TIDEWATER_AIRFLOW_DB_PASSWORD")"
     db+="@$TIDEWATER_PG_HOST:$TIDEWATER_AIRFLOW_DB_PORT/$(urlencode "$TIDEWATER_AIRFLOW_DB")"
-    export TIDEWATER_STACK_DIR=$STACK TIDEWATER_WAREHOUSE_PATH=$STACK/warehouse/warehouse.duckdb \
+    # PYTHONPATH: every process of this stack runs this checkout's code, even when another checkout (a git worktree
+    # sharing .venv) re-pointed the virtualenv's editable install at itself.
+    export PYTHONPATH=$ROOT/include:$ROOT/examples/shop \
+      TIDEWATER_STACK_DIR=$STACK TIDEWATER_WAREHOUSE_PATH=$STACK/warehouse/warehouse.duckdb \
       TIDEWATER_MARTS_DIR=$STACK/marts TIDEWATER_MAIL_DIR=$STACK/mail \
       TIDEWATER_OPENLINEAGE_FILE=$STACK/lineage/events.jsonl \
       TIDEWATER_S3_CONSOLE_URL=http://$TIDEWATER_S3_HOST:$TIDEWATER_S3_CONSOLE_PORT \
@@ -566,7 +569,7 @@ write_env() {
     echo "# Written by stack/stack.sh (settings: stack/defaults.env, secrets: $SECRETS_FILE). Source it: set -a; . $STACK/env; set +a"
     # shellcheck disable=SC2046
     "$PY" "$ROOT/stack/envfile.py" quote $(grep -oE '^[A-Z][A-Z0-9_]*' "$ROOT/stack/defaults.env") \
-      $("$PY" "$ROOT/stack/envfile.py" names) TIDEWATER_STACK_DIR TIDEWATER_WAREHOUSE_PATH TIDEWATER_MARTS_DIR \
+      $("$PY" "$ROOT/stack/envfile.py" names) PYTHONPATH TIDEWATER_STACK_DIR TIDEWATER_WAREHOUSE_PATH TIDEWATER_MARTS_DIR \
       TIDEWATER_MAIL_DIR TIDEWATER_OPENLINEAGE_FILE TIDEWATER_S3_CONSOLE_URL \
       AIRFLOW_HOME AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__PLUGINS_FOLDER \
       AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST \
