@@ -1,13 +1,15 @@
 """
-### warehouse: the DuckDB star schema, rebuilt from the CDC lake by dbt (rendered by Cosmos)
+### warehouse: the DuckDB star schema, rebuilt from the CDC lake by dbt (run by Cosmos)
 
 Runs after every `cdc_drain` run that landed new rows (scheduled on the `s3://<bucket>/lake/main` asset, one
-event per drain run, so not once per table), once a day, and on demand. Cosmos renders the dbt project in `dbt/`
-from its manifest (`dbt parse`, run by `make install`): staging (each change once), intermediate
-(versions and current state per entity, built from the change log), marts (SCD2 dimensions, facts,
-data marts); each model is one task that builds it and runs its tests (`dbt build`), so
-a model that fails its tests stops what depends on it. A fact's relationship tests to the dimensions run
-in the fact's task (indirect selection `buildable`).
+event per drain run, so not once per table), once a day, and on demand. `dbt_build` builds the dbt project in
+`dbt/` with one `dbt build` (Cosmos' dbt build operator, `TIDEWATER_DBT_THREADS` models at a time, 2 by default):
+staging (each change once), intermediate (versions and current state per entity, built from the change log),
+marts (SCD2 dimensions, facts, data marts), each model followed by its tests, so a model that fails its tests
+stops what depends on it and the run fails after building everything else. A fact's relationship tests to the
+dimensions run with the fact (indirect selection `buildable`). `select` (dbt's node selection) narrows a manual
+run, e.g. `fct_orders+`. One task rather than one per model (docs/warehouse.md, "One task"): a run costs one dbt
+start and one lake attach instead of 26, and a retry or a cleared task rebuilds the run's whole selection.
 
 **Incremental, date-bounded.** A run costs what changed: staging reads only lake files it has not
 loaded, versions are rebuilt for the keys those files touch, current state is a view, dimensions replace
@@ -22,11 +24,14 @@ backfill run rebuild their data interval (one day), and a manual run can pass `i
 run reads the lake as of it (dbt var `lake_snapshot`), so no model sees a drain that committed during the run
 and another not (a fact built from one table's newer changes than its dimensions'). A lake that holds no change
 table yet as of it (a new deployment's daily run, created when the DAG is unpaused, before the first drain) has
-nothing to build: `lake_snapshot` skips, saying so, and with it the whole run (Airflow marks it a success).
+nothing to build: `lake_snapshot` skips, saying so, and with it the whole run (Airflow marks it a success). So does a
+lake that has the changes of some tables and not yet of others (a first drain that ran while Debezium's snapshot
+was still writing): the skip names the tables it waits for.
 
 **One writer.** A DuckDB file has one writer process, and other processes, readers too, are refused
-its lock. Every dbt task therefore takes the one slot of the `duckdb_warehouse` pool, so they run one
-after another even with parallel workers.
+its lock. Every task that opens the warehouse (`dbt_build`, `gate`, `docs`) therefore takes the one slot of the
+`duckdb_warehouse` pool, so they run one after another even with parallel workers; models run concurrently
+inside the one dbt process (its threads share the file).
 
 **Gate, publish, docs.** After the build, `gate` copies the marts into a candidate file and validates it
 with Great Expectations (the marts and suites of the module `TIDEWATER_GATE_MARTS` names: the shop's by
@@ -51,8 +56,8 @@ from pathlib import Path
 
 from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, LoadMode, TestBehavior, TestIndirectSelection
+from cosmos import ProfileConfig
+from cosmos.operators.local import DbtBuildLocalOperator
 
 from tidewater import assets, lineage, rebuild
 from tidewater.alerts import deadlines
@@ -88,33 +93,34 @@ INTERVAL = "rebuild_interval(params, dag_run.run_type, data_interval_start, data
                                 description="Rebuild the facts of orders placed from this day (YYYY-MM-DD) ..."),
         "interval_end": Param(None, type=["null", "string"], format="date",
                               description="... until this day (exclusive). Both or neither."),
+        "select": Param(None, type=["null", "string"],
+                        description="Build only these dbt nodes (dbt's node selection, e.g. fct_orders+ or "
+                                    "+dim_customer); empty: the whole project."),
     },
     user_defined_macros={"rebuild_interval": rebuild.rebuild_interval},
 )
 def warehouse():
-    build = DbtTaskGroup(
-        group_id="dbt",
-        project_config=ProjectConfig(dbt_project_path=dbt_project,
-                                     manifest_path=dbt_project / "target" / "manifest.json"),
+    # One dbt invocation builds the run's selection (the whole project unless `select` narrows it): Cosmos' dbt build
+    # operator, with the run's vars.
+    build = DbtBuildLocalOperator(
+        task_id="dbt_build",
+        project_dir=dbt_project,
         profile_config=ProfileConfig(profile_name="tidewater", target_name="local",
                                      profiles_yml_filepath=dbt_project / "profiles.yml"),
-        # No Asset per dbt model: the published marts are this DAG's Asset.
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD,
-                                   emit_datasets=False),
-        # "buildable": a model's task runs the tests whose other parents are its ancestors, so a fact's task
-        # runs its relationship tests to the dimensions, and a dimension's task does not (the fact is stale then).
-        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
-                                         test_indirect_selection=TestIndirectSelection.BUILDABLE),
-        operator_args={
-            "pool": settings.warehouse_pool,
-            "install_deps": False,
-            # Each model's OpenLineage events (its refs and sources → the model) are read from dbt's manifest.json and
-            # run_results.json; without OpenLineage dbt writes neither (~0.4 s less per task).
-            "dbt_cmd_flags": lineage.dbt_flags(),
-            "full_refresh": "{{ params.full_refresh }}",
-            "vars": {"interval_start": "{{ " + INTERVAL + "[0] }}", "interval_end": "{{ " + INTERVAL + "[1] }}",
-                     "lake_snapshot": "{{ ti.xcom_pull(task_ids='lake_snapshot') }}"},
-        },
+        manifest_filepath=str(dbt_project / "target" / "manifest.json"),
+        select="{{ params.select or 'fqn:*' }}",
+        # "buildable": a test runs when all its parents are built, so a narrowed selection runs no test of a model it
+        # left as it was (a fact's relationship tests run when the fact and its dimensions are all selected).
+        indirect_selection="buildable",
+        pool=settings.warehouse_pool,
+        install_deps=False,
+        emit_datasets=False,  # no Asset per dbt model: the published marts are this DAG's Asset
+        # OpenLineage events of every model built (its refs and sources → the model) are read from dbt's manifest.json
+        # and run_results.json; without OpenLineage dbt writes neither.
+        dbt_cmd_flags=lineage.dbt_flags(),
+        full_refresh="{{ params.full_refresh }}",
+        vars={"interval_start": "{{ " + INTERVAL + "[0] }}", "interval_end": "{{ " + INTERVAL + "[1] }}",
+              "lake_snapshot": "{{ ti.xcom_pull(task_ids='lake_snapshot') }}"},
     )
 
     @task
@@ -125,8 +131,8 @@ def warehouse():
         try:
             return catalog.current_snapshot(settings, registry().names)
         except catalog.EmptyLake as empty:  # nothing to build: the run skips (success), every task after it too
-            raise AirflowSkipException(f"{empty}; nothing to build. The first cdc_drain run that lands changes "
-                                       "triggers this DAG") from empty
+            raise AirflowSkipException(f"{empty}; nothing to build. The cdc_drain run that lands them triggers "
+                                       "this DAG again") from empty
 
     @task(pool=settings.warehouse_pool)
     def gate() -> str:

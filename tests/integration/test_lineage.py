@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.support.airflow import airflow_dags_test
+from tests.support.airflow import airflow_dags_test, with_own_metadata
 from tests.support.lake import now_ms, read_events
 from tidewater import lineage
 from tidewater.cdc.connector import table_topic
@@ -60,11 +60,11 @@ def test_drain_and_model_events_carry_their_inputs_and_outputs(cdc, lake, tmp_pa
     assert datasets(drains[0], "inputs") == {(kafka, topic)}
     assert datasets(drains[0], "outputs") == {(bucket, "lake/main/customers")}
 
-    model = subprocess.run([str(REPO_ROOT / ".venv" / "bin" / "airflow"), "tasks", "test", "warehouse",
-                            f"dbt.{MODEL}_model_build"], capture_output=True, text=True, timeout=600,
-                           env=os.environ | env)
+    model = subprocess.run([str(REPO_ROOT / ".venv" / "bin" / "airflow"), "tasks", "test", "warehouse", "dbt_build",
+                            "--task-params", json.dumps({"select": MODEL})], capture_output=True, text=True,
+                           timeout=600, env=os.environ | with_own_metadata(env))
 
-    events = completed(events_file, f"warehouse.dbt.{MODEL}_model_build")
+    events = completed(events_file, "warehouse.dbt_build")
     assert len(events) == 1, model.stdout[-3000:] + model.stderr[-3000:]
     built = (f"duckdb://{tmp_path / 'warehouse.duckdb'}", f"warehouse.main.{MODEL}")
     assert datasets(events[0], "outputs") == {built}

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 import uuid
 from datetime import UTC
 
@@ -11,6 +14,7 @@ import duckdb
 import psycopg
 import pytest
 
+from tests.support.airflow import AIRFLOW, with_own_metadata
 from tests.support.dbt import TABLES, dbt
 from tests.support.lake import drain_once, new_lake, wait_for_cdc_catch_up
 from tidewater.cdc.connector import table_topic
@@ -170,6 +174,34 @@ def _open(settings, path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _build_twice(shop_changes, lake, workdir, edge: dict, drain_everything):
+    """The fixture's builds (see `warehouse`): yields (incremental, edge, full-refresh) connections."""
+    drain_everything()
+    _built_warehouse(workdir / "incremental.duckdb", lake)
+    with duckdb.connect(str(workdir / "incremental.duckdb"), read_only=True) as first:
+        first_newest = first.execute("select max(_lake_snapshot) from stg_shop__orders").fetchone()[0]
+    with psycopg.connect(shop_changes.shop_conninfo(), autocommit=True) as conn:
+        _second_stage_changes(conn, edge)
+    _new_customers_and_orders(shop_changes.shop_conninfo(), seed=13, operations=400)
+    drain_everything()
+    _built_warehouse(workdir / "incremental.duckdb", lake)
+    compiled_staging = workdir / "target" / "compiled" / "tidewater" / "models" / "staging"
+    compiled = (compiled_staging / "stg_shop__orders.sql").read_text()
+    edge["incremental_window"] = {tuple(map(int, window)) for window in re.findall(
+        r"ducklake_table_changes\('lake', 'main', 'orders', (\d+), (\d+)\)", compiled)}
+    edge["first_newest"] = first_newest
+    edge["lake_env"] = lake.env
+    edge["second_snapshots"] = {row[0] for row in lake.con.execute(
+        "select distinct snapshot_id from lake.main.orders where snapshot_id > ?", [first_newest]).fetchall()}
+    _built_warehouse(workdir / "full.duckdb", lake, "--full-refresh")
+    con, full = _open(shop_changes, workdir / "incremental.duckdb"), _open(shop_changes, workdir / "full.duckdb")
+    try:
+        yield con, edge, full
+    finally:
+        con.close()
+        full.close()
+
+
 @pytest.fixture(scope="module")
 def warehouse(shop_changes, tmp_path_factory):
     """Edge cases made in the shop and drained into a fresh bucket in two stages: the warehouse built after the
@@ -185,31 +217,12 @@ def warehouse(shop_changes, tmp_path_factory):
 
         with psycopg.connect(shop_changes.shop_conninfo(), autocommit=True) as conn:
             edge = _first_stage_changes(conn)
-        drain_everything()
-        _built_warehouse(workdir / "incremental.duckdb", lake)
-        with duckdb.connect(str(workdir / "incremental.duckdb"), read_only=True) as first:
-            first_newest = first.execute("select max(_lake_snapshot) from stg_shop__orders").fetchone()[0]
-        with psycopg.connect(shop_changes.shop_conninfo(), autocommit=True) as conn:
-            _second_stage_changes(conn, edge)
-        _new_customers_and_orders(shop_changes.shop_conninfo(), seed=13, operations=400)
-        drain_everything()
-        _built_warehouse(workdir / "incremental.duckdb", lake)
-        compiled_staging = workdir / "target" / "compiled" / "tidewater" / "models" / "staging"
-        compiled = (compiled_staging / "stg_shop__orders.sql").read_text()
-        edge["incremental_window"] = {tuple(map(int, window)) for window in re.findall(
-            r"ducklake_table_changes\('lake', 'main', 'orders', (\d+), (\d+)\)", compiled)}
-        edge["first_newest"] = first_newest
-        edge["second_snapshots"] = {row[0] for row in lake.con.execute(
-            "select distinct snapshot_id from lake.main.orders where snapshot_id > ?", [first_newest]).fetchall()}
-        _built_warehouse(workdir / "full.duckdb", lake, "--full-refresh")
-        con, full = _open(shop_changes, workdir / "incremental.duckdb"), _open(shop_changes, workdir / "full.duckdb")
         try:
-            yield con, edge, full
+            yield from _build_twice(shop_changes, lake, workdir, edge, drain_everything)
         finally:
-            con.close()
-            full.close()
             # Other tests load whole shop rows into Python, which has no infinite date or NaN amount; the rows
-            # stay (traffic may have placed orders for these customers), their special values do not.
+            # stay (traffic may have placed orders for these customers), their special values do not. Also when
+            # building failed: a later run would find them and not know them.
             with psycopg.connect(shop_changes.shop_conninfo(), autocommit=True) as conn:
                 conn.execute("UPDATE shop.customers SET birth_date = NULL, created_at = now(), updated_at = now() "
                              "WHERE customer_id = ANY(%s)", (edge["infinite_customers"],))
@@ -394,3 +407,25 @@ def test_timestamps_across_the_end_of_summer_time_stay_distinct_instants(warehou
 
     assert (updated - created).total_seconds() == 3600
     assert created.astimezone(UTC).isoformat() == "2026-10-25T00:30:00+00:00"
+
+
+def test_a_cleared_dbt_build_task_rebuilds_its_selection(warehouse, tmp_path):
+    """What a retry, a cleared task or a backfill run does: the warehouse DAG's one dbt task runs dbt again over its
+    selection (Cosmos' watcher mode, rejected for this, clears a model's task without building it)."""
+    con, edge, _ = warehouse
+    rebuilt = tmp_path / "warehouse.duckdb"
+    shutil.copy(con.execute("select path from duckdb_databases() where database_name = current_database()")
+                .fetchone()[0], rebuilt)
+    expected = {model: con.execute(f"select count(*) from {model}").fetchone()[0]
+                for model in ("stg_shop__orders", "dim_customer", "fct_order_items")}
+    with duckdb.connect(str(rebuilt)) as broken:  # as a failed attempt may leave it: models missing or short
+        broken.execute("drop table fct_order_items")
+        broken.execute("drop table dim_customer")
+
+    run = subprocess.run([AIRFLOW, "tasks", "test", "warehouse", "dbt_build"], capture_output=True, text=True,
+                         timeout=900, env=os.environ | with_own_metadata(
+                             edge["lake_env"] | {"TIDEWATER_WAREHOUSE_PATH": str(rebuilt)}))
+
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    with duckdb.connect(str(rebuilt), read_only=True) as again:
+        assert {model: again.execute(f"select count(*) from {model}").fetchone()[0] for model in expected} == expected

@@ -41,20 +41,21 @@ def attach(con: duckdb.DuckDBPyConnection, alias: str, metadata: Connection, dat
 
 
 class EmptyLake(LookupError):
-    """The lake holds no change table of the tables asked for: no drain has landed their changes yet."""
+    """The lake holds no change table yet of some of the tables asked for: no drain has landed their changes."""
 
 
 def current_snapshot(settings: Settings, tables: Iterable[str] = ()) -> int:
     """The lake's newest snapshot id: a warehouse run reads the lake as of it in every model (one view of the lake
-    per run, whatever drains commit meanwhile). EmptyLake if none of `tables` has a change table (``lake.main``)
-    as of it."""
+    per run, whatever drains commit meanwhile). EmptyLake, naming them, if any of `tables` has no change table
+    (``lake.main``) as of it: their staging models would have nothing to read."""
     con = connect(settings)
     try:
         snapshot = con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()[0]
-        tables = list(tables)
-        if tables and not any(table_exists(con, table, snapshot) for table in tables):
-            raise EmptyLake(f"the lake holds no changes of any table yet (snapshot {snapshot} has no change table of "
-                            f"{', '.join(tables)}): no cdc_drain run has landed any")
+        missing = [table for table in tables if not table_exists(con, table, snapshot)]
+        if missing:
+            raise EmptyLake(f"the lake holds no changes yet of {', '.join(missing)} (snapshot {snapshot}): no "
+                            "cdc_drain run has landed any (a source table gets its change table with its first "
+                            "change; one that stays empty can leave the table registry)")
         return snapshot
     finally:
         con.close()

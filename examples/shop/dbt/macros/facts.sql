@@ -11,12 +11,11 @@
 #}
 {% macro fact_config() %}
 {{ config(materialized='incremental', incremental_strategy='append',
-          pre_hook=["{{ create_fact_builds() }}",
-                    "{% if is_incremental() %}delete from {{ this }} where {{ fact_rebuild_scope('order_id', 'placed_at') }}{% endif %}"],
+          pre_hook="{% if is_incremental() %}delete from {{ this }} where {{ fact_rebuild_scope('order_id', 'placed_at') }}{% endif %}",
           post_hook="{% if rebuild_interval() is none %}insert into {{ fact_builds() }} values ('{{ escape_single_quotes(this.identifier) }}', current_timestamp){% endif %}") }}
 {% endmacro %}
 
-{# When each fact table was last built outside an interval run (created by the facts' first pre-hook). #}
+{# When each fact table was last built outside an interval run (created by the package's on-run-start hook). #}
 {% macro fact_builds() -%}
     {{ target.schema }}.fact_builds
 {%- endmacro %}
