@@ -1,9 +1,11 @@
 """Drain throughput and memory on the real stack: the DuckLake drain vs the old drain, a common writer, the floor.
 
   .venv/bin/python bench/drain_benchmark.py [--events 1000000] [--rounds 5] [--contenders old-drain,drain]
+  .venv/bin/python bench/drain_benchmark.py --partitions 4 --contenders workers-1,workers-2
 
-1. Produces N real-shaped Debezium events into a fresh topic: real envelopes taken from the shop's
-   own CDC topic (schema and payload as Debezium wrote them), with keys, amounts and quantities varied.
+1. Produces N real-shaped Debezium events into a fresh topic (--partitions, default 1; keys spread them): real
+   envelopes taken from the shop's own CDC topic (schema and payload as Debezium wrote them), with keys, amounts
+   and quantities varied.
 2. Runs each contender in its own process (so peak RSS is its own), on the same topic, --rounds times,
    interleaved (the order alternates each round, so drift on a shared machine hits every contender alike):
    - drain:     tidewater.drain.drainer.drain_topic (what cdc_drain runs) into a fresh DuckLake lake (a new
@@ -18,7 +20,11 @@
    - floor:     a consume(num_messages=…) loop that only reads, with librdkafka's defaults;
    - floor-tuned: the same loop with the drain's consumer tuning (drain.FETCH_TUNING): what reading costs;
    - drain-backlog: the DuckLake drain with cdc_drain's limits (drain.limits: max_records_per_run bounds a
-                run), run again and again in one process until the topic is drained: a backlog's peak RSS.
+                run), run again and again in one process until the topic is drained: a backlog's peak RSS;
+   - workers-1, workers-2: cdc_drain's mapped tasks (one per partition: --partitions 4) on one worker or two,
+                each worker a process of its own running one task at a time (a Celery worker of concurrency 1),
+                partitions dealt round-robin, into one fresh lake; timed from a common start signal to the
+                last worker's end (their start-up is not timed); peak RSS is the largest worker's.
    Creating and removing a contender's bucket, catalog database and consumer is not timed.
 3. Prints each run, then per contender the median events/s, MB/s (of record values) and peak RSS, and the
    median of the per-round ratios drain / old-drain (each round's two runs were next to each other).
@@ -28,6 +34,7 @@ Needs `make stack-up` and `set -a; . .stack/env; set +a`.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -35,14 +42,16 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from io import BytesIO
+from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from contenders import old_drain, per_file_commit  # bench/ is on sys.path when this script runs
-from scratch_lake import empty_bucket, run_as_minio_root, s3_client, scratch_lake
+from scratch_lake import empty_bucket, open_scratch_lake, run_as_minio_root, s3_client, scratch_lake
 
 from tidewater import drain
 from tidewater.cdc.access import admin_config
@@ -78,11 +87,11 @@ def _templates(settings: Settings, table: str, limit: int = 500) -> list[tuple[d
     return found
 
 
-def produce(settings: Settings, table: str, events: int) -> tuple[str, int]:
+def produce(settings: Settings, table: str, events: int, partitions: int = 1) -> tuple[str, int]:
     templates = _templates(settings, table)
     topic = f"bench{uuid.uuid4().hex[:8]}.shop.{table}"
     admin = AdminClient(admin_config(os.environ))
-    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result()
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result()
     producer = Producer({**admin_config(os.environ), "linger.ms": 50, "batch.size": 1_000_000,
                          "queue.buffering.max.kbytes": 1_000_000})  # uncompressed, like Connect's default
     rng = random.Random(1)
@@ -244,6 +253,46 @@ def run_floor_tuned(settings: Settings, topic: str, client) -> dict:
     return run_floor(settings, topic, client, **drain.FETCH_TUNING)
 
 
+def run_workers(settings: Settings, topic: str, client, workers: int) -> dict:
+    consumer = drain.kafka_consumer(settings)
+    partitions = sorted(consumer.list_topics(topic, timeout=30).topics[topic].partitions)
+    consumer.close()
+    with scratch_lake(settings, "bench_workers") as scratch, tempfile.TemporaryDirectory() as folder:
+        procs = [subprocess.Popen([sys.executable, __file__, "--worker", ",".join(map(str, partitions[n::workers])),
+                                   "--topic", topic, "--lake", scratch.name, "--signals", folder],
+                                  stdout=subprocess.PIPE, text=True) for n in range(workers)]
+        while len(list(Path(folder).iterdir())) < workers:  # each worker's "ready"
+            if any(proc.poll() not in (None, 0) for proc in procs):
+                raise SystemExit(f"a worker of {workers} failed before starting")
+            time.sleep(0.05)
+        go = time.time()
+        Path(folder, "go").touch()
+        outcomes = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
+    return {"events": sum(o["events"] for o in outcomes), "seconds": max(o["end"] for o in outcomes) - go,
+            "runs": len(partitions), "files": sum(o["files"] for o in outcomes),
+            "peak_rss_mib": max(o["peak_rss_mib"] for o in outcomes)}
+
+
+def worker_main(partitions: list[int], topic: str, lake_name: str, signals: str) -> None:
+    """One worker of run_workers: says it is ready, waits for the start signal, then drains its partitions one task
+    (one partition, a consumer of its own, one lake commit) at a time, as cdc_drain's mapped tasks do."""
+    settings = Settings.from_env()
+    lake = open_scratch_lake(settings, s3_client(settings), lake_name).lake
+    topic_id = drain.kafka_topic_id(settings, topic)
+    Path(signals, f"ready-{os.getpid()}").touch()
+    while not Path(signals, "go").exists():
+        time.sleep(0.01)
+    events = files = 0
+    for partition in partitions:
+        consumer = drain.kafka_consumer(settings)
+        result = drainer.drain_topic(consumer, lake, topic, topic_id,
+                                     drainer.DrainLimits(max_records_per_run=100_000_000), partitions=[partition])
+        consumer.close()
+        events, files = events + result.rows, files + result.files
+    print(json.dumps({"events": events, "files": files, "end": time.time(),
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
 def _remove(settings: Settings, topic: str) -> None:
     """Deletes the benchmark's topic (each contender removed its own bucket and catalog)."""
     admin = AdminClient(admin_config(os.environ))
@@ -252,7 +301,9 @@ def _remove(settings: Settings, topic: str) -> None:
 
 CONTENDERS = {"drain": run_drain, "old-drain": run_old_drain, "drain-per-file": run_drain_per_file,
               "drain-backlog": run_drain_backlog,
-              "baseline": run_baseline, "floor": run_floor, "floor-tuned": run_floor_tuned}
+              "baseline": run_baseline, "floor": run_floor, "floor-tuned": run_floor_tuned,
+              "workers-1": functools.partial(run_workers, workers=1),
+              "workers-2": functools.partial(run_workers, workers=2)}
 
 
 def contender_main(name: str, topic: str) -> None:
@@ -260,7 +311,7 @@ def contender_main(name: str, topic: str) -> None:
     client = s3_client(settings)  # setup (imports, S3 client) is not what is measured
     result = CONTENDERS[name](settings, topic, client)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"contender": name, **result, "peak_rss_mib": peak_kib / 1024}))
+    print(json.dumps({"contender": name, "peak_rss_mib": peak_kib / 1024, **result}))
 
 
 def _median(values: list[float]) -> float:
@@ -290,8 +341,16 @@ def main() -> None:
     parser.add_argument("--contenders", default="old-drain,drain")
     parser.add_argument("--rounds", type=int, default=5, help="runs of every contender, interleaved")
     parser.add_argument("--keep", action="store_true", help="keep the produced topic (default: deleted)")
+    parser.add_argument("--partitions", type=int, default=1,
+                        help="partitions of the produced topic (baseline and floor read partition 0 only)")
     parser.add_argument("--contender", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--lake", help=argparse.SUPPRESS)
+    parser.add_argument("--signals", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        worker_main([int(p) for p in args.worker.split(",")], args.topic, args.lake, args.signals)
+        return
     if args.contender:
         contender_main(args.contender, args.topic)
         return
@@ -300,7 +359,7 @@ def main() -> None:
         topic, value_bytes = args.topic, args.value_bytes
     else:
         started = time.perf_counter()
-        topic, value_bytes = produce(settings, args.table, args.events)
+        topic, value_bytes = produce(settings, args.table, args.events, args.partitions)
         print(f"produced {args.events:,} events ({value_bytes / 1e6:,.0f} MB of values) into {topic} "
               f"in {time.perf_counter() - started:.0f}s", flush=True)
     names = args.contenders.split(",")
@@ -337,6 +396,11 @@ def main() -> None:
                   for r, o in zip(results["drain"], results["old-drain"], strict=True)]
         print(f"\ndrain / old-drain throughput, per round: {', '.join(f'{x:.2f}' for x in ratios)}; "
               f"median {_median(ratios):.2f} (target >= 0.90)")
+    if {"workers-1", "workers-2"} <= results.keys():
+        ratios = [(two["events"] / two["seconds"]) / (one["events"] / one["seconds"])
+                  for one, two in zip(results["workers-1"], results["workers-2"], strict=True)]
+        print(f"\ntwo workers / one worker throughput, per round: {', '.join(f'{x:.2f}' for x in ratios)}; "
+              f"median {_median(ratios):.2f}")
     if {"drain", "baseline"} <= results.keys():
         baseline_s = _median([r["seconds"] for r in results["baseline"]])
         print(f"drain / baseline (medians) = {baseline_s / _median([r['seconds'] for r in results['drain']]):.2f}x")

@@ -69,6 +69,17 @@ def empty_bucket(client, bucket: str) -> None:
     client.delete_bucket(Bucket=bucket)
 
 
+def open_scratch_lake(settings: Settings, client, name: str) -> ScratchLake:
+    """Another session (its own DuckDB connection) on the scratch lake `name` that scratch_lake made."""
+    metadata = replace(get_connection(settings.lake_catalog_conn_id), schema=name)
+    bucket = name.replace("_", "-")
+    con = duckdb.connect()
+    load_extensions(con, "httpfs", "ducklake", "postgres")
+    con.execute(s3_secret_sql(get_connection(settings.lake_conn_id)))
+    catalog.attach(con, catalog.LAKE, metadata, f"s3://{bucket}/{catalog.DATA_PREFIX[catalog.LAKE]}")
+    return ScratchLake(Lake(con, Bucket(client, bucket)), name, metadata)
+
+
 @contextmanager
 def scratch_lake(settings: Settings, prefix: str = "bench") -> Iterator[ScratchLake]:
     """A new, empty lake attached as `lake` to a fresh DuckDB connection (its writer)."""
@@ -80,12 +91,9 @@ def scratch_lake(settings: Settings, prefix: str = "bench") -> Iterator[ScratchL
     con = None
     try:
         create_database(settings, name, writer.login)
-        metadata = replace(writer, schema=name)
-        con = duckdb.connect()
-        load_extensions(con, "httpfs", "ducklake", "postgres")
-        con.execute(s3_secret_sql(get_connection(settings.lake_conn_id)))
-        catalog.attach(con, catalog.LAKE, metadata, f"s3://{bucket}/{catalog.DATA_PREFIX[catalog.LAKE]}")
-        yield ScratchLake(Lake(con, Bucket(client, bucket)), name, metadata)
+        scratch = open_scratch_lake(settings, client, name)
+        con = scratch.lake.con
+        yield scratch
     finally:
         if con is not None:
             con.close()

@@ -2,12 +2,13 @@
 ### cdc_drain: Kafka CDC topics → the DuckLake lake, exactly once
 
 Every few minutes (`TIDEWATER_DRAIN_INTERVAL_MINUTES`, default 5) this DAG finds the shop's Debezium
-topics (`TIDEWATER_DRAIN_TOPIC_REGEX`; the heartbeat topic is never drained) and drains each in its own
-mapped task, up to the high watermark it saw at start, from the positions the lake holds. Rows land in the
+topics (`TIDEWATER_DRAIN_TOPIC_REGEX`; the heartbeat topic is never drained) and drains each partition of each
+in its own mapped task (`drain_topic`, map index `<topic>[<partition>]`: a topic with more partitions is drained by
+several workers at once), up to the high watermark it saw at start, from the positions the lake holds. Rows land in the
 change table `lake.main.<table>` (Parquet under `s3://<bucket>/lake/main/<table>/`), poison records in
-`quarantine/<topic>/`; files and positions are committed in one DuckLake transaction, so a crash at any point
-or a second drain of the topic loses and doubles nothing (protocol: `include/tidewater/lake/__init__.py`,
-docs/lake.md).
+`quarantine/<topic>/`; each partition's files and position are committed in one DuckLake transaction, so a
+crash at any point or a second drain of the partition loses and doubles nothing (protocol:
+`include/tidewater/lake/__init__.py`, docs/lake.md).
 
 Each table that landed data gets an asset event (`s3://<bucket>/lake/main/<table>`: rows, files,
 quarantined, offsets before/after, remaining lag, newest source time); `lake_updated` then emits one
@@ -21,7 +22,7 @@ run sets `accept_recreated_topic` to it. A topic that is not drained, or malform
 (`discover_topics`, listing the real topics).
 
 **Quarantine** (docs/alerts.md): records that cannot be decoded go to `quarantine/<topic>/` and the rest
-lands. Above `TIDEWATER_DRAIN_MAX_BAD_SHARE` (5%) of a topic's slice, its task fails *before* committing, so
+lands. Above `TIDEWATER_DRAIN_MAX_BAD_SHARE` (5%) of a partition's slice, its task fails *before* committing, so
 every retry and every later run fails the same way (and mails) until the cause is fixed or a person accepts
 them for one run: trigger with `accept_quarantine_topic` = that topic. Every quarantined record, under the
 limit too, is reported once: `report_quarantine` sends one email per run (records, reasons, file URIs) and
@@ -39,7 +40,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.exceptions import AirflowSkipException
-from airflow.sdk import Param, dag, task
+from airflow.sdk import AssetOrTimeSchedule, DeltaTriggerTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from tidewater import assets, lineage
@@ -50,8 +51,13 @@ from tidewater.config import Settings
 settings = Settings.from_env()
 
 
+interval = DeltaTriggerTimetable(timedelta(minutes=settings.drain_interval_minutes))
+
+
 @dag(
-    schedule=timedelta(minutes=settings.drain_interval_minutes),
+    # New CDC records (the triggerer's watcher on the topics), and the interval as a fallback; or the interval alone.
+    schedule=AssetOrTimeSchedule(timetable=interval, assets=assets.cdc_changes(settings))
+    if assets.watches(settings) else interval,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -76,22 +82,24 @@ settings = Settings.from_env()
 )
 def cdc_drain():
     @task
-    def discover_topics(params: dict | None = None) -> list[str]:
+    def discover_topics(params: dict | None = None) -> list[dict]:
         from tidewater import drain
 
         consumer = drain.kafka_consumer(settings)
         try:
-            topics = drain.discover_topics(consumer, settings)
+            partitions = drain.discover_partitions(consumer, settings)
         finally:
             consumer.close()
         try:
-            drain.check_params(params or {}, topics)
+            drain.check_params(params or {}, list(partitions), partitions)
         except drain.ParamError as error:
             raise AirflowFailException(str(error)) from error  # a retry would fail the same way
-        return topics
+        return [{"topic": topic, "partition": partition} for topic, numbers in partitions.items()
+                for partition in numbers]
 
-    @task(outlets=[assets.RAW_TABLES], map_index_template="{{ task.op_kwargs['topic'] }}")
-    def drain_topic(topic: str, params: dict | None = None, outlet_events=None) -> dict:
+    @task(outlets=[assets.RAW_TABLES],
+          map_index_template="{{ task.op_kwargs['topic'] }}[{{ task.op_kwargs['partition'] }}]")
+    def drain_topic(topic: str, partition: int, params: dict | None = None, outlet_events=None) -> dict:
         from tidewater import drain
         from tidewater.drain import drainer
         from tidewater.lake.objects import table_of
@@ -102,7 +110,8 @@ def cdc_drain():
                                          drain.kafka_topic_id(settings, topic), drain.limits(settings),
                                          replay=drain.replay_request(params or {}, topic),
                                          accept_quarantine=drain.accept_quarantine(params or {}, topic),
-                                         accept_recreated_topic=drain.accept_recreated_topic(params or {}, topic))
+                                         accept_recreated_topic=drain.accept_recreated_topic(params or {}, topic),
+                                         partitions=[partition])
         finally:
             consumer.close()
         lineage.report_drain(settings, topic, table_of(topic))  # OpenLineage: topic → change table
@@ -113,10 +122,15 @@ def cdc_drain():
 
     @task(outlets=[assets.raw_lake(settings)])
     def lake_updated(results: list[dict], outlet_events=None) -> dict:
-        landed = {r["topic"]: r["rows"] for r in results if r["rows"]}
+        landed: dict[str, int] = {}
+        lag: dict[str, int] = {}
+        for result in results:  # one per partition
+            lag[result["topic"]] = lag.get(result["topic"], 0) + result["remaining_lag"]
+            if result["rows"]:
+                landed[result["topic"]] = landed.get(result["topic"], 0) + result["rows"]
         if not landed:
             raise AirflowSkipException("no new rows landed: nothing for the warehouse to do")
-        summary = {"rows": landed, "remaining_lag": {r["topic"]: r["remaining_lag"] for r in results}}
+        summary = {"rows": landed, "remaining_lag": lag}
         outlet_events[assets.raw_lake(settings)].extra = summary
         return summary
 
@@ -129,7 +143,7 @@ def cdc_drain():
         return drain.report_quarantine(settings, drain.open_lake(settings), dag_id=context["dag"].dag_id,
                                        run_id=context["run_id"])
 
-    drained = drain_topic.expand(topic=discover_topics())
+    drained = drain_topic.expand_kwargs(discover_topics())
     reported = report_quarantine()
     drained >> reported
     reported >> lake_updated(drained)

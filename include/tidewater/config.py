@@ -152,7 +152,8 @@ OTHER_VARIABLES = frozenset({
     "TIDEWATER_AIRFLOW_DB_USER", "TIDEWATER_AIRFLOW_FERNET_KEY", "TIDEWATER_AIRFLOW_JWT_SECRET",
     "TIDEWATER_AIRFLOW_PORT", "TIDEWATER_AIRFLOW_SECRET_KEY", "TIDEWATER_ALERT_EMAIL_FROM", "TIDEWATER_BIND_ADDRESS",
     "TIDEWATER_CACHE_DIR", "TIDEWATER_CONNECT_HOST", "TIDEWATER_CONNECT_PASSWORD", "TIDEWATER_CONNECT_PORT",
-    "TIDEWATER_CONNECT_USER", "TIDEWATER_JUPYTER_PORT", "TIDEWATER_JUPYTER_TOKEN", "TIDEWATER_KAFKA_ADMIN_PASSWORD",
+    "TIDEWATER_CONNECT_USER", "TIDEWATER_DBT_THREADS",
+    "TIDEWATER_JUPYTER_PORT", "TIDEWATER_JUPYTER_TOKEN", "TIDEWATER_KAFKA_ADMIN_PASSWORD",
     "TIDEWATER_KAFKA_ADMIN_USER", "TIDEWATER_KAFKA_CONTROLLER_PORT", "TIDEWATER_KAFKA_DEBEZIUM_PASSWORD",
     "TIDEWATER_KAFKA_DEBEZIUM_USER", "TIDEWATER_KAFKA_HOST", "TIDEWATER_KAFKA_PIPELINE_PASSWORD",
     "TIDEWATER_KAFKA_PIPELINE_USER", "TIDEWATER_KAFKA_PORT", "TIDEWATER_KAFKA_READER_PASSWORD",
@@ -229,6 +230,7 @@ class Settings:
     shop_conn_id: str = "shop_postgres"
     shop_admin_conn_id: str = "shop_postgres_admin"
     kafka_conn_id: str = "kafka_default"
+    kafka_watch_conn_id: str = "kafka_cdc_watch"  # the cdc_drain watcher's consumer (tidewater.drain.watch)
     lake_conn_id: str = "lake_s3"
     lake_catalog_conn_id: str = "lake_catalog"
     marts_catalog_conn_id: str = "marts_catalog"
@@ -276,6 +278,7 @@ class Settings:
                            suffix="/tidewater-docs")
     # cdc_drain
     drain_interval_minutes: int = _check(5, above=0)
+    drain_schedule: str = "events"  # events: on new CDC records, the interval as a fallback; interval: only it
     drain_topic_regex: str = ""  # empty: the registry's table topics (see topic_pattern)
     drain_max_records_per_run: int = _check(2_000_000, above=0, why="0 would drain nothing")
     drain_file_max_rows: int = _check(200_000, above=0)

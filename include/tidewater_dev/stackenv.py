@@ -72,6 +72,14 @@ def airflow_connections(env: Mapping[str, str]) -> dict[str, str]:
                       "enable.auto.commit": False, "auto.offset.reset": "earliest",
                       **access.client_config(env, access.PIPELINE)},
         }),
+        # cdc_drain's watcher (tidewater.assets.cdc_changes) in the triggerer: waits for records written after it
+        # starts and never commits, so it moves no offset anyone reads.
+        "AIRFLOW_CONN_KAFKA_CDC_WATCH": json.dumps({
+            "conn_type": "kafka",
+            "extra": {"bootstrap.servers": kafka, "group.id": "tidewater-cdc-watch",
+                      "enable.auto.commit": False, "auto.offset.reset": "latest",
+                      **access.client_config(env, access.PIPELINE)},
+        }),
         # MinIO's least-privilege users (docker/minio/setup.sh): the pipeline reads and writes the lake bucket,
         # mart readers list and read marts/ only. MinIO's root user is for its setup alone.
         "AIRFLOW_CONN_LAKE_S3": _s3_connection(env, s3, "TIDEWATER_S3_PIPELINE_ACCESS_KEY",

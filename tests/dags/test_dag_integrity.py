@@ -39,20 +39,49 @@ def test_every_dag_has_tags_owner_retries_and_docs(dagbag):
     assert problems == []
 
 
-def test_warehouse_builds_each_model_with_its_tests_in_one_task_of_the_one_writer_pool(dagbag):
-    import json
+def test_warehouse_builds_the_project_with_its_tests_in_one_task_of_the_one_writer_pool(dagbag):
+    from tidewater.config import Settings
 
+    warehouse = dagbag.dags["warehouse"]
+    build = warehouse.get_task("dbt_build")
+
+    assert build.base_cmd == ["build"]
+    assert build.pool == Settings.from_env().warehouse_pool
+    assert build.select == "{{ params.select or 'fqn:*' }}", "the whole project unless a run narrows it"
+    # A fact's relationship tests run when the fact and the dimensions it joins are built.
+    assert build.indirect_selection == "buildable"
+    assert build.upstream_task_ids == {"lake_snapshot"}
+    assert warehouse.get_task("gate").upstream_task_ids == {"dbt_build"}
+
+
+def test_cdc_drain_runs_on_new_records_with_its_interval_as_a_fallback(dagbag):
+    from datetime import timedelta
+
+    from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+    from airflow.sdk import AssetOrTimeSchedule
+
+    from tidewater import assets
     from tidewater.config import Settings
 
     settings = Settings.from_env()
-    manifest = json.loads((REPO_ROOT / "dbt" / "target" / "manifest.json").read_text())
-    models = {node["name"] for node in manifest["nodes"].values()
-              if node["resource_type"] == "model" and node["package_name"] in ("tidewater", "shop")}
-    dbt_tasks = [task for task in dagbag.dags["warehouse"].tasks if task.task_id.startswith("dbt.")]
+    schedule = dagbag.dags["cdc_drain"].timetable
+    assert isinstance(schedule, AssetOrTimeSchedule)
+    assert schedule.timetable.delta == timedelta(minutes=settings.drain_interval_minutes)
+    asset = schedule.asset_condition
+    assert asset == assets.cdc_changes(settings)
+    [watcher] = asset.watchers
+    trigger = watcher.trigger
+    assert isinstance(trigger, MessageQueueTrigger) and trigger.scheme == "kafka"
+    assert trigger.kwargs["topics"] == assets.watched_topics(settings) and len(trigger.kwargs["topics"]) == 6
+    assert trigger.kwargs["kafka_config_id"] == settings.kafka_watch_conn_id
+    assert trigger.kwargs["commit_offset"] is False  # it moves no offset; drains read the lake's positions
 
-    assert {task.task_id.removeprefix("dbt.").removesuffix("_model_build") for task in dbt_tasks} == models
-    assert {task.pool for task in dbt_tasks} == {settings.warehouse_pool}
-    # A fact's relationship tests run in its own task (no task of their own), after the dimensions it joins.
-    assert {task.indirect_selection for task in dbt_tasks} == {"buildable"}
-    fact = dagbag.dags["warehouse"].get_task("dbt.fct_order_items_model_build")
-    assert {"dbt.dim_customer_model_build", "dbt.dim_product_model_build"} <= fact.upstream_task_ids
+
+def test_the_drain_schedule_setting_is_events_or_interval():
+    from tidewater import assets
+    from tidewater.config import ConfigError, Settings
+
+    assert assets.watches(Settings.from_env({"TIDEWATER_DRAIN_SCHEDULE": "events"}))
+    assert not assets.watches(Settings.from_env({"TIDEWATER_DRAIN_SCHEDULE": "interval"}))
+    with pytest.raises(ConfigError, match=r"TIDEWATER_DRAIN_SCHEDULE='cron': use events .* or interval"):
+        assets.watches(Settings.from_env({"TIDEWATER_DRAIN_SCHEDULE": "cron"}))

@@ -1,11 +1,12 @@
 """Runs one drain in this process and kills it with SIGKILL at a chosen point (test helper).
 
-  python drain_crash_driver.py TOPIC GROUP MODE FILE_MAX_ROWS
+  python drain_crash_driver.py TOPIC GROUP MODE FILE_MAX_ROWS [PARTITIONS]
 
 The lake is the one the environment names (TIDEWATER_LAKE_BUCKET, AIRFLOW_CONN_LAKE_CATALOG: a test's lake).
 MODE: after_first_upload | mid_file (during the upload of the second file) | before_commit (after the
 last upload) | in_commit (inside the lake's transaction, after the files were registered) | none |
 barrier:<dir>:<n> (before committing, wait until n drivers reached that point: concurrent commits for sure).
+PARTITIONS: the partitions to drain, comma-separated (default: all).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class DyingBody:
         return self.position
 
 
-def main(topic: str, group: str, mode: str, file_max_rows: str) -> None:
+def main(topic: str, group: str, mode: str, file_max_rows: str, partitions: str = "") -> None:
     settings = Settings.from_env()
     lake = drain.open_lake(settings)
     bucket = lake.bucket
@@ -90,7 +91,8 @@ def main(topic: str, group: str, mode: str, file_max_rows: str) -> None:
         commit.commit_drain = commit_together
     consumer = drain.kafka_consumer(settings, group_id=group)
     drainer.drain_topic(consumer, lake, topic, drain.kafka_topic_id(settings, topic),
-                        drainer.DrainLimits(file_max_rows=int(file_max_rows)))
+                        drainer.DrainLimits(file_max_rows=int(file_max_rows)),
+                        partitions=[int(p) for p in partitions.split(",")] if partitions else None)
     consumer.close()
 
 

@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from tests.support.connectors import scratch_connector
-from tests.support.kafka import delete_topic, produce, real_events
+from tests.support.kafka import create_topic, delete_topic, produce, real_events
 from tests.support.lake import (
     drain_once,
     kafka_records,
@@ -146,6 +146,32 @@ def test_two_drains_of_one_topic_at_once_land_each_record_once_and_one_fails(sho
         f"SELECT data_file FROM ducklake_list_files('lake', '{layout.table_of(topic)}')").fetchall()}
     uploaded = {lake.bucket.uri(key) for key in lake.bucket.keys(layout.DATA + "/")}
     assert uploaded == registered  # the loser removed its files
+
+
+def test_drains_of_different_partitions_of_one_topic_at_once_both_commit(shop_changes, lake, group_id,
+                                                                        scratch_topic, tmp_path):
+    """What cdc_drain's tasks for the partitions of one topic do on two workers: both commit, each record once."""
+    create_topic(shop_changes, scratch_topic, partitions=4)
+    events = real_events(shop_changes, 120)
+    for partition in range(4):
+        produce(shop_changes, scratch_topic, events[partition * 30:(partition + 1) * 30], partition=partition)
+    env = {**os.environ, **lake.env}
+    together = f"barrier:{tmp_path}:2"  # both have drained their slices before either commits
+    runs = [subprocess.Popen([sys.executable, str(CRASH_DRIVER), scratch_topic, group_id, together, "10", partitions],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for partitions in ("0,1", "2,3")]
+    outcomes = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+
+    assert [code for code, _ in outcomes] == [0, 0], [err[-1500:] for _, err in outcomes]
+    assert commit.read_positions(lake.con, scratch_topic).offsets == {0: 30, 1: 30, 2: 30, 3: 30}
+    landed = landed_offsets(lake, scratch_topic)
+    assert {key for key, count in landed.items() if count > 1} == set(), "records landed twice"
+    assert set(landed) == {(partition, offset) for partition in range(4) for offset in range(30)}
+
+    produce(shop_changes, scratch_topic, events[:5], partition=3)
+    again = drain_once(shop_changes, lake, scratch_topic, group_id, partitions=[3])
+    assert [(p.partition, p.start, p.end) for p in again.partitions] == [(3, 30, 35)]
+    assert commit.read_positions(lake.con, scratch_topic).offsets == {0: 30, 1: 30, 2: 30, 3: 35}
 
 
 def test_poison_records_are_quarantined_and_the_rest_lands(shop_changes, lake, group_id, scratch_topic):

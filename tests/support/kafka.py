@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from tidewater.cdc.access import admin_config
 from tidewater.cdc.connector import table_topic
@@ -18,10 +18,17 @@ def delete_topic(settings, topic: str) -> None:
     admin.delete_topics([topic])[topic].result()
 
 
-def produce(settings, topic, values: list[bytes | None]) -> None:
+def create_topic(settings, topic: str, partitions: int) -> None:
+    admin = AdminClient(admin_config(os.environ))
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result()
+
+
+def produce(settings, topic, values: list[bytes | None], partition: int | None = None) -> None:
+    """`values` appended to `topic` (to `partition`, or where the key hashes to)."""
     producer = Producer(admin_config(os.environ))
+    where = {} if partition is None else {"partition": partition}
     for value in values:
-        producer.produce(topic, value=value, key=b'{"id": 1}', headers=[("source", b"test")])
+        producer.produce(topic, value=value, key=b'{"id": 1}', headers=[("source", b"test")], **where)
     assert producer.flush(30) == 0
 
 

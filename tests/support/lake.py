@@ -191,12 +191,12 @@ def new_lake(settings: Settings) -> Iterator[ScratchLake]:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def drain_once(settings, lake, topic, group_id, replay=None, accept=False, **limits):
-    """One drain of `topic` into `lake` as consumer group `group_id` (`accept`: accept_quarantine; `limits`:
-    DrainLimits)."""
+def drain_once(settings, lake, topic, group_id, replay=None, accept=False, partitions=None, **limits):
+    """One drain of `topic` (its `partitions`, default all) into `lake` as consumer group `group_id` (`accept`:
+    accept_quarantine; `limits`: DrainLimits)."""
     consumer = drain.kafka_consumer(settings, group_id=group_id)
     try:
         return drainer.drain_topic(consumer, lake, topic, drain.kafka_topic_id(settings, topic), DrainLimits(**limits),
-                                   replay=replay, accept_quarantine=accept)
+                                   replay=replay, accept_quarantine=accept, partitions=partitions)
     finally:
         consumer.close()

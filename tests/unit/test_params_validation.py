@@ -12,6 +12,14 @@ from tidewater.rebuild import IntervalError, rebuild_interval
 TOPICS = ["shop.shop.customers", "shop.shop.orders"]
 
 
+def test_a_replay_from_offsets_of_a_partition_the_topic_lacks_names_the_real_ones():
+    partitions = {"shop.shop.customers": [0], "shop.shop.orders": [0, 1, 2]}
+    with pytest.raises(ParamError, match=r"shop.shop.orders has no partition 3, 7 \(its partitions are 0, 1, 2\)"):
+        check_params({"replay_topic": "shop.shop.orders", "replay_from_offsets": {"7": 1, "3": 0, "1": 5}}, TOPICS,
+                     partitions)
+    check_params({"replay_topic": "shop.shop.orders", "replay_from_offsets": {"2": 1}}, TOPICS, partitions)
+
+
 def test_an_unknown_replay_topic_lists_the_real_ones():
     with pytest.raises(ParamError, match=r"replay_topic='shop.shop.order' is not a topic cdc_drain drains "
                                          r"\(did you mean 'shop.shop.orders'\?\); the topics are: "

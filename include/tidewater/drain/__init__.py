@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,9 +64,15 @@ def limits(settings: Settings) -> DrainLimits:
     )
 
 
-def discover_topics(consumer: Consumer, settings: Settings) -> list[str]:
+def discover_partitions(consumer: Consumer, settings: Settings) -> dict[str, list[int]]:
+    """The partitions of every topic cdc_drain drains (the settings' topic pattern), by topic, sorted."""
     pattern = settings.topic_pattern
-    return sorted(t for t in consumer.list_topics(timeout=30).topics if pattern.match(t))
+    topics = consumer.list_topics(timeout=30).topics
+    return {topic: sorted(topics[topic].partitions) for topic in sorted(topics) if pattern.match(topic)}
+
+
+def discover_topics(consumer: Consumer, settings: Settings) -> list[str]:
+    return list(discover_partitions(consumer, settings))
 
 
 class ParamError(ValueError):
@@ -78,8 +84,10 @@ TOPIC_PARAMS = ("replay_topic", "accept_quarantine_topic", "accept_recreated_top
 _WHOLE = re.compile(r"[0-9]+")
 
 
-def check_params(params: Mapping[str, Any], topics: list[str]) -> None:
-    """Fails a manual run whose params name a topic cdc_drain does not drain, or give a malformed replay."""
+def check_params(params: Mapping[str, Any], topics: list[str],
+                 partitions: Mapping[str, Collection[int]] | None = None) -> None:
+    """Fails a manual run whose params name a topic cdc_drain does not drain, or give a malformed replay (or, given
+    the topics' `partitions`, one from offsets of a partition the topic does not have)."""
     for name in TOPIC_PARAMS:
         value = params.get(name)
         if value in (None, ""):
@@ -90,7 +98,13 @@ def check_params(params: Mapping[str, Any], topics: list[str]) -> None:
                              + (f" (did you mean {close[0]!r}?)" if close else "")
                              + f"; the topics are: {', '.join(topics) or '(none found)'}")
     if params.get("replay_topic"):
-        replay_request(params, params["replay_topic"])
+        topic = params["replay_topic"]
+        replay = replay_request(params, topic)
+        known = set(partitions.get(topic, ())) if partitions is not None else None
+        if replay is not None and replay.offsets is not None and known is not None and set(replay.offsets) - known:
+            raise ParamError(f"replay_from_offsets={params['replay_from_offsets']!r}: {topic} has no partition "
+                             f"{', '.join(map(str, sorted(set(replay.offsets) - known)))} (its partitions are "
+                             f"{', '.join(map(str, sorted(known)))})")
     elif params.get("replay_from_timestamp") or params.get("replay_from_offsets"):
         raise ParamError("replay_from_timestamp / replay_from_offsets need replay_topic: the topic to replay, one of "
                          f"{', '.join(topics) or '(none found)'}")

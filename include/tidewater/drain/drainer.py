@@ -14,7 +14,7 @@ import math
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -229,19 +229,21 @@ def _check_quarantine(result: DrainResult, limits: DrainLimits, accept: bool) ->
 
 
 def _replay_targets(consumer: Consumer, lake: Lake, positions: commit.Positions, partitions: list[int],
-                    replay: Replay, watermarks: dict[int, tuple[int, int]]) -> dict[int, int]:
-    """The offsets a replay moves each partition back to; refuses targets at or after the lake's position (except
-    exactly Kafka's low watermark when the lake is below it: that accepts a gap retention made)."""
+                    replay: Replay, watermarks: dict[int, tuple[int, int]],
+                    drained: Collection[int]) -> dict[int, int]:
+    """The offsets a replay moves each partition of `drained` back to (by offsets: those the replay names);
+    refuses targets at or after the lake's position (except exactly Kafka's low watermark when the lake is below it:
+    that accepts a gap retention made)."""
     topic = positions.topic
     if replay.offsets is not None:
         unknown = set(replay.offsets) - set(partitions)
         if unknown:
             raise DrainError(f"replay of {topic}: partitions {sorted(unknown)} do not exist "
                              f"(the topic has {sorted(partitions)})")
-        targets = dict(replay.offsets)
+        targets = {p: offset for p, offset in replay.offsets.items() if p in drained}
     else:
         found = consumer.offsets_for_times(
-            [TopicPartition(topic, p, replay.timestamp_ms) for p in partitions], timeout=30)
+            [TopicPartition(topic, p, replay.timestamp_ms) for p in sorted(drained)], timeout=30)
         targets = {tp.partition: (tp.offset if tp.offset >= 0 else watermarks[tp.partition][1]) for tp in found}
     for partition, target in sorted(targets.items()):
         low, _ = watermarks[partition]
@@ -264,7 +266,7 @@ def _positions(lake: Lake, topic: str, table: str, topic_id: str, low: dict[int,
     that it was recreated). Fails on a topic id the lake does not know."""
     positions = commit.read_positions(lake.con, topic)
     if positions.topic_id is None:
-        return commit.start_topic(lake.con, table, positions, topic_id, low)
+        return _start_topic(lake, table, positions, topic_id, low)
     if positions.topic_id != topic_id:
         if not accept_recreated_topic:
             raise DrainError(
@@ -274,8 +276,21 @@ def _positions(lake: Lake, topic: str, table: str, topic_id: str, low: dict[int,
                 f"cdc_drain with {{\"accept_recreated_topic\": \"{topic}\"}}: its changes land from its low watermark "
                 "and the old ones stay in the lake.")
         log.warning("%s: accepting the recreated topic %s (was %s)", topic, topic_id, positions.topic_id)
-        return commit.start_topic(lake.con, table, positions, topic_id, low)
+        return _start_topic(lake, table, positions, topic_id, low)
     return positions
+
+
+def _start_topic(lake: Lake, table: str, positions: commit.Positions, topic_id: str,
+                 low: dict[int, int]) -> commit.Positions:
+    """commit.start_topic; when the drain of another partition of the topic started it first (the same topic id),
+    its positions."""
+    try:
+        return commit.start_topic(lake.con, table, positions, topic_id, low)
+    except commit.CommitConflict:
+        started = commit.read_positions(lake.con, positions.topic)
+        if started.topic_id != topic_id:
+            raise
+        return started
 
 
 def _consume_slice(consumer: Consumer, topic: str, progress: PartitionProgress, limits: DrainLimits,
@@ -360,21 +375,26 @@ def may_be_gone(table: str) -> frozenset[str] | None:
 
 def drain_topic(consumer: Consumer, lake: Lake, topic: str, topic_id: str, limits: DrainLimits = DrainLimits(),
                 replay: Replay | None = None, now: datetime | None = None, accept_quarantine: bool = False,
-                accept_recreated_topic: bool = False) -> DrainResult:
-    """Drains `topic` (whose Kafka topic id is `topic_id`) from the lake's positions, in one lake commit.
+                accept_recreated_topic: bool = False, partitions: Collection[int] | None = None) -> DrainResult:
+    """Drains `partitions` of `topic` (None: all; its Kafka topic id is `topic_id`) from the lake's positions, in one
+    lake commit. Drains of the topic's other partitions may run and commit at the same time.
 
     Raises QuarantineLimitExceeded, committing nothing, when more than `limits.max_bad_share` of the slice was
     quarantined, unless `accept_quarantine` (a person's decision for this run); commit.CommitConflict when another
-    drain of the topic committed first. Either way the run's data files are removed.
+    drain of one of these partitions committed first. Either way the run's data files are removed.
     """
     _keep_freed_memory()
     ingested_at = now or datetime.now(UTC)
     metadata = consumer.list_topics(topic, timeout=30).topics.get(topic)
     if metadata is None or metadata.error is not None:
         raise DrainError(f"topic {topic} does not exist")
-    partitions = sorted(metadata.partitions)
+    every_partition = sorted(metadata.partitions)
+    drained = every_partition if partitions is None else sorted(set(partitions))
+    if not set(drained) <= set(every_partition):
+        raise DrainError(f"{topic}: partitions {sorted(set(drained) - set(every_partition))} do not exist (the topic "
+                         f"has {every_partition})")
     table = layout.table_of(topic)
-    watermarks = {p: _watermarks(consumer, topic, p) for p in partitions}
+    watermarks = {p: _watermarks(consumer, topic, p) for p in every_partition}
     commit.ensure_tables(lake.con)
     positions = _positions(lake, topic, table, topic_id, {p: low for p, (low, _) in watermarks.items()},
                            accept_recreated_topic)
@@ -383,12 +403,14 @@ def drain_topic(consumer: Consumer, lake: Lake, topic: str, topic_id: str, limit
             raise DrainError(f"replay of {topic}: the lake session has no catalog connection (Lake.metadata), which "
                              "a replay needs for the rewrite lock it holds against compaction")
         with maintenance.rewrite_lock(lake.metadata):
-            targets = _replay_targets(consumer, lake, positions, partitions, replay, watermarks)
-            commit.rewind(lake.con, table, positions, targets)
-        log.warning("%s: replay from offsets %s (the lake was at %s)", topic, targets, positions.offsets)
+            targets = _replay_targets(consumer, lake, positions, every_partition, replay, watermarks, drained)
+            if targets:
+                commit.rewind(lake.con, table, positions, targets)
+        if targets:
+            log.warning("%s: replay from offsets %s (the lake was at %s)", topic, targets, positions.offsets)
         positions = commit.read_positions(lake.con, topic)
     result = DrainResult(topic, quarantine_uri=lake.bucket.uri(layout.quarantine_prefix(topic)))
-    for partition in partitions:
+    for partition in drained:
         low, high = watermarks[partition]
         start = positions.offsets.get(partition, low)
         if start < low:

@@ -3,7 +3,8 @@
 Layout and S3 operations: tidewater.lake.objects; attaching the catalog: tidewater.lake.catalog; the commit
 protocol's tables and transactions: tidewater.lake.commit; compaction and retention: tidewater.lake.maintenance.
 
-Protocol of one drain of topic T (tidewater.drain.drainer runs it):
+Protocol of one drain of partitions P of topic T (tidewater.drain.drainer runs it; cdc_drain drains each partition
+in a task of its own, so drains of T's other partitions run and commit at the same time):
 
 1. Positions. The lake's table ``tidewater.drain_positions`` holds, per partition of T, the next offset to
    drain and T's Kafka topic id. It is the only record of progress: the consumer group's offsets are written
@@ -16,14 +17,14 @@ Protocol of one drain of topic T (tidewater.drain.drainer runs it):
 3. Files. Records are decoded in bounded chunks into Parquet files under the catalog's data path, named by
    offsets plus a token of the run (two drains never share a file), and undecodable records into quarantine
    JSONL files. None of them is part of the lake yet.
-4. Commit. One DuckLake transaction re-reads T's positions and checks they are still the ones the drain
+4. Commit. One DuckLake transaction re-reads T's positions and checks those of P are still the ones the drain
    started from, adds the columns new records brought, registers the data files
    (``ducklake_add_data_files``), accepts the quarantine files and moves the positions to the slice's ends.
-   If another drain of T committed first, the check fails (or DuckLake reports a transaction conflict and the
-   re-read shows it): the run fails saying so and deletes its data files. Commits of other topics conflict too
-   (DuckLake detects conflicts per table and every commit rewrites T's rows of drain_positions); those are
-   retried, since T's positions are unchanged. A drain killed before its commit leaves unregistered files:
-   readers never see them and maintenance deletes them as orphans.
+   If another drain of a partition in P committed first, the check fails (or DuckLake reports a transaction
+   conflict and the re-read shows it): the run fails saying so and deletes its data files. Commits of other
+   topics and of T's other partitions conflict too (DuckLake detects conflicts per table and every commit
+   rewrites T's rows of drain_positions); those are retried, since P's positions are unchanged. A drain killed
+   before its commit leaves unregistered files: readers never see them and maintenance deletes them as orphans.
 5. Replay goes back only: in one transaction it deletes T's changes and accepted quarantine files from the
    target offsets on and moves the positions back; the warehouse reads the deletions from the change feed.
    It holds the catalog's rewrite lock (tidewater.lake.maintenance.rewrite_lock) meanwhile: DuckLake 1.5.5

@@ -15,6 +15,7 @@ import logging
 import random
 import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import duckdb
@@ -191,7 +192,8 @@ def _ensure_columns(con: duckdb.DuckDBPyConnection, table: str, files: list[Data
 
 
 def _set_positions(con: duckdb.DuckDBPyConnection, positions: Positions, ends: dict[int, int]) -> None:
-    """Writes every partition row of the topic (so two commits of one topic always conflict)."""
+    """Writes every partition row of the topic, `positions` (read in the open transaction) moved to `ends`: two
+    commits of one topic always conflict, and the one retried re-reads the other's positions."""
     con.execute(f"DELETE FROM {POSITIONS} WHERE topic = ?", [positions.topic])
     offsets = positions.offsets | ends
     con.executemany(f"INSERT INTO {POSITIONS} VALUES (?, ?, ?, ?, ?, now())",
@@ -203,19 +205,27 @@ def _is_conflict(error: duckdb.Error) -> bool:
     return "Transaction conflict" in str(error)
 
 
-def _transaction(con: duckdb.DuckDBPyConnection, topic: str, expected: Positions, work) -> int:
-    """Runs `work(current)` and commits, retrying while the conflicts are other topics' commits.
+def _transaction(con: duckdb.DuckDBPyConnection, topic: str, expected: Positions, work,
+                 partitions: Collection[int] | None = None) -> int:
+    """Runs `work(current)` and commits, retrying while the conflicts are commits of other topics or of other
+    partitions of this one.
 
-    Raises CommitConflict when the topic's positions are no longer `expected`. Returns the new snapshot id.
+    Raises CommitConflict when the topic's id or the positions of `partitions` (None: all the topic's) are no
+    longer `expected`. Returns the new snapshot id.
     """
+    def of(positions: Positions) -> dict[int, int | None]:
+        if partitions is None:
+            return positions.offsets
+        return {p: positions.offsets.get(p) for p in sorted(partitions)}
+
     for attempt in range(COMMIT_ATTEMPTS):
         con.execute("BEGIN TRANSACTION")
         try:
             current = read_positions(con, topic)
-            if current.offsets != expected.offsets or current.topic_id != expected.topic_id:
+            if of(current) != of(expected) or current.topic_id != expected.topic_id:
                 raise CommitConflict(
                     f"{topic}: another drain of this topic committed first (the lake's positions moved from "
-                    f"{expected.offsets} to {current.offsets} while this drain ran). Nothing of this run is in "
+                    f"{of(expected)} to {of(current)} while this drain ran). Nothing of this run is in "
                     "the lake and its files were removed; the next run continues from the new positions.")
             work(current)
             con.execute("COMMIT")
@@ -240,7 +250,8 @@ def commit_drain(con: duckdb.DuckDBPyConnection, table: str, started: Positions,
                  files: list[DataFile], quarantine: list[QuarantineFile],
                  may_be_gone: frozenset[str] | None = None) -> int:
     """One DuckLake transaction: the files join the change table, the quarantine files are accepted and the
-    positions move from `started` to `ends` — all or nothing. Returns the snapshot id."""
+    positions of the partitions in `ends` move from `started` to `ends` — all or nothing. Commits of the topic's
+    other partitions may come between (CommitConflict only if one of these moved). Returns the snapshot id."""
 
     def work(current: Positions) -> None:
         if files:
@@ -254,7 +265,7 @@ def commit_drain(con: duckdb.DuckDBPyConnection, table: str, started: Positions,
                              for q in quarantine])
         _set_positions(con, current, ends)
 
-    return _transaction(con, started.topic, started, work)
+    return _transaction(con, started.topic, started, work, ends.keys())
 
 
 def start_topic(con: duckdb.DuckDBPyConnection, table: str, positions: Positions, topic_id: str,
@@ -273,8 +284,8 @@ def start_topic(con: duckdb.DuckDBPyConnection, table: str, positions: Positions
 
 
 def rewind(con: duckdb.DuckDBPyConnection, table: str, positions: Positions, targets: dict[int, int]) -> int:
-    """Replay: in one transaction, deletes the topic's changes and accepted quarantine files from each target
-    offset on and moves the positions back to the targets. Returns the snapshot id."""
+    """Replay: in one transaction, deletes the changes and accepted quarantine files of the partitions in `targets`
+    from each target offset on and moves their positions back to the targets. Returns the snapshot id."""
     def work(current: Positions) -> None:
         exists = table_columns(con, table) is not None
         for partition, target in targets.items():
@@ -286,7 +297,7 @@ def rewind(con: duckdb.DuckDBPyConnection, table: str, positions: Positions, tar
                         [current.topic, partition, target])
         _set_positions(con, current, targets)
 
-    return _transaction(con, positions.topic, positions, work)
+    return _transaction(con, positions.topic, positions, work, targets.keys())
 
 
 def quarantine_start(con: duckdb.DuckDBPyConnection, topic: str, partition: int, target: int) -> int:
