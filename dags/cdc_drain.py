@@ -1,10 +1,12 @@
 """
 ### cdc_drain: Kafka CDC topics → the DuckLake lake, exactly once
 
-Every few minutes (`TIDEWATER_DRAIN_INTERVAL_MINUTES`, default 5) this DAG finds the shop's Debezium
-topics (`TIDEWATER_DRAIN_TOPIC_REGEX`; the heartbeat topic is never drained) and drains each partition of each
-in its own mapped task (`drain_topic`, map index `<topic>[<partition>]`: a topic with more partitions is drained by
-several workers at once), up to the high watermark it saw at start, from the positions the lake holds. Rows land in the
+When new CDC records arrive (an `AssetWatcher` on the topics, `TIDEWATER_DRAIN_SCHEDULE`) and every
+`TIDEWATER_DRAIN_INTERVAL_MINUTES` (default 5) as a fallback, this DAG finds the shop's Debezium topics
+(`TIDEWATER_DRAIN_TOPIC_REGEX`; the heartbeat topic is never drained) and drains each partition of each in its own
+mapped task (`drain_topic`, map index `<topic>[<partition>]`: a topic with more partitions is drained by several
+workers at once), up to the high watermarks `discover_topics` read for all of them at one instant (so a run lands
+every table as of one moment), from the positions the lake holds. Rows land in the
 change table `lake.main.<table>` (Parquet under `s3://<bucket>/lake/main/<table>/`), poison records in
 `quarantine/<topic>/`; each partition's files and position are committed in one DuckLake transaction, so a
 crash at any point or a second drain of the partition loses and doubles nothing (protocol:
@@ -12,7 +14,8 @@ crash at any point or a second drain of the partition loses and doubles nothing 
 
 Each table that landed data gets an asset event (`s3://<bucket>/lake/main/<table>`: rows, files,
 quarantined, offsets before/after, remaining lag, newest source time); `lake_updated` then emits one
-`s3://<bucket>/lake/main` event per run, which schedules the warehouse. Each drain's OpenLineage events name the
+`s3://<bucket>/lake/main` event per run (with the lake snapshot of its last commit: the warehouse reads the lake as
+of it), which schedules the warehouse. Each drain's OpenLineage events name the
 topic it read and the table it wrote (docs/lineage.md).
 
 **Replay** (recovery, backwards only): trigger with `replay_topic` and either `replay_from_timestamp` or
@@ -88,18 +91,19 @@ def cdc_drain():
         consumer = drain.kafka_consumer(settings)
         try:
             partitions = drain.discover_partitions(consumer, settings)
+            try:
+                drain.check_params(params or {}, list(partitions), partitions)
+            except drain.ParamError as error:
+                raise AirflowFailException(str(error)) from error  # a retry would fail the same way
+            ends = drain.high_watermarks(consumer, partitions)  # the run's slices end at one instant
         finally:
             consumer.close()
-        try:
-            drain.check_params(params or {}, list(partitions), partitions)
-        except drain.ParamError as error:
-            raise AirflowFailException(str(error)) from error  # a retry would fail the same way
-        return [{"topic": topic, "partition": partition} for topic, numbers in partitions.items()
-                for partition in numbers]
+        return [{"topic": topic, "partition": partition, "until": ends[topic][partition]}
+                for topic, numbers in partitions.items() for partition in numbers]
 
     @task(outlets=[assets.RAW_TABLES],
           map_index_template="{{ task.op_kwargs['topic'] }}[{{ task.op_kwargs['partition'] }}]")
-    def drain_topic(topic: str, partition: int, params: dict | None = None, outlet_events=None) -> dict:
+    def drain_topic(topic: str, partition: int, until: int, params: dict | None = None, outlet_events=None) -> dict:
         from tidewater import drain
         from tidewater.drain import drainer
         from tidewater.lake.objects import table_of
@@ -111,7 +115,7 @@ def cdc_drain():
                                          replay=drain.replay_request(params or {}, topic),
                                          accept_quarantine=drain.accept_quarantine(params or {}, topic),
                                          accept_recreated_topic=drain.accept_recreated_topic(params or {}, topic),
-                                         partitions=[partition])
+                                         partitions=[partition], until={partition: until})
         finally:
             consumer.close()
         lineage.report_drain(settings, topic, table_of(topic))  # OpenLineage: topic → change table
@@ -130,7 +134,9 @@ def cdc_drain():
                 landed[result["topic"]] = landed.get(result["topic"], 0) + result["rows"]
         if not landed:
             raise AirflowSkipException("no new rows landed: nothing for the warehouse to do")
-        summary = {"rows": landed, "remaining_lag": lag}
+        # The lake as of this run's last commit: every table drained to the run's one cut (the warehouse reads this).
+        summary = {"rows": landed, "remaining_lag": lag,
+                   "snapshot_id": max(r["snapshot_id"] for r in results if r["snapshot_id"] is not None)}
         outlet_events[assets.raw_lake(settings)].extra = summary
         return summary
 

@@ -20,13 +20,14 @@ backfill run rebuild their data interval (one day), and a manual run can pass `i
 (needed after adding a column to a model). Backfill from the UI or
 `airflow backfill create --dag-id warehouse --from-date 2026-01-05 --to-date 2026-01-07`.
 
-**One view of the lake.** `lake_snapshot` takes the lake's newest snapshot first; every staging model of the
-run reads the lake as of it (dbt var `lake_snapshot`), so no model sees a drain that committed during the run
-and another not (a fact built from one table's newer changes than its dimensions'). A lake that holds no change
-table yet as of it (a new deployment's daily run, created when the DAG is unpaused, before the first drain) has
-nothing to build: `lake_snapshot` skips, saying so, and with it the whole run (Airflow marks it a success). So does a
-lake that has the changes of some tables and not yet of others (a first drain that ran while Debezium's snapshot
-was still writing): the skip names the tables it waits for.
+**One view of the lake.** `lake_snapshot` first takes the snapshot of the newest `cdc_drain` run's last commit
+(from the lake asset's newest event; the lake's newest snapshot if none says); every staging model of the run
+reads the lake as of it (dbt var `lake_snapshot`), so no model sees a drain that committed during the run and
+another not, nor a drain run half committed (a fact built from one table's newer changes than its dimensions').
+A lake that holds no change table yet as of it (a new deployment's daily run, created when the DAG is unpaused,
+before the first drain) has nothing to build: `lake_snapshot` skips, saying so, and with it the whole run (Airflow
+marks it a success). So does a lake that has the changes of some tables and not yet of others (a first drain that
+ran while Debezium's snapshot was still writing): the skip names the tables it waits for.
 
 **One writer.** A DuckDB file has one writer process, and other processes, readers too, are refused
 its lock. Every task that opens the warehouse (`dbt_build`, `gate`, `docs`) therefore takes the one slot of the
@@ -84,8 +85,9 @@ INTERVAL = "rebuild_interval(params, dag_run.run_type, data_interval_start, data
     max_active_runs=1,
     doc_md=__doc__,
     tags=["tidewater", "warehouse", "dbt"],
+    # Ahead of drain tasks for the executor's slots: a drained change is fresh only once this DAG has published it.
     default_args={"owner": "tidewater", "retries": 1, "retry_delay": timedelta(seconds=30),
-                  "on_failure_callback": on_task_failure},
+                  "on_failure_callback": on_task_failure, "priority_weight": 10, "weight_rule": "absolute"},
     deadline=deadlines.deadline_alerts(settings, "warehouse"),
     params={
         "full_refresh": Param(False, type="boolean", description="Rebuild every model from the whole lake."),
@@ -123,13 +125,17 @@ def warehouse():
               "lake_snapshot": "{{ ti.xcom_pull(task_ids='lake_snapshot') }}"},
     )
 
-    @task
-    def lake_snapshot() -> int:
+    # The lake as of the newest cdc_drain run's last commit (its asset event says which), not whatever a drain in
+    # flight has committed so far: that run cut every table's slice at one instant, so a fact finds its dimensions.
+    @task(inlets=[assets.raw_lake(settings)])
+    def lake_snapshot(inlet_events=None) -> int:
         from tidewater.lake import catalog
         from tidewater.tables import registry
 
+        newest = list(inlet_events[assets.raw_lake(settings)].ascending(False).limit(1)) if inlet_events else []
         try:
-            return catalog.current_snapshot(settings, registry().names)
+            return catalog.current_snapshot(settings, registry().names,
+                                            drained=newest[0].extra.get("snapshot_id") if newest else None)
         except catalog.EmptyLake as empty:  # nothing to build: the run skips (success), every task after it too
             raise AirflowSkipException(f"{empty}; nothing to build. The cdc_drain run that lands them triggers "
                                        "this DAG again") from empty
@@ -156,8 +162,8 @@ def warehouse():
 
     gated = gate()
     lake_snapshot() >> build >> gated
-    publish(gated)
-    gated >> docs()
+    # Docs after the publication (off its path), and after a failed gate too (none_skipped).
+    publish(gated) >> docs()
 
 
 warehouse()

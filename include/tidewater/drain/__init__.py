@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_END, Consumer, KafkaException
 
 from tidewater.cdc.topics import consumer_config
 from tidewater.config import Settings, get_connection
@@ -69,6 +69,21 @@ def discover_partitions(consumer: Consumer, settings: Settings) -> dict[str, lis
     pattern = settings.topic_pattern
     topics = consumer.list_topics(timeout=30).topics
     return {topic: sorted(topics[topic].partitions) for topic in sorted(topics) if pattern.match(topic)}
+
+
+def high_watermarks(consumer: Consumer, partitions: Mapping[str, list[int]]) -> dict[str, dict[int, int]]:
+    """Every partition's high watermark, read together: where one cdc_drain run cuts all its slices, so a run lands
+    the tables as of one instant (an order and the customer created before it, in another topic, together)."""
+    from confluent_kafka import TopicPartition
+
+    wanted = [TopicPartition(topic, partition, OFFSET_END) for topic, numbers in partitions.items()
+              for partition in numbers]
+    ends: dict[str, dict[int, int]] = {}
+    for found in consumer.offsets_for_times(wanted, timeout=30) if wanted else []:
+        if found.error is not None:
+            raise KafkaException(found.error)
+        ends.setdefault(found.topic, {})[found.partition] = found.offset
+    return ends
 
 
 def discover_topics(consumer: Consumer, settings: Settings) -> list[str]:

@@ -14,7 +14,7 @@ import math
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -123,6 +123,7 @@ class DrainResult:
             "quarantine_reasons": dict(list(self.quarantine_reasons.items())[:EXTRA_MAX_REASONS]),
             "quarantine_files": self.quarantine_files,
             "accepted_quarantine": self.accepted_quarantine,
+            "snapshot_id": self.snapshot_id,
         }
 
     def as_dict(self) -> dict:
@@ -375,9 +376,11 @@ def may_be_gone(table: str) -> frozenset[str] | None:
 
 def drain_topic(consumer: Consumer, lake: Lake, topic: str, topic_id: str, limits: DrainLimits = DrainLimits(),
                 replay: Replay | None = None, now: datetime | None = None, accept_quarantine: bool = False,
-                accept_recreated_topic: bool = False, partitions: Collection[int] | None = None) -> DrainResult:
+                accept_recreated_topic: bool = False, partitions: Collection[int] | None = None,
+                until: Mapping[int, int] | None = None) -> DrainResult:
     """Drains `partitions` of `topic` (None: all; its Kafka topic id is `topic_id`) from the lake's positions, in one
-    lake commit. Drains of the topic's other partitions may run and commit at the same time.
+    lake commit, up to the high watermarks now or, where `until` gives one, to that offset (a run's slices cut at
+    one instant for every topic). Drains of the topic's other partitions may run and commit at the same time.
 
     Raises QuarantineLimitExceeded, committing nothing, when more than `limits.max_bad_share` of the slice was
     quarantined, unless `accept_quarantine` (a person's decision for this run); commit.CommitConflict when another
@@ -422,7 +425,8 @@ def drain_topic(consumer: Consumer, lake: Lake, topic: str, topic_id: str, limit
             raise DrainError(f"{topic}[{partition}]: the lake continues at offset {start} but Kafka's partition "
                              f"ends at {high}: records the lake holds are gone from Kafka (was the topic recreated "
                              "with the same id, or its records deleted?). Nothing was drained.")
-        result.partitions.append(PartitionProgress(partition, start, min(high, start + limits.max_records_per_run)))
+        end = min(high, start + limits.max_records_per_run, (until or {}).get(partition, high))
+        result.partitions.append(PartitionProgress(partition, start, max(start, end)))
     encoder = ChunkEncoder(ingested_at)
     run = uuid.uuid4().hex[:12]
     writers: list[_PartitionWriter] = []

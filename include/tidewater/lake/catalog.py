@@ -44,13 +44,15 @@ class EmptyLake(LookupError):
     """The lake holds no change table yet of some of the tables asked for: no drain has landed their changes."""
 
 
-def current_snapshot(settings: Settings, tables: Iterable[str] = ()) -> int:
-    """The lake's newest snapshot id: a warehouse run reads the lake as of it in every model (one view of the lake
-    per run, whatever drains commit meanwhile). EmptyLake, naming them, if any of `tables` has no change table
-    (``lake.main``) as of it: their staging models would have nothing to read."""
+def current_snapshot(settings: Settings, tables: Iterable[str] = (), drained: int | None = None) -> int:
+    """The snapshot a warehouse run reads the lake as of in every model (one view of the lake per run, whatever
+    drains commit meanwhile): `drained`, the last commit of the newest cdc_drain run, where given and in the lake;
+    else the lake's newest. EmptyLake, naming them, if any of `tables` has no change table (``lake.main``) as of it:
+    their staging models would have nothing to read."""
     con = connect(settings)
     try:
-        snapshot = con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()[0]
+        newest = con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()[0]
+        snapshot = drained if drained is not None and 0 <= drained <= newest else newest
         missing = [table for table in tables if not table_exists(con, table, snapshot)]
         if missing:
             raise EmptyLake(f"the lake holds no changes yet of {', '.join(missing)} (snapshot {snapshot}): no "
