@@ -40,28 +40,27 @@ def running_executor() -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
-def stack(command: str, executor: str | None = None) -> None:
-    """`stack/stack.sh COMMAND` on the test instance, with `executor` (and quick recovery from lost workers)."""
-    env = os.environ | ({"TIDEWATER_AIRFLOW_EXECUTOR": executor} | FAST_RECOVERY if executor else {})
+def stack(command: str, executor: str | None = None, fast_recovery: bool = True) -> None:
+    """`stack/stack.sh COMMAND` on the test instance, with `executor` (and, unless told not to, FAST_RECOVERY)."""
+    env = os.environ | ({"TIDEWATER_AIRFLOW_EXECUTOR": executor} if executor else {}) | (
+        FAST_RECOVERY if executor and fast_recovery else {})
     done = subprocess.run([STACK_SH, command], capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, f"stack/stack.sh {command} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
 
 @contextmanager
 def airflow_on(executor: str) -> Iterator[AirflowApi]:
-    """The instance's Airflow running `executor` inside the block; afterwards as it was before (stopped, or running
-    its executor)."""
+    """The instance's Airflow restarted on `executor` (with FAST_RECOVERY) inside the block; afterwards as it was
+    before: stopped, or running the executor it ran (restarted without FAST_RECOVERY)."""
     before = running_executor()
-    if before not in (None, executor):
-        stack("airflow-down")
+    stack("airflow-down")
     stack("airflow-up", executor)
     try:
         yield AirflowApi()
     finally:
-        if before != executor:
-            stack("airflow-down")
-            if before is not None:
-                stack("airflow-up", before)
+        stack("airflow-down")
+        if before is not None:
+            stack("airflow-up", before, fast_recovery=False)
 
 
 def worker_of(hostname: str | None) -> str | None:
