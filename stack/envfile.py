@@ -59,6 +59,7 @@ SECRETS = (
     "TIDEWATER_KAFKA_READER_PASSWORD",
     "TIDEWATER_KAFKA_UI_PASSWORD",
     "TIDEWATER_MAIL_UI_PASSWORD",
+    "TIDEWATER_REDIS_PASSWORD",
 )
 
 # The secrets of set-up alone (superusers, MinIO's root): Airflow's processes never get them (stack/stack.sh

@@ -5,6 +5,8 @@
 #   stack/stack.sh down     stop every service (data stays in .stack/)
 #   stack/stack.sh status   one line per service: running/healthy or not
 #   stack/stack.sh airflow-up | airflow-down | airflow-status | airflow-migrate
+#                           airflow-up runs TIDEWATER_AIRFLOW_EXECUTOR's executor (local, or celery: Redis and
+#                           TIDEWATER_CELERY_WORKERS `airflow celery worker` processes; docs/executors.md)
 #   stack/stack.sh notebook-up | notebook-down | notebook-status   JupyterLab on the published marts (read-only)
 #   stack/stack.sh proxy-up | proxy-down   the mail view and one address for every web UI (Caddy; `make up`)
 #
@@ -30,6 +32,8 @@ JAVA_OPTS_BASE="-Xms128m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true"
 
 SERVICES=(postgres airflow-db kafka connect minio smtp)
 AIRFLOW_COMPONENTS=(api-server scheduler dag-processor triggerer)
+# Started with the celery executor only (TIDEWATER_AIRFLOW_EXECUTOR): the Celery broker.
+CELERY_SERVICES=(redis)
 # Started by proxy-up (`make up`), not by up: the web UIs' one address and the native mail view.
 PROXY_SERVICES=(mail-ui proxy)
 
@@ -93,6 +97,9 @@ ensure_tools() {
   command -v curl >/dev/null || apt_install curl
   # One address for every UI (`stack/stack.sh proxy-up`, docs/operating.md).
   command -v caddy >/dev/null || apt_install caddy
+  # The Celery broker (docs/executors.md). Debian's package enables a system-wide redis-server service; this stack
+  # never uses it and runs its own (start_redis).
+  [[ $TIDEWATER_AIRFLOW_EXECUTOR != celery ]] || command -v redis-server >/dev/null || apt_install redis-server
   # The test instance's page tests drive a real browser (tests/support/browser.py).
   [[ ${TIDEWATER_STACK_BROWSER:-0} != 1 ]] || command -v chromium >/dev/null || apt_install chromium
   # Debian's Go is older than MinIO needs; GOTOOLCHAIN=auto fetches the right toolchain from the
@@ -491,6 +498,31 @@ start_smtp() {
 }
 health_smtp() { tcp_open "$TIDEWATER_SMTP_HOST" "$TIDEWATER_SMTP_PORT"; }
 
+# ---------------------------------------------------------------------------------------------
+# Redis, the Celery broker (TIDEWATER_AIRFLOW_EXECUTOR=celery): bound to 127.0.0.1, password TIDEWATER_REDIS_PASSWORD,
+# its data in $STACK/redis. The configuration holds the password: written at every start, readable by this user only.
+
+start_redis() {
+  local dir=$STACK/redis
+  mkdir -p "$dir/data"
+  (umask 077; cat >"$dir/redis.conf" <<EOF
+bind 127.0.0.1
+port $TIDEWATER_REDIS_PORT
+protected-mode yes
+requirepass $TIDEWATER_REDIS_PASSWORD
+dir $dir/data
+daemonize no
+logfile ""
+EOF
+  )
+  claim_ports redis 127.0.0.1 TIDEWATER_REDIS_PORT
+  spawn redis redis-server "$dir/redis.conf"
+}
+# The password goes to redis-cli in its environment (REDISCLI_AUTH), not on its command line.
+health_redis() {
+  [[ $(REDISCLI_AUTH=$TIDEWATER_REDIS_PASSWORD redis-cli -h 127.0.0.1 -p "$TIDEWATER_REDIS_PORT" ping) == PONG ]]
+}
+
 # The caught mail, read-only behind TIDEWATER_MAIL_UI_USER's login, under /mail/ (compose: Mailpit's web UI).
 start_mail-ui() {
   claim_ports mail-ui 127.0.0.1 TIDEWATER_MAIL_UI_PORT
@@ -541,12 +573,40 @@ dag_bundles() {
 
 urlencode() { "$PY" -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 
+# Airflow's metadata database, user:password@host:port/db (URL-quoted), for SQLAlchemy URLs.
+metadata_db() {
+  echo "$(urlencode "$TIDEWATER_AIRFLOW_DB_USER"):$(urlencode "$TIDEWATER_AIRFLOW_DB_PASSWORD")@$TIDEWATER_PG_HOST:$TIDEWATER_AIRFLOW_DB_PORT/$(urlencode "$TIDEWATER_AIRFLOW_DB")"
+}
+
+# Exports the settings of TIDEWATER_AIRFLOW_EXECUTOR's executor and unsets the other one's. Celery: Redis as broker,
+# Airflow's metadata database as result backend, and each worker's own host name in its task instances
+# (tidewater.hostname, TIDEWATER_WORKER_NAME).
+executor_env() {
+  case $TIDEWATER_AIRFLOW_EXECUTOR in
+    local)
+      export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+      unset AIRFLOW__CELERY__BROKER_URL AIRFLOW__CELERY__RESULT_BACKEND AIRFLOW__CORE__HOSTNAME_CALLABLE ;;
+    celery)
+      export AIRFLOW__CORE__EXECUTOR=CeleryExecutor \
+        AIRFLOW__CELERY__BROKER_URL="redis://:$(urlencode "$TIDEWATER_REDIS_PASSWORD")@127.0.0.1:$TIDEWATER_REDIS_PORT/0" \
+        AIRFLOW__CELERY__RESULT_BACKEND="db+postgresql+psycopg://$(metadata_db)" \
+        AIRFLOW__CORE__HOSTNAME_CALLABLE=tidewater.hostname.hostname ;;
+    *) die "TIDEWATER_AIRFLOW_EXECUTOR=$TIDEWATER_AIRFLOW_EXECUTOR: must be local or celery (stack/defaults.env)" ;;
+  esac
+}
+# The names executor_env exports.
+executor_names() {
+  echo AIRFLOW__CORE__EXECUTOR
+  [[ $TIDEWATER_AIRFLOW_EXECUTOR != celery ]] \
+    || echo AIRFLOW__CELERY__BROKER_URL AIRFLOW__CELERY__RESULT_BACKEND AIRFLOW__CORE__HOSTNAME_CALLABLE
+}
+
 # Every setting of stack/defaults.env, every secret and what derives from them, each value shell-quoted
 # (stack/envfile.py); mode 0600: it holds the secrets.
 write_env() {
   (
-    local db; db="$(urlencode "$TIDEWATER_AIRFLOW_DB_USER"):$(urlencode "$TIDEWATER_AIRFLOW_DB_PASSWORD")"
-    db+="@$TIDEWATER_PG_HOST:$TIDEWATER_AIRFLOW_DB_PORT/$(urlencode "$TIDEWATER_AIRFLOW_DB")"
+    local db; db=$(metadata_db)
+    executor_env
     # PYTHONPATH: every process of this stack runs this checkout's code, even when another checkout (a git worktree
     # sharing .venv) re-pointed the virtualenv's editable install at itself.
     export PYTHONPATH=$ROOT/include:$ROOT/examples/shop \
@@ -556,7 +616,7 @@ write_env() {
       TIDEWATER_S3_CONSOLE_URL=http://$TIDEWATER_S3_HOST:$TIDEWATER_S3_CONSOLE_PORT \
       AIRFLOW_HOME=$STACK/airflow AIRFLOW__CORE__DAGS_FOLDER=$ROOT/dags AIRFLOW__CORE__PLUGINS_FOLDER=$ROOT/plugins \
       AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST="$(dag_bundles "$ROOT")" \
-      AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__EXECUTOR=LocalExecutor AIRFLOW__CORE__PARALLELISM=4 \
+      AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__PARALLELISM=4 \
       AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=$TIDEWATER_AIRFLOW_ADMIN_USER:admin \
       AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$STACK/airflow/passwords.json \
       AIRFLOW__CORE__FERNET_KEY=$TIDEWATER_AIRFLOW_FERNET_KEY \
@@ -573,7 +633,7 @@ write_env() {
       TIDEWATER_MAIL_DIR TIDEWATER_OPENLINEAGE_FILE TIDEWATER_S3_CONSOLE_URL \
       AIRFLOW_HOME AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__PLUGINS_FOLDER \
       AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST \
-      AIRFLOW__CORE__LOAD_EXAMPLES AIRFLOW__CORE__EXECUTOR AIRFLOW__CORE__PARALLELISM \
+      AIRFLOW__CORE__LOAD_EXAMPLES AIRFLOW__CORE__PARALLELISM $(executor_names) \
       AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE \
       AIRFLOW__CORE__FERNET_KEY AIRFLOW__DATABASE__SQL_ALCHEMY_CONN AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC \
       AIRFLOW__API__HOST AIRFLOW__API__PORT AIRFLOW__API__BASE_URL AIRFLOW__API__SECRET_KEY \
@@ -589,8 +649,12 @@ write_env() {
 
 # Airflow's processes get every setting but the secrets of set-up alone: the superusers' passwords, MinIO's root
 # key and the connection built from the shop's superuser (tasks use the shop's application role).
+# The executor is the one TIDEWATER_AIRFLOW_EXECUTOR names now (exported, or stack/defaults.env), whatever it was when
+# $STACK/env was written: `TIDEWATER_AIRFLOW_EXECUTOR=celery stack/stack.sh airflow-up` switches an instance.
 airflow_env() {
+  local executor=$TIDEWATER_AIRFLOW_EXECUTOR
   set -a; . "$STACK/env"; set +a
+  TIDEWATER_AIRFLOW_EXECUTOR=$executor; executor_env
   # shellcheck disable=SC2046
   unset $("$PY" "$ROOT/stack/envfile.py" setup-names) AIRFLOW_CONN_SHOP_POSTGRES_ADMIN
 }
@@ -610,13 +674,51 @@ airflow_migrate() {
 
 airflow_up() {
   airflow_migrate
+  local running; running=$(cat "$RUN/airflow-executor" 2>/dev/null || true)
+  if [[ -n $running && $running != "$TIDEWATER_AIRFLOW_EXECUTOR" ]] && airflow_running; then
+    die "Airflow runs with the $running executor, not $TIDEWATER_AIRFLOW_EXECUTOR: stop it first (stack/stack.sh airflow-down)"
+  fi
+  if [[ $TIDEWATER_AIRFLOW_EXECUTOR == celery ]]; then start_redis; await redis 30; fi
   claim_ports airflow-api-server 127.0.0.1 TIDEWATER_AIRFLOW_PORT
+  echo "$TIDEWATER_AIRFLOW_EXECUTOR" >"$RUN/airflow-executor"
   spawn airflow-api-server "$AIRFLOW_BIN" api-server
   spawn airflow-scheduler "$AIRFLOW_BIN" scheduler --skip-serve-logs
   spawn airflow-dag-processor "$AIRFLOW_BIN" dag-processor
   spawn airflow-triggerer "$AIRFLOW_BIN" triggerer --skip-serve-logs
+  [[ $TIDEWATER_AIRFLOW_EXECUTOR != celery ]] || start_workers
   await airflow-api-server 180 health_airflow
+  [[ $TIDEWATER_AIRFLOW_EXECUTOR != celery ]] || await airflow-worker1 120 health_workers
   say "Airflow UI: $AIRFLOW__API__BASE_URL (login $TIDEWATER_AIRFLOW_ADMIN_USER; password: TIDEWATER_AIRFLOW_ADMIN_PASSWORD in $SECRETS_FILE)"
+}
+
+# Celery workers airflow-worker1..N (TIDEWATER_CELERY_WORKERS), each in its own session (`down`, or a test, stops one
+# with its task processes), Celery node name worker<i>@<host>, host name worker<i>.<host> in its task instances. Their
+# log servers stay off (--skip-serve-logs) as the scheduler's does: every process of this stack writes task logs into
+# the one $AIRFLOW_HOME/logs, which the api-server reads, and a log server would listen on every interface.
+worker_names() { local i; for ((i = 1; i <= TIDEWATER_CELERY_WORKERS; i++)); do echo "worker$i"; done; }
+start_workers() {
+  local worker host; host=$(hostname)
+  for worker in $(worker_names); do
+    TIDEWATER_WORKER_NAME=$worker.$host spawn "airflow-$worker" "$AIRFLOW_BIN" celery worker \
+      --celery-hostname "$worker@$host" --concurrency "$TIDEWATER_CELERY_WORKER_CONCURRENCY" --skip-serve-logs
+  done
+}
+# Healthy when every worker answers a Celery ping through the broker.
+health_workers() {
+  # shellcheck disable=SC2046
+  "$PY" - $(worker_names | sed "s/\$/@$(hostname)/") <<'EOF'
+import sys
+from airflow.providers.celery.executors.celery_executor import app
+answered = set((app.control.inspect(timeout=3).ping() or {}).keys())
+sys.exit(0 if set(sys.argv[1:]) <= answered else 1)
+EOF
+}
+# The workers that run (their pid files), whatever TIDEWATER_CELERY_WORKERS says now.
+running_workers() {
+  local file; for file in "$RUN"/airflow-worker*.pid; do [[ -f $file ]] && basename "$file" .pid; done; return 0
+}
+airflow_running() {
+  local c; for c in "${AIRFLOW_COMPONENTS[@]}"; do is_running "airflow-$c" && return 0; done; return 1
 }
 # Healthy when the api-server answers and reports every component healthy.
 health_airflow() {
@@ -626,9 +728,16 @@ health = json.load(sys.stdin)
 bad = [name for name, part in health.items() if isinstance(part, dict) and part.get("status") != "healthy"]
 sys.exit(1 if bad else 0)'
 }
-airflow_down() { for c in "${AIRFLOW_COMPONENTS[@]}"; do terminate "airflow-$c"; done; }
+airflow_down() {
+  local c worker
+  for c in "${AIRFLOW_COMPONENTS[@]}"; do terminate "airflow-$c"; done
+  for worker in $(running_workers); do terminate "$worker"; done
+  rm -f "$RUN/airflow-executor"
+}
 airflow_status() {
-  for c in "${AIRFLOW_COMPONENTS[@]}"; do
+  local c
+  say "executor: $(cat "$RUN/airflow-executor" 2>/dev/null || echo "none running") (TIDEWATER_AIRFLOW_EXECUTOR=$TIDEWATER_AIRFLOW_EXECUTOR)"
+  for c in "${AIRFLOW_COMPONENTS[@]}" $(running_workers | sed 's/^airflow-//'); do
     if is_running "airflow-$c"; then say "airflow-$c: running (pid $(pid_of "airflow-$c"))"
     else say "airflow-$c: stopped"; fi
   done
@@ -686,6 +795,7 @@ up() {
   start_connect; start_minio; start_smtp
   await minio 60; setup_minio
   await smtp 30
+  if [[ $TIDEWATER_AIRFLOW_EXECUTOR == celery ]]; then start_redis; await redis 30; fi
   await connect 180
   say "stack is up; settings and connections in $STACK/env; logs in $LOGS"
   if [[ -n $FIRST_LOGIN ]]; then
@@ -698,6 +808,7 @@ down() {
   proxy_down
   notebook_down
   airflow_down
+  terminate redis
   local i
   for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
     if declare -F "stop_${SERVICES[i]}" >/dev/null; then "stop_${SERVICES[i]}"; else terminate "${SERVICES[i]}"; fi
@@ -709,6 +820,12 @@ status() {
   for name in "${SERVICES[@]}"; do
     if "health_$name" >/dev/null 2>&1; then say "$name: healthy"
     else say "$name: NOT healthy (log: $LOGS/$name.log)"; failed=1; fi
+  done
+  for name in "${CELERY_SERVICES[@]}"; do  # with the celery executor only
+    if [[ $TIDEWATER_AIRFLOW_EXECUTOR == celery ]] || is_running "$name"; then
+      if "health_$name" >/dev/null 2>&1; then say "$name: healthy"
+      else say "$name: NOT healthy (log: $LOGS/$name.log)"; failed=1; fi
+    fi
   done
   for name in "${PROXY_SERVICES[@]}"; do  # optional: proxy-up (`make up`) starts them
     if is_running "$name"; then

@@ -31,9 +31,16 @@ from tidewater.lake import objects as layout
 from tidewater.lake.objects import Bucket
 
 
+def changes(lake: Lake, table: str, where: str = "true") -> pa.Table:
+    """The change table's rows (empty if the table does not exist yet), in any lake: a test's or the instance's."""
+    if commit.table_columns(lake.con, table) is None:
+        return pa.table({})
+    return lake.con.execute(f"SELECT * FROM {commit.CHANGES}.{table} WHERE {where}").to_arrow_table()
+
+
 def read_raw(lake: Lake, topic: str) -> pa.Table:
     """The topic's rows in its change table."""
-    return lake.changes(layout.table_of(topic), f"_kafka_topic = '{topic}'")
+    return changes(lake, layout.table_of(topic), f"_kafka_topic = '{topic}'")
 
 
 def read_quarantine(lake: Lake, topic: str, committed: bool = True) -> list[dict]:
@@ -145,9 +152,7 @@ class ScratchLake(Lake):
 
     def changes(self, table: str, where: str = "true") -> pa.Table:
         """The change table's rows (empty if the table does not exist yet)."""
-        if commit.table_columns(self.con, table) is None:
-            return pa.table({})
-        return self.con.execute(f"SELECT * FROM {commit.CHANGES}.{table} WHERE {where}").to_arrow_table()
+        return changes(self, table, where)
 
 
 @contextmanager

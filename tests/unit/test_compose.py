@@ -616,3 +616,16 @@ def test_docker_compose_config_accepts_the_files():
         # This test's reading of the files (every check above relies on it) equals docker compose's.
         environment = {key: value for key, value in (service.get("environment") or {}).items() if key not in local}
         assert environment == {key: value for key, value in container_env(name).items() if key not in local}, name
+
+
+def test_the_celery_profile_runs_redis_and_workers_that_scale():
+    worker, redis = SERVICES["airflow-worker"], SERVICES["redis"]
+    assert worker["profiles"] == redis["profiles"] == ["celery"]
+    assert worker["command"][:2] == ["celery", "worker"]
+    assert not {"container_name", "ports"} & worker.keys(), "`--scale airflow-worker=N` needs neither"
+    assert "ports" not in redis, "the broker stays inside the network"
+    assert worker["image"] == SERVICES["airflow-scheduler"]["image"]
+    assert container_env("airflow-worker") == container_env("airflow-scheduler")
+    assert container_env("airflow-scheduler")["TIDEWATER_AIRFLOW_EXECUTOR"] == DEFAULTS["TIDEWATER_AIRFLOW_EXECUTOR"]
+    assert redis["environment"]["REDIS_PASSWORD"] == GENERATED["TIDEWATER_REDIS_PASSWORD"]
+    assert "healthcheck" in worker and "healthcheck" in redis
