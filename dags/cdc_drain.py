@@ -98,20 +98,21 @@ def cdc_drain():
             ends = drain.high_watermarks(consumer, partitions)  # the run's slices end at one instant
         finally:
             consumer.close()
-        return [{"topic": topic, "partition": partition, "until": ends[topic][partition]}
+        ids = drain.kafka_topic_ids(settings, list(partitions))
+        return [{"topic": topic, "topic_id": ids[topic], "partition": partition, "until": ends[topic][partition]}
                 for topic, numbers in partitions.items() for partition in numbers]
 
     @task(outlets=[assets.RAW_TABLES],
           map_index_template="{{ task.op_kwargs['topic'] }}[{{ task.op_kwargs['partition'] }}]")
-    def drain_topic(topic: str, partition: int, until: int, params: dict | None = None, outlet_events=None) -> dict:
+    def drain_topic(topic: str, topic_id: str, partition: int, until: int, params: dict | None = None,
+                    outlet_events=None) -> dict:
         from tidewater import drain
         from tidewater.drain import drainer
         from tidewater.lake.objects import table_of
 
         consumer = drain.kafka_consumer(settings)
         try:
-            result = drainer.drain_topic(consumer, drain.open_lake(settings), topic,
-                                         drain.kafka_topic_id(settings, topic), drain.limits(settings),
+            result = drainer.drain_topic(consumer, drain.open_lake(settings), topic, topic_id, drain.limits(settings),
                                          replay=drain.replay_request(params or {}, topic),
                                          accept_quarantine=drain.accept_quarantine(params or {}, topic),
                                          accept_recreated_topic=drain.accept_recreated_topic(params or {}, topic),

@@ -45,14 +45,21 @@ def open_lake(settings: Settings) -> Lake:
                 get_connection(settings.lake_catalog_conn_id))
 
 
-def kafka_topic_id(settings: Settings, topic: str) -> str:
-    """Kafka's id of the topic now (a topic deleted and created again gets a new one)."""
+def kafka_topic_ids(settings: Settings, topics: list[str]) -> dict[str, str]:
+    """Kafka's id of each topic now (a topic deleted and created again gets a new one), in one request."""
     from confluent_kafka import TopicCollection
     from confluent_kafka.admin import AdminClient
 
+    if not topics:
+        return {}
     admin = AdminClient(consumer_config(settings))
-    description = admin.describe_topics(TopicCollection([topic]), request_timeout=30)[topic].result()
-    return str(description.topic_id)
+    described = admin.describe_topics(TopicCollection(list(topics)), request_timeout=30)
+    return {topic: str(future.result().topic_id) for topic, future in described.items()}
+
+
+def kafka_topic_id(settings: Settings, topic: str) -> str:
+    """Kafka's id of the topic now."""
+    return kafka_topic_ids(settings, [topic])[topic]
 
 
 def limits(settings: Settings) -> DrainLimits:
