@@ -99,17 +99,29 @@ def wait_for_run(api: AirflowApi, dag_id: str, run_id: str, timeout_s: float) ->
 @contextmanager
 def unpaused(api: AirflowApi, dag_id: str, timeout_s: float = 900) -> Iterator[None]:
     """The DAG unpaused inside the block (the scheduler runs no task of a paused DAG); then, once no run of it is
-    queued or running (unpausing may have added a scheduled one), paused again as it was."""
+    queued or running (unpausing may have added a scheduled one), paused again as it was, with no run of it active.
+
+    Not paused first and then waited for: a paused DAG's runs get no further task scheduled. A run created between
+    the last look and the pause (cdc_drain's watcher fires on new CDC records) is let finish, unpaused again."""
     was_paused = api.wait_for_dag(dag_id)["is_paused"]
     api.request("PATCH", f"dags/{dag_id}", json={"is_paused": False})
     try:
         yield
     finally:
         deadline = time.monotonic() + timeout_s
-        while api.request("GET", f"dags/{dag_id}/dagRuns", params={"state": list(ACTIVE), "limit": 1})["total_entries"]:
-            assert time.monotonic() < deadline, f"{dag_id} still has active runs after {timeout_s:.0f} s"
-            time.sleep(3)
-        api.request("PATCH", f"dags/{dag_id}", json={"is_paused": was_paused})
+        while True:
+            while active_runs(api, dag_id):
+                assert time.monotonic() < deadline, f"{dag_id} still has active runs after {timeout_s:.0f} s"
+                time.sleep(3)
+            api.request("PATCH", f"dags/{dag_id}", json={"is_paused": was_paused})
+            if not was_paused or not active_runs(api, dag_id):
+                break
+            api.request("PATCH", f"dags/{dag_id}", json={"is_paused": False})
+
+
+def active_runs(api: AirflowApi, dag_id: str) -> int:
+    """How many runs of the DAG are queued or running."""
+    return api.request("GET", f"dags/{dag_id}/dagRuns", params={"state": list(ACTIVE), "limit": 1})["total_entries"]
 
 
 def run_dag(api: AirflowApi, dag_id: str, timeout_s: float = 900) -> str:
