@@ -1,6 +1,8 @@
 """The CeleryExecutor on the test instance (docs/executors.md): real Redis, two real `airflow celery worker` processes
 (stack/stack.sh), the real scheduler. A cdc_drain run spreads its tasks over both workers and lands every record once;
-a worker killed while it drains has its task retried on the other, nothing lost or doubled.
+a worker killed while it drains has its task retried on the other, nothing lost or doubled; and the end-to-end check
+(tests.support.end_to_end, as test_end_to_end.py runs it through `airflow dags test`) holds with every task on the
+workers: cdc_drain triggered under the scheduler, the warehouse run its lake event schedules.
 
 The instance's Airflow runs the CeleryExecutor for this module only (tests.support.executors.airflow_on) and as
 before afterwards. The assertions hold for any mapping of cdc_drain's tasks (per topic or per topic-partition): they
@@ -14,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import executors
+from tests.support import end_to_end, executors
 from tests.support.lake import kafka_records, landed_offsets, wait_for_cdc_catch_up
 from tidewater import drain
 from tidewater.config import Settings
@@ -123,3 +125,14 @@ def _first_running_drain(api: AirflowApi, run_id: str, timeout_s: float = 180) -
             return running[0]
         time.sleep(0.2)
     raise AssertionError(f"no drain task of run {run_id} ran within {timeout_s:.0f} s")
+
+
+@pytest.mark.timeout(1200)  # two cycles under the scheduler, the warehouse's daily run first when unpausing starts it
+def test_published_marts_follow_the_shop_through_two_cycles_run_by_the_workers(celery, shop_changes):
+    cycles = end_to_end.assert_marts_follow_the_shop_through_two_cycles(
+        shop_changes, lambda: end_to_end.scheduler_cycle(celery, shop_changes))
+
+    hosts = {(dag_id, ti["task_id"], ti["map_index"]): ti["hostname"] for runs in cycles for dag_id, run_id in runs
+             for ti in executors.task_instances(celery, dag_id, run_id) if ti["state"] == "success"}
+    assert {dag_id for dag_id, _, _ in hosts} == {"cdc_drain", "warehouse"}, hosts
+    assert {task: host for task, host in hosts.items() if executors.worker_of(host) not in WORKERS} == {}

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from tidewater.config import REPO_ROOT
@@ -98,24 +99,60 @@ def wait_for_run(api: AirflowApi, dag_id: str, run_id: str, timeout_s: float) ->
 @contextmanager
 def unpaused(api: AirflowApi, dag_id: str, timeout_s: float = 900) -> Iterator[None]:
     """The DAG unpaused inside the block (the scheduler runs no task of a paused DAG); then, once no run of it is
-    queued or running (unpausing may have added a scheduled one), paused again as it was."""
+    queued or running (unpausing may have added a scheduled one), paused again as it was, with no run of it active.
+
+    Not paused first and then waited for: a paused DAG's runs get no further task scheduled. A run created between
+    the last look and the pause (cdc_drain's watcher fires on new CDC records) is let finish, unpaused again."""
     was_paused = api.wait_for_dag(dag_id)["is_paused"]
     api.request("PATCH", f"dags/{dag_id}", json={"is_paused": False})
     try:
         yield
     finally:
         deadline = time.monotonic() + timeout_s
-        while api.request("GET", f"dags/{dag_id}/dagRuns", params={"state": list(ACTIVE), "limit": 1})["total_entries"]:
-            assert time.monotonic() < deadline, f"{dag_id} still has active runs after {timeout_s:.0f} s"
-            time.sleep(3)
-        api.request("PATCH", f"dags/{dag_id}", json={"is_paused": was_paused})
+        while True:
+            while active_runs(api, dag_id):
+                assert time.monotonic() < deadline, f"{dag_id} still has active runs after {timeout_s:.0f} s"
+                time.sleep(3)
+            api.request("PATCH", f"dags/{dag_id}", json={"is_paused": was_paused})
+            if not was_paused or not active_runs(api, dag_id):
+                break
+            api.request("PATCH", f"dags/{dag_id}", json={"is_paused": False})
+
+
+def active_runs(api: AirflowApi, dag_id: str) -> int:
+    """How many runs of the DAG are queued or running."""
+    return api.request("GET", f"dags/{dag_id}/dagRuns", params={"state": list(ACTIVE), "limit": 1})["total_entries"]
 
 
 def run_dag(api: AirflowApi, dag_id: str, timeout_s: float = 900) -> str:
     """One run of the DAG under the running scheduler and executor, to its end; returns its id (asserts success)."""
-    with unpaused(api, dag_id):
+    with unpaused(api, dag_id, timeout_s):
         run_id = trigger(api, dag_id)
         state = wait_for_run(api, dag_id, run_id, timeout_s)
-    failed = [ti["task_id"] for ti in task_instances(api, dag_id, run_id) if ti["state"] not in ("success", "skipped")]
-    assert state == "success", f"{dag_id} run {run_id} ended {state}; tasks not successful: {failed}"
+    assert state == "success", f"{dag_id} run {run_id} ended {state}: {unsuccessful(api, dag_id, run_id)}"
     return run_id
+
+
+def unsuccessful(api: AirflowApi, dag_id: str, run_id: str) -> str:
+    """The run's task instances that neither succeeded nor were skipped, with their states, for a failure message."""
+    tasks = [f"{ti['task_id']}[{ti['map_index']}] {ti['state']}" for ti in task_instances(api, dag_id, run_id)
+             if ti["state"] not in ("success", "skipped")]
+    return "tasks not successful: " + (", ".join(tasks) or "none")
+
+
+def run_scheduled_by(api: AirflowApi, uri: str, dag_id: str, since: datetime, timeout_s: float) -> str:
+    """The id of the run of `dag_id` that the newest event of the asset `uri` since `since` scheduled, once the
+    scheduler has created it (asserts such an event exists). The DAG must be unpaused: a paused DAG has no run
+    queued by an asset event."""
+    [asset] = [a for a in api.request("GET", "assets", params={"uri_pattern": uri})["assets"] if a["uri"] == uri]
+    newest = {"asset_id": asset["id"], "timestamp_gte": since.isoformat(), "order_by": "-timestamp", "limit": 1}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        events = api.request("GET", "assets/events", params=newest)["asset_events"]
+        assert events, f"no event of {uri} since {since:%H:%M:%S}: the runs that should have sent one landed nothing"
+        runs = [run["run_id"] for run in events[0]["created_dagruns"] if run["dag_id"] == dag_id]
+        if runs:
+            return runs[0]
+        assert time.monotonic() < deadline, f"{uri}'s event {events[0]['id']} scheduled no {dag_id} run in " \
+                                            f"{timeout_s:.0f} s"
+        time.sleep(3)
