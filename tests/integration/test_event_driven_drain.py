@@ -9,6 +9,7 @@ import uuid
 import psycopg
 import pytest
 
+from tests.support import executors
 from tests.support.alerts import wait_for
 from tidewater import assets
 from tidewater.drain import open_lake
@@ -40,15 +41,9 @@ def _landed(settings, email: str) -> bool:
 @pytest.fixture
 def unpaused_drain(airflow_api):
     """cdc_drain unpaused (its watcher registered when the dag-processor next parses it) until the test ends; then
-    paused, and its runs finished."""
-    airflow_api.wait_for_dag(DAG)
-    airflow_api.request("PATCH", f"dags/{DAG}", json={"is_paused": False})
-    try:
+    paused again once no run of it is active (tests.support.executors.unpaused)."""
+    with executors.unpaused(airflow_api, DAG):
         yield
-    finally:
-        airflow_api.request("PATCH", f"dags/{DAG}", json={"is_paused": True})
-        wait_for("cdc_drain's runs to finish", lambda: not _runs(airflow_api, state=["queued", "running"]),
-                 timeout=600)
 
 
 @pytest.mark.timeout(900)
