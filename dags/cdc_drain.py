@@ -1,8 +1,10 @@
 """
 ### cdc_drain: Kafka CDC topics → the DuckLake lake, exactly once
 
-When new CDC records arrive (an `AssetWatcher` on the topics, `TIDEWATER_DRAIN_SCHEDULE`) and every
-`TIDEWATER_DRAIN_INTERVAL_MINUTES` (default 5) as a fallback, this DAG finds the shop's Debezium topics
+When new CDC records have arrived (an `AssetWatcher` on the topics) and the warehouse has published since the last
+run (`TIDEWATER_DRAIN_SCHEDULE=published`: drain and warehouse runs take turns, so a drain lands what the next
+warehouse run reads; `events`: on new records alone), and every `TIDEWATER_DRAIN_INTERVAL_MINUTES` (default 5) as a
+fallback (also when the warehouse is paused or its gate refuses), this DAG finds the shop's Debezium topics
 (`TIDEWATER_DRAIN_TOPIC_REGEX`; the heartbeat topic is never drained) and drains each partition of each in its own
 mapped task (`drain_topic`, map index `<topic>[<partition>]`: a topic with more partitions is drained by several
 workers at once), up to the high watermarks `discover_topics` read for all of them at one instant (so a run lands
@@ -13,9 +15,10 @@ crash at any point or a second drain of the partition loses and doubles nothing 
 `include/tidewater/lake/__init__.py`, docs/lake.md).
 
 Each table that landed data gets an asset event (`s3://<bucket>/lake/main/<table>`: rows, files,
-quarantined, offsets before/after, remaining lag, newest source time); `lake_updated` then emits one
-`s3://<bucket>/lake/main` event per run (with the lake snapshot of its last commit: the warehouse reads the lake as
-of it), which schedules the warehouse. Each drain's OpenLineage events name the
+quarantined, offsets before/after, remaining lag, newest source time); `lake_updated`, after every drain, reports
+the run's quarantine (below) and then, if every drain succeeded, emits one `s3://<bucket>/lake/main` event per run
+(with the lake snapshot of its last commit: the warehouse reads the lake as of it), which schedules the warehouse;
+if one failed, it fails too (no retry, no second alert), and so does the run. Each drain's OpenLineage events name the
 topic it read and the table it wrote (docs/lineage.md).
 
 **Replay** (recovery, backwards only): trigger with `replay_topic` and either `replay_from_timestamp` or
@@ -28,7 +31,7 @@ run sets `accept_recreated_topic` to it. A topic that is not drained, or malform
 lands. Above `TIDEWATER_DRAIN_MAX_BAD_SHARE` (5%) of a partition's slice, its task fails *before* committing, so
 every retry and every later run fails the same way (and mails) until the cause is fixed or a person accepts
 them for one run: trigger with `accept_quarantine_topic` = that topic. Every quarantined record, under the
-limit too, is reported once: `report_quarantine` sends one email per run (records, reasons, file URIs) and
+limit too, is reported once: `lake_updated` sends one email per run (records, reasons, file URIs) and
 records the reported files in `_alerts/quarantine_reported.json`; the table's asset event carries the
 reasons and file keys. The warehouse does not publish while a committed quarantine file is unreported.
 
@@ -42,25 +45,25 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.exceptions import AirflowSkipException
 from airflow.sdk import AssetOrTimeSchedule, DeltaTriggerTimetable, Param, dag, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from tidewater import assets, lineage
 from tidewater.alerts import deadlines
-from tidewater.alerts.notify import on_task_failure
+from tidewater.alerts.notify import UpstreamFailed, on_task_failure
 from tidewater.config import Settings
 
 settings = Settings.from_env()
 
 
 interval = DeltaTriggerTimetable(timedelta(minutes=settings.drain_interval_minutes))
+trigger = assets.drain_trigger(settings)  # TIDEWATER_DRAIN_SCHEDULE
 
 
 @dag(
-    # New CDC records (the triggerer's watcher on the topics), and the interval as a fallback; or the interval alone.
-    schedule=AssetOrTimeSchedule(timetable=interval, assets=assets.cdc_changes(settings))
-    if assets.watches(settings) else interval,
+    # New CDC records (the triggerer's watcher on the topics) once the warehouse has published the last run's, and
+    # the interval as a fallback; or the interval alone.
+    schedule=AssetOrTimeSchedule(timetable=interval, assets=trigger) if trigger is not None else interval,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -125,35 +128,26 @@ def cdc_drain():
                                                  extra=result.asset_extra())
         return result.as_dict()
 
-    @task(outlets=[assets.raw_lake(settings)])
-    def lake_updated(results: list[dict], outlet_events=None) -> dict:
-        landed: dict[str, int] = {}
-        lag: dict[str, int] = {}
-        for result in results:  # one per partition
-            lag[result["topic"]] = lag.get(result["topic"], 0) + result["remaining_lag"]
-            if result["rows"]:
-                landed[result["topic"]] = landed.get(result["topic"], 0) + result["rows"]
-        if not landed:
-            raise AirflowSkipException("no new rows landed: nothing for the warehouse to do")
-        # The lake as of this run's last commit: every table drained to the run's one cut (the warehouse reads this).
-        summary = {"rows": landed, "remaining_lag": lag,
-                   "snapshot_id": max(r["snapshot_id"] for r in results if r["snapshot_id"] is not None)}
-        outlet_events[assets.raw_lake(settings)].extra = summary
-        return summary
-
-    # After every drain, failed ones too (a topic above the quarantine limit must not hide the others' reports);
-    # before the lake's asset event, so the warehouse a drain triggers finds its quarantine reported.
-    @task(trigger_rule="all_done")
-    def report_quarantine(**context) -> dict:
+    # After every drain, failed ones too: their quarantine is reported first (a topic above the quarantine limit must
+    # not hide the others' reports, and the warehouse a drain triggers must find it reported), then the run's one
+    # lake event, only if every drain landed.
+    @task(outlets=[assets.raw_lake(settings)], trigger_rule="all_done")
+    def lake_updated(results: list[dict], outlet_events=None, **context) -> dict:
         from tidewater import drain
 
-        return drain.report_quarantine(settings, drain.open_lake(settings), dag_id=context["dag"].dag_id,
-                                       run_id=context["run_id"])
+        drain.report_quarantine(settings, drain.open_lake(settings), dag_id=context["dag"].dag_id,
+                                run_id=context["run_id"])
+        slices = context["ti"].xcom_pull(task_ids="discover_topics")
+        if slices is None:  # discover_topics failed: nothing was drained
+            raise UpstreamFailed("discover_topics failed: nothing was drained")
+        summary = drain.run_summary(slices, list(results))
+        if summary.failed:  # the run fails; the failed drains mailed (no retry: they have finished)
+            raise UpstreamFailed(f"the drains of {', '.join(summary.failed)} failed: no lake event for this run")
+        if not summary.rows:
+            raise AirflowSkipException("no new rows landed: nothing for the warehouse to do")
+        outlet_events[assets.raw_lake(settings)].extra = summary.extra()
+        return summary.extra()
 
-    drained = drain_topic.expand_kwargs(discover_topics())
-    reported = report_quarantine()
-    drained >> reported
-    reported >> lake_updated(drained)
-
+    lake_updated(drain_topic.expand_kwargs(discover_topics()))
 
 cdc_drain()

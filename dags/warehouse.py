@@ -22,8 +22,9 @@ backfill run rebuild their data interval (one day), and a manual run can pass `i
 
 **One view of the lake.** `lake_snapshot` first takes the snapshot of the newest `cdc_drain` run's last commit
 (from the lake asset's newest event; the lake's newest snapshot if none says); every staging model of the run
-reads the lake as of it (dbt var `lake_snapshot`), so no model sees a drain that committed during the run and
-another not, nor a drain run half committed (a fact built from one table's newer changes than its dimensions').
+reads the lake as of it (`TIDEWATER_LAKE_SNAPSHOT` in dbt's environment), so no model sees a drain that committed
+during the run and another not, nor a drain run half committed (a fact built from one table's newer changes than
+its dimensions').
 A lake that holds no change table yet as of it (a new deployment's daily run, created when the DAG is unpaused,
 before the first drain) has nothing to build: `lake_snapshot` skips, saying so, and with it the whole run (Airflow
 marks it a success). So does a lake that has the changes of some tables and not yet of others (a first drain that
@@ -58,6 +59,7 @@ from pathlib import Path
 from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from cosmos import ProfileConfig
+from cosmos import settings as cosmos_settings
 from cosmos.operators.local import DbtBuildLocalOperator
 
 from tidewater import assets, lineage, rebuild
@@ -121,8 +123,11 @@ def warehouse():
         # and run_results.json; without OpenLineage dbt writes neither.
         dbt_cmd_flags=lineage.dbt_flags(),
         full_refresh="{{ params.full_refresh }}",
-        vars={"interval_start": "{{ " + INTERVAL + "[0] }}", "interval_end": "{{ " + INTERVAL + "[1] }}",
-              "lake_snapshot": "{{ ti.xcom_pull(task_ids='lake_snapshot') }}"},
+        vars={"interval_start": "{{ " + INTERVAL + "[0] }}", "interval_end": "{{ " + INTERVAL + "[1] }}"},
+        # The run's lake snapshot as an environment variable, not a var: dbt parses the whole project again whenever
+        # --vars change, and only partially (from the msgpack Cosmos caches in cache_dir) otherwise.
+        env={"TIDEWATER_LAKE_SNAPSHOT": "{{ ti.xcom_pull(task_ids='lake_snapshot') }}"},
+        cache_dir=cosmos_settings.cache_dir / "warehouse__dbt_build",
     )
 
     # The lake as of the newest cdc_drain run's last commit (its asset event says which), not whatever a drain in

@@ -37,8 +37,9 @@
 
 {#
   Which lake snapshots a staging build reads.
-  - end: the var `lake_snapshot` where given (the warehouse DAG passes the snapshot its run took first, so every
-    model of a run reads the same lake), else the newest snapshot committed when the dbt invocation started
+  - end: the environment variable TIDEWATER_LAKE_SNAPSHOT where set (the warehouse DAG passes the snapshot its run
+    took first, so every model of a run reads the same lake; an environment variable read only at execution, not a
+    var, so a changed snapshot keeps dbt's partial parsing), else the newest snapshot committed when the dbt invocation started
     (`run_started_at`), so the model and its hooks agree on it. (A snapshot stamped earlier but visible only
     later is read by the next build.)
   - start: one after the newest snapshot whose changes this model holds, or none for a first or full build
@@ -58,7 +59,7 @@
     {%- set bounds = run_query("select max(snapshot_id) filter (where snapshot_time <= '" ~ run_started_at.isoformat()
                                ~ "'::timestamptz), min(snapshot_id) from lake.snapshots()").rows[0] %}
     {%- set end, oldest = bounds[0] if bounds[0] is not none else bounds[1], bounds[1] %}
-    {%- set pinned = var('lake_snapshot', none) | string %}
+    {%- set pinned = env_var('TIDEWATER_LAKE_SNAPSHOT', '') %}
     {%- if pinned not in ('', 'None') %}
         {%- set end = pinned | int %}
     {%- endif %}

@@ -162,6 +162,7 @@ OTHER_VARIABLES = frozenset({
     "TIDEWATER_KAFKA_PIPELINE_USER", "TIDEWATER_KAFKA_PORT", "TIDEWATER_KAFKA_READER_PASSWORD",
     "TIDEWATER_KAFKA_READER_USER", "TIDEWATER_KAFKA_SCRATCH_TOPIC_PREFIXES", "TIDEWATER_KAFKA_UI_PASSWORD",
     "TIDEWATER_KAFKA_UI_PORT", "TIDEWATER_KAFKA_UI_USER", "TIDEWATER_LAKE_CATALOG_DB",
+    "TIDEWATER_LAKE_SNAPSHOT",  # set by the warehouse DAG for its dbt build (dbt/macros/changes.sql), not by users
     "TIDEWATER_LAKE_CATALOG_PASSWORD", "TIDEWATER_LAKE_CATALOG_USER", "TIDEWATER_MAIL_UI_PASSWORD",
     "TIDEWATER_MAIL_UI_PORT", "TIDEWATER_MAIL_UI_USER", "TIDEWATER_MARTS_CATALOG_DB", "TIDEWATER_MARTS_READER_PASSWORD",
     "TIDEWATER_MARTS_READER_USER", "TIDEWATER_OPENLINEAGE_API_KEY", "TIDEWATER_OPENLINEAGE_FILE",
@@ -282,7 +283,7 @@ class Settings:
                            suffix="/tidewater-docs")
     # cdc_drain
     drain_interval_minutes: int = _check(5, above=0)
-    drain_schedule: str = "events"  # events: on new CDC records, the interval as a fallback; interval: only it
+    drain_schedule: str = "published"  # published | events | interval: tidewater.assets.drain_trigger
     drain_topic_regex: str = ""  # empty: the registry's table topics (see topic_pattern)
     drain_max_records_per_run: int = _check(2_000_000, above=0, why="0 would drain nothing")
     drain_file_max_rows: int = _check(200_000, above=0)

@@ -5,10 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from tidewater.alerts.messages import Email, task_failure_email
 from tidewater.config import Settings
 
 log = logging.getLogger(__name__)
+
+
+class UpstreamFailed(AirflowFailException):
+    """Fails a task, without retries, because tasks before it failed, which mailed their own alerts: it sends none."""
 
 
 def send(settings: Settings, email: Email) -> None:
@@ -20,8 +26,6 @@ def send(settings: Settings, email: Email) -> None:
 
 def failure_email(settings: Settings, context: dict[str, Any]) -> Email:
     """The email for a task's final failure, from its callback context."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     ti = context["ti"]
     error = context.get("exception")
     text = f"{type(error).__name__}: {error}" if error is not None else "the task failed without an exception"
@@ -33,7 +37,10 @@ def failure_email(settings: Settings, context: dict[str, Any]) -> Email:
 
 
 def on_task_failure(context: dict[str, Any]) -> None:
-    """``on_failure_callback`` of every Tidewater task: runs once, after the last retry has failed."""
+    """``on_failure_callback`` of every Tidewater task: runs once, after the last retry has failed; mails nothing
+    for UpstreamFailed."""
+    if isinstance(context.get("exception"), UpstreamFailed):
+        return
     settings = Settings.from_env()
     try:
         send(settings, failure_email(settings, context))

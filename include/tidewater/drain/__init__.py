@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -203,3 +204,35 @@ def report_quarantine(settings: Settings, lake: Lake, *, dag_id: str, run_id: st
         prefix_uri=lake.bucket.uri(layout.QUARANTINE + "/"), topics=topics))
     quarantine.mark_reported(lake, [f.key for f in files])
     return {t.topic: t.records for t in topics}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one cdc_drain run landed: rows and remaining lag per topic, the lake snapshot of its last commit, and
+    the slices (`<topic>[<partition>]`) whose drain did not succeed."""
+
+    rows: dict[str, int]
+    remaining_lag: dict[str, int]
+    snapshot_id: int | None
+    failed: list[str]
+
+    def extra(self) -> dict:
+        """The lake asset event's extra (the warehouse reads the lake as of `snapshot_id`)."""
+        return {"rows": self.rows, "remaining_lag": self.remaining_lag, "snapshot_id": self.snapshot_id}
+
+
+def run_summary(slices: list[dict], results: list[dict]) -> RunSummary:
+    """The summary of a run from its slices (discover_topics) and the results of the drains that succeeded (a
+    failed drain returns none)."""
+    rows: dict[str, int] = {}
+    lag: dict[str, int] = {}
+    done: set[tuple[str, int]] = set()
+    for result in results:
+        topic = result["topic"]
+        done.update((topic, p["partition"]) for p in result["partitions"])
+        lag[topic] = lag.get(topic, 0) + result["remaining_lag"]
+        if result["rows"]:
+            rows[topic] = rows.get(topic, 0) + result["rows"]
+    snapshots = [r["snapshot_id"] for r in results if r["snapshot_id"] is not None]
+    failed = [f"{s['topic']}[{s['partition']}]" for s in slices if (s["topic"], s["partition"]) not in done]
+    return RunSummary(rows, lag, max(snapshots, default=None), failed)

@@ -85,7 +85,7 @@ class PartitionProgress:
 class DrainResult:
     topic: str
     partitions: list[PartitionProgress] = field(default_factory=list)
-    remaining_lag: int = 0
+    remaining_lag: int = 0  # records the drained partitions held past the slice when it was cut
     newest_source_ts: datetime | None = None
     quarantine_uri: str = ""
     quarantine_files: list[str] = field(default_factory=list)  # keys written by this run
@@ -318,7 +318,10 @@ def _consume_slice(consumer: Consumer, topic: str, progress: PartitionProgress, 
 
     try:
         while next_offset < progress.end:
-            messages = consumer.consume(num_messages=limits.poll_batch, timeout=1.0)
+            # No more than the slice holds: librdkafka returns a batch once it is full, so asking for more than is
+            # left waited out the whole timeout at the end of every slice.
+            messages = consumer.consume(num_messages=max(1, min(limits.poll_batch, progress.end - next_offset)),
+                                        timeout=1.0)
             if not messages:
                 position = consumer.position([TopicPartition(topic, progress.partition)])[0].offset
                 if position >= progress.end:  # the rest were transaction markers or compacted away
@@ -458,5 +461,6 @@ def drain_topic(consumer: Consumer, lake: Lake, topic: str, topic_id: str, limit
     if writers:
         _commit_group(consumer, topic, {p.partition: p.end for p in result.partitions if p.end > p.start})
     result.newest_source_ts = max((w.newest_source_ts for w in writers if w.newest_source_ts), default=None)
-    result.remaining_lag = sum(_watermarks(consumer, topic, p.partition)[1] - p.end for p in result.partitions)
+    # From the watermarks read before consuming: asking the broker again waited behind the consumer's last fetch.
+    result.remaining_lag = sum(watermarks[p.partition][1] - p.end for p in result.partitions)
     return result
