@@ -1,14 +1,14 @@
 """
 ### cdc_drain: Kafka CDC topics → the DuckLake lake, exactly once
 
-When new CDC records have arrived (an `AssetWatcher` on the topics) and the warehouse has published since the last
-run (`TIDEWATER_DRAIN_SCHEDULE=published`: drain and warehouse runs take turns, so a drain lands what the next
-warehouse run reads; `events`: on new records alone), and every `TIDEWATER_DRAIN_INTERVAL_MINUTES` (default 5) as a
-fallback (also when the warehouse is paused or its gate refuses), this DAG finds the shop's Debezium topics
+When new CDC records arrive (an `AssetWatcher` on the topics, `TIDEWATER_DRAIN_SCHEDULE`) and every
+`TIDEWATER_DRAIN_INTERVAL_MINUTES` (default 5) as a fallback, this DAG finds the shop's Debezium topics
 (`TIDEWATER_DRAIN_TOPIC_REGEX`; the heartbeat topic is never drained) and drains each partition of each in its own
 mapped task (`drain_topic`, map index `<topic>[<partition>]`: a topic with more partitions is drained by several
 workers at once), up to the high watermarks `discover_topics` read for all of them at one instant (so a run lands
-every table as of one moment), from the positions the lake holds. Rows land in the
+every table as of one moment), from the positions the lake holds. While a `warehouse` run is running,
+`discover_topics` first waits for it to end (at most `TIDEWATER_DRAIN_YIELD_SECONDS`, 120; 0: never): drains and
+warehouse runs take turns, and each drain lands what the next warehouse run reads. Rows land in the
 change table `lake.main.<table>` (Parquet under `s3://<bucket>/lake/main/<table>/`), poison records in
 `quarantine/<topic>/`; each partition's files and position are committed in one DuckLake transaction, so a
 crash at any point or a second drain of the partition loses and doubles nothing (protocol:
@@ -57,13 +57,13 @@ settings = Settings.from_env()
 
 
 interval = DeltaTriggerTimetable(timedelta(minutes=settings.drain_interval_minutes))
-trigger = assets.drain_trigger(settings)  # TIDEWATER_DRAIN_SCHEDULE
+WAREHOUSE = "warehouse"  # the DAG a run waits for (dags/warehouse.py)
 
 
 @dag(
-    # New CDC records (the triggerer's watcher on the topics) once the warehouse has published the last run's, and
-    # the interval as a fallback; or the interval alone.
-    schedule=AssetOrTimeSchedule(timetable=interval, assets=trigger) if trigger is not None else interval,
+    # New CDC records (the triggerer's watcher on the topics), and the interval as a fallback; or the interval alone.
+    schedule=AssetOrTimeSchedule(timetable=interval, assets=assets.cdc_changes(settings))
+    if assets.watches(settings) else interval,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -88,9 +88,12 @@ trigger = assets.drain_trigger(settings)  # TIDEWATER_DRAIN_SCHEDULE
 )
 def cdc_drain():
     @task
-    def discover_topics(params: dict | None = None) -> list[dict]:
+    def discover_topics(params: dict | None = None, **context) -> list[dict]:
         from tidewater import drain
 
+        # Drains and warehouse runs take turns (TIDEWATER_DRAIN_YIELD_SECONDS): this run lands what the next reads.
+        drain.yield_to_warehouse(lambda: context["ti"].get_dr_count(dag_id=WAREHOUSE, states=["running"]),
+                                 settings.drain_yield_seconds)
         consumer = drain.kafka_consumer(settings)
         try:
             partitions = drain.discover_partitions(consumer, settings)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk import Asset, AssetAlias, AssetWatcher
-from airflow.sdk.definitions.asset import BaseAsset
 
 from tidewater.config import ConfigError, Settings
 from tidewater.lake.objects import DATA, data_table_prefix
@@ -34,26 +33,15 @@ def published_marts(settings: Settings) -> Asset:
     return Asset(uri=f"s3://{settings.lake_bucket}/marts")
 
 
-SCHEDULES = ("published", "events", "interval")
+SCHEDULES = ("events", "interval")
 
 
-def drain_trigger(settings: Settings) -> BaseAsset | None:
-    """The asset condition that starts a cdc_drain run besides its interval (None: the interval alone).
-
-    - published (default): new CDC records once the warehouse has published since the last drain run, so drain
-      and warehouse runs take turns and a drain lands what the next warehouse run reads, no more often;
-    - events: new CDC records as soon as the previous drain run has ended (the freshest lake; drains then compete
-      with the warehouse for the machine);
-    - interval: none.
-    """
+def watches(settings: Settings) -> bool:
+    """Whether cdc_drain runs on new records (and its interval), not on its interval alone."""
     if settings.drain_schedule not in SCHEDULES:
-        raise ConfigError(f"TIDEWATER_DRAIN_SCHEDULE={settings.drain_schedule!r}: use published (a run on new CDC "
-                          "records once the warehouse published the last one's), events (a run on new CDC records) or "
-                          "interval (every TIDEWATER_DRAIN_INTERVAL_MINUTES); the interval is the fallback of both")
-    if settings.drain_schedule == "interval":
-        return None
-    changes = cdc_changes(settings)
-    return changes & published_marts(settings) if settings.drain_schedule == "published" else changes
+        raise ConfigError(f"TIDEWATER_DRAIN_SCHEDULE={settings.drain_schedule!r}: use events (a run on new CDC "
+                          "records, the interval as a fallback) or interval (every TIDEWATER_DRAIN_INTERVAL_MINUTES)")
+    return settings.drain_schedule == "events"
 
 
 def watched_topics(settings: Settings) -> list[str]:

@@ -283,7 +283,10 @@ class Settings:
                            suffix="/tidewater-docs")
     # cdc_drain
     drain_interval_minutes: int = _check(5, above=0)
-    drain_schedule: str = "published"  # published | events | interval: tidewater.assets.drain_trigger
+    drain_schedule: str = "events"  # events: on new CDC records, the interval as a fallback; interval: only it
+    # A drain run first waits this long at most while a warehouse run is running, so the two take turns on a small
+    # machine instead of slowing each other (0: never wait; tidewater.drain.yield_to_warehouse).
+    drain_yield_seconds: int = _check(120, minimum=0)
     drain_topic_regex: str = ""  # empty: the registry's table topics (see topic_pattern)
     drain_max_records_per_run: int = _check(2_000_000, above=0, why="0 would drain nothing")
     drain_file_max_rows: int = _check(200_000, above=0)

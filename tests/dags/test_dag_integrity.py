@@ -67,11 +67,9 @@ def test_cdc_drain_runs_on_new_records_with_its_interval_as_a_fallback(dagbag):
     schedule = dagbag.dags["cdc_drain"].timetable
     assert isinstance(schedule, AssetOrTimeSchedule)
     assert schedule.timetable.delta == timedelta(minutes=settings.drain_interval_minutes)
-    # By default new records start a run once the warehouse has published since the last one.
-    assert settings.drain_schedule == "published"
-    changes, published = schedule.asset_condition.objects
-    assert changes == assets.cdc_changes(settings) and published == assets.published_marts(settings)
-    [watcher] = changes.watchers
+    asset = schedule.asset_condition
+    assert asset == assets.cdc_changes(settings)
+    [watcher] = asset.watchers
     trigger = watcher.trigger
     assert isinstance(trigger, MessageQueueTrigger) and trigger.scheme == "kafka"
     assert trigger.kwargs["topics"] == assets.watched_topics(settings) and len(trigger.kwargs["topics"]) == 6
@@ -79,16 +77,11 @@ def test_cdc_drain_runs_on_new_records_with_its_interval_as_a_fallback(dagbag):
     assert trigger.kwargs["commit_offset"] is False  # it moves no offset; drains read the lake's positions
 
 
-def test_the_drain_schedule_setting_is_published_events_or_interval():
-    from airflow.sdk.definitions.asset import AssetAll
-
+def test_the_drain_schedule_setting_is_events_or_interval():
     from tidewater import assets
     from tidewater.config import ConfigError, Settings
 
-    published = assets.drain_trigger(Settings.from_env({"TIDEWATER_DRAIN_SCHEDULE": "published"}))
-    assert isinstance(published, AssetAll) and len(published.objects) == 2
-    events = Settings.from_env({"TIDEWATER_DRAIN_SCHEDULE": "events"})
-    assert assets.drain_trigger(events) == assets.cdc_changes(events)
-    assert assets.drain_trigger(Settings.from_env({"TIDEWATER_DRAIN_SCHEDULE": "interval"})) is None
-    with pytest.raises(ConfigError, match=r"TIDEWATER_DRAIN_SCHEDULE='cron': use published .* events .* or interval"):
-        assets.drain_trigger(Settings.from_env({"TIDEWATER_DRAIN_SCHEDULE": "cron"}))
+    assert assets.watches(Settings.from_env({"TIDEWATER_DRAIN_SCHEDULE": "events"}))
+    assert not assets.watches(Settings.from_env({"TIDEWATER_DRAIN_SCHEDULE": "interval"}))
+    with pytest.raises(ConfigError, match=r"TIDEWATER_DRAIN_SCHEDULE='cron': use events .* or interval"):
+        assets.watches(Settings.from_env({"TIDEWATER_DRAIN_SCHEDULE": "cron"}))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import re
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -236,3 +238,24 @@ def run_summary(slices: list[dict], results: list[dict]) -> RunSummary:
     snapshots = [r["snapshot_id"] for r in results if r["snapshot_id"] is not None]
     failed = [f"{s['topic']}[{s['partition']}]" for s in slices if (s["topic"], s["partition"]) not in done]
     return RunSummary(rows, lag, max(snapshots, default=None), failed)
+
+
+log = logging.getLogger(__name__)
+
+
+def yield_to_warehouse(warehouse_runs: Callable[[], int], timeout_s: float, poll_s: float = 1.0) -> float:
+    """Waits while `warehouse_runs()` (the warehouse DAG's running runs) is above 0, at most `timeout_s`; returns
+    the seconds waited. A drain that starts during a warehouse run would land rows that run does not read and slow
+    it down on a small machine: after waiting, the drain lands what the next warehouse run reads."""
+    started = time.monotonic()
+    while timeout_s > 0 and warehouse_runs():
+        waited = time.monotonic() - started
+        if waited >= timeout_s:
+            log.warning("a warehouse run is still running after %.0f s (TIDEWATER_DRAIN_YIELD_SECONDS): draining now",
+                        waited)
+            break
+        time.sleep(poll_s)
+    waited = time.monotonic() - started
+    if waited >= poll_s:
+        log.info("waited %.1f s for the running warehouse run to end", waited)
+    return waited

@@ -1,0 +1,53 @@
+"""Pure logic of a cdc_drain run: waiting for a running warehouse run (drains and warehouse runs take turns), and the
+run's summary from its slices and the results of the drains that succeeded."""
+
+from __future__ import annotations
+
+import time
+
+from tidewater import drain
+
+
+def test_a_drain_waits_while_a_warehouse_run_is_running_and_not_longer():
+    answers = iter([1, 1, 0])
+    asked: list[int] = []
+
+    def running() -> int:
+        asked.append(1)
+        return next(answers)
+
+    waited = drain.yield_to_warehouse(running, timeout_s=10, poll_s=0.05)
+    assert len(asked) == 3 and 0.09 < waited < 1.0
+
+
+def test_a_warehouse_run_that_does_not_end_holds_a_drain_back_only_until_the_limit():
+    started = time.monotonic()
+    waited = drain.yield_to_warehouse(lambda: 1, timeout_s=0.3, poll_s=0.05)
+    assert 0.3 <= waited < 1.0 and time.monotonic() - started < 1.0
+
+
+def test_no_wait_when_turned_off_or_no_warehouse_run_is_running():
+    def never_asked() -> int:
+        raise AssertionError("TIDEWATER_DRAIN_YIELD_SECONDS=0 must not ask")
+
+    assert drain.yield_to_warehouse(never_asked, timeout_s=0) < 0.01
+    assert drain.yield_to_warehouse(lambda: 0, timeout_s=10) < 0.01
+
+
+def _result(topic: str, partition: int, rows: int, lag: int, snapshot: int | None) -> dict:
+    return {"topic": topic, "rows": rows, "remaining_lag": lag, "snapshot_id": snapshot,
+            "partitions": [{"partition": partition}]}
+
+
+def test_the_run_summary_adds_up_partitions_and_names_the_slices_without_a_result():
+    slices = [{"topic": "t.orders", "partition": 0}, {"topic": "t.orders", "partition": 1},
+              {"topic": "t.items", "partition": 0}, {"topic": "t.items", "partition": 1}]
+    results = [_result("t.orders", 0, 5, 1, 40), _result("t.orders", 1, 2, 0, 42), _result("t.items", 0, 0, 3, None)]
+    summary = drain.run_summary(slices, results)
+    assert summary.rows == {"t.orders": 7}  # a partition without rows counts in the lag, not in rows
+    assert summary.remaining_lag == {"t.orders": 1, "t.items": 3}
+    assert summary.snapshot_id == 42  # the run's last commit
+    assert summary.failed == ["t.items[1]"]
+    assert summary.extra() == {"rows": {"t.orders": 7}, "remaining_lag": {"t.orders": 1, "t.items": 3},
+                               "snapshot_id": 42}
+    assert drain.run_summary([], []).snapshot_id is None
