@@ -38,8 +38,8 @@
 {#
   Which lake snapshots a staging build reads.
   - end: the environment variable TIDEWATER_LAKE_SNAPSHOT where set (the warehouse DAG passes the snapshot its run
-    took first, so every model of a run reads the same lake; an environment variable read only at execution, not a
-    var, so a changed snapshot keeps dbt's partial parsing), else the newest snapshot committed when the dbt invocation started
+    took first, so every model of a run reads the same lake; read only at execution, not a var, so a changed
+    snapshot keeps dbt's partial parsing), else the newest snapshot committed when the dbt invocation started
     (`run_started_at`), so the model and its hooks agree on it. (A snapshot stamped earlier but visible only
     later is read by the next build.)
   - start: one after the newest snapshot whose changes this model holds, or none for a first or full build

@@ -24,6 +24,8 @@ from tidewater.lake import objects as layout
 # drain's time (docs/benchmarks.md). Fetch again as soon as there is room.
 FETCH_TUNING = {"fetch.queue.backoff.ms": 10}
 
+log = logging.getLogger(__name__)
+
 
 def kafka_consumer(settings: Settings, group_id: str | None = None) -> Consumer:
     """A consumer from the Kafka connection's librdkafka extras; offsets only ever committed by hand."""
@@ -238,9 +240,6 @@ def run_summary(slices: list[dict], results: list[dict]) -> RunSummary:
     snapshots = [r["snapshot_id"] for r in results if r["snapshot_id"] is not None]
     failed = [f"{s['topic']}[{s['partition']}]" for s in slices if (s["topic"], s["partition"]) not in done]
     return RunSummary(rows, lag, max(snapshots, default=None), failed)
-
-
-log = logging.getLogger(__name__)
 
 
 def yield_to_warehouse(warehouse_runs: Callable[[], int], timeout_s: float, poll_s: float = 1.0) -> float:
