@@ -1,14 +1,15 @@
 """Freshness: from a change's commit in PostgreSQL to its appearance in the published marts (docs/benchmarks.md).
 
-With Airflow running (`make airflow-up`): unpauses `cdc_drain` and `warehouse` and lets them run on their
-schedules (`cdc_drain` on new CDC records, its watcher in the triggerer, and its interval; `warehouse` on the
+With Airflow running (`make airflow-up`): unpauses `cdc_drain`, `warehouse` and `data_docs` and lets them run on
+their schedules (`cdc_drain` on new CDC records, its watcher in the triggerer, and its interval; `warehouse` on the
 drain's Assets; `--trigger-every S` also triggers `cdc_drain` through the REST API every S seconds, as the
-benchmark did before drains were event-driven), and runs the shop simulator steadily. Every 2 s it looks at
+benchmark did before drains were event-driven), triggers one `data_docs` run mid-window (`--docs-at-minute`), and
+runs the shop simulator steadily. Every 2 s it looks at
 the published marts; the first time a publication holds an order's placement (or its payment, or its
 shipping), that change's latency is the time seen minus the commit time the shop recorded (`placed_at`,
 `paid_at`, `shipped_at` are set by the transaction that makes the change). After the window it waits for the
 last changes to be published, prints p50 / p95 / max and the runs' durations (what dominates), and pauses
-both DAGs again.
+the DAGs again.
 
     .venv/bin/python bench/freshness_benchmark.py [--minutes 10] [--rate 2] [--trigger-every 0]
 """
@@ -41,6 +42,10 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
+# What the benchmark unpauses (and pauses again): the DAGs a change goes through, and the docs built beside them.
+PIPELINE = ("cdc_drain", "warehouse", "data_docs")
+
+
 def run_durations(airflow: AirflowApi, dag_id: str, since: datetime) -> list[float]:
     runs = airflow.request("GET", f"dags/{dag_id}/dagRuns",
                         params={"limit": 200, "start_date_gte": since.isoformat(), "state": ["success"]})["dag_runs"]
@@ -55,13 +60,16 @@ def main() -> None:
     parser.add_argument("--grace-minutes", type=float, default=8, help="wait this long for the last changes")
     parser.add_argument("--trigger-every", type=float, default=0,
                         help="also trigger cdc_drain every this many seconds (0: its schedule alone)")
+    parser.add_argument("--docs-at-minute", type=float, default=5,
+                        help="trigger one data_docs run this far into the window (its 30-minute interval may "
+                             "not fall into it; negative: none)")
     args = parser.parse_args()
     settings = Settings.from_env()
     airflow = AirflowApi()
     started = datetime.now(UTC)
     seen = published_milestones(settings) if publish.current_publication(settings) else set()
     latencies: list[float] = []
-    for dag_id in ("cdc_drain", "warehouse"):
+    for dag_id in PIPELINE:
         airflow.request("PATCH", f"dags/{dag_id}", json={"is_paused": False})
     traffic = threading.Thread(target=simulator.run_traffic, daemon=True,
                                kwargs={"conninfo": settings.shop_conninfo(), "seed": int(time.time()),
@@ -70,12 +78,16 @@ def main() -> None:
     window_end = time.monotonic() + args.minutes * 60
     give_up = window_end + args.grace_minutes * 60
     next_trigger = time.monotonic()
+    docs_at = time.monotonic() + args.docs_at_minute * 60 if args.docs_at_minute >= 0 else None
     publication = publish.current_publication(settings)
     try:
         while time.monotonic() < give_up:
             if args.trigger_every and time.monotonic() >= next_trigger and time.monotonic() < window_end + 120:
                 airflow.request("POST", "dags/cdc_drain/dagRuns", json={"logical_date": None})
                 next_trigger += args.trigger_every
+            if docs_at is not None and time.monotonic() >= docs_at:
+                airflow.request("POST", "dags/data_docs/dagRuns", json={"logical_date": None})
+                docs_at = None
             current = publish.current_publication(settings)
             if current != publication:
                 now = datetime.now(UTC)
@@ -89,16 +101,15 @@ def main() -> None:
                 break
             time.sleep(2)
     finally:
-        for dag_id in ("cdc_drain", "warehouse"):
+        for dag_id in PIPELINE:
             airflow.request("PATCH", f"dags/{dag_id}", json={"is_paused": True})
     if not latencies:
         raise SystemExit("no change reached the published marts: is the warehouse DAG's gate passing?")
-    drains, builds = run_durations(airflow, "cdc_drain", started), run_durations(airflow, "warehouse", started)
     print(f"\n{len(latencies)} changes over {args.minutes:g} min at {args.rate:g} ops/s: "
           f"p50 {percentile(latencies, 0.5):.0f} s, p95 {percentile(latencies, 0.95):.0f} s, "
           f"max {max(latencies):.0f} s")
-    for name, durations in (("cdc_drain", drains), ("warehouse", builds)):
-        if durations:
+    for name in PIPELINE:
+        if durations := run_durations(airflow, name, started):
             print(f"{name} runs: {len(durations)}, median {statistics.median(durations):.0f} s, "
                   f"max {max(durations):.0f} s")
 

@@ -3,7 +3,7 @@
 Builds the warehouse from a lake bucket into a temporary DuckDB file with `dbt build` (timed), then runs
 the gate's steps as the warehouse DAG does, each phase timed: importing GX (a new task process pays it),
 staging the candidate, reading the batches into pandas, the checkpoints, rendering their data docs (the
-docs task, off the critical path) and publishing (to a fresh bucket, removed afterwards).
+data_docs DAG, off the critical path) and publishing (to a fresh bucket, removed afterwards).
 
     .venv/bin/python bench/gate_benchmark.py [--bucket tidewater-lake] [--runs 3]
 """
@@ -77,7 +77,7 @@ def main() -> None:
                 timed(results, "read batches into pandas", context.read_batches, settings, candidate)
                 report = timed(results, "checkpoints", context.validate, settings, publication_id, candidate)
                 assert report.success, report.failure_message()
-                timed(results, "render data docs (docs task)", context.update_data_docs, settings)
+                timed(results, "render data docs (data_docs DAG)", context.update_data_docs, settings)
                 timed(results, "publish", publish.publish, settings, publication_id, lake)
             with duckdb.connect(settings.warehouse_path, read_only=True) as con:
                 sizes = {table: con.execute(f"select count(*) from {table}").fetchone()[0]

@@ -31,19 +31,17 @@ marks it a success). So does a lake that has the changes of some tables and not 
 ran while Debezium's snapshot was still writing): the skip names the tables it waits for.
 
 **One writer.** A DuckDB file has one writer process, and other processes, readers too, are refused
-its lock. Every task that opens the warehouse (`dbt_build`, `gate`, `docs`) therefore takes the one slot of the
-`duckdb_warehouse` pool, so they run one after another even with parallel workers; models run concurrently
-inside the one dbt process (its threads share the file).
+its lock. Every task that opens the warehouse (`dbt_build`, `gate`, the `data_docs` DAG's `copy_warehouse`)
+therefore takes the one slot of the `duckdb_warehouse` pool, so they run one after another even with parallel
+workers; models run concurrently inside the one dbt process (its threads share the file).
 
-**Gate, publish, docs.** After the build, `gate` copies the marts into a candidate file and validates it
+**Gate, publish.** After the build, `gate` copies the marts into a candidate file and validates it
 with Great Expectations (the marts and suites of the module `TIDEWATER_GATE_MARTS` names: the shop's by
 default); only if every expectation passes does `publish` replace every mart in the marts DuckLake
 catalog, in one transaction (docs/marts.md).
-A failed gate publishes nothing and names the failed expectations and their data docs page. `publish` also
-refuses while the lake holds committed quarantine that was never reported (docs/alerts.md). `docs`
-(off the critical path, also after a failed gate) generates dbt docs beside the GX data docs and copies
-both to the lake; the Airflow UI shows them under Browse → Data docs. After a drain-triggered run whose
-gate passed it skips while the docs are under `TIDEWATER_DOCS_REFRESH_MINUTES` (30) old. See docs/gate.md.
+A failed gate publishes nothing and names the failed expectations and their data docs pages (rendered at once).
+`publish` also refuses while the lake holds committed quarantine that was never reported (docs/alerts.md). The
+docs sites (dbt docs, the GX data docs) are the `data_docs` DAG's: a run ends with its publication. See docs/gate.md.
 
 **Alerts** (docs/alerts.md): a failed task mails its error and log link (a failed gate: every failed
 expectation and the data docs links); a run not finished `TIDEWATER_WAREHOUSE_DEADLINE_MINUTES` (60) after
@@ -157,18 +155,9 @@ def warehouse():
         steps.check_quarantine_reported(settings)  # unreported quarantine: fails (retried once), publishes nothing
         return steps.publish_marts(settings, publication_id).summary()
 
-    # After a failed gate too (its pages are what the alert links to); not after a run that built nothing (skipped).
-    @task(pool=settings.warehouse_pool, trigger_rule="none_skipped")
-    def docs(**context) -> int:
-        gate_passed = context["ti"].xcom_pull(task_ids="gate") is not None
-        if not steps.docs_due(settings, run_type=context["dag_run"].run_type, gate_passed=gate_passed):
-            raise AirflowSkipException(f"data docs are under {settings.docs_refresh_minutes} minutes old")
-        return steps.build_docs(settings)
-
     gated = gate()
     lake_snapshot() >> build >> gated
-    # Docs after the publication (off its path), and after a failed gate too (none_skipped).
-    publish(gated) >> docs()
+    publish(gated)
 
 
 warehouse()

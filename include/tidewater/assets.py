@@ -33,6 +33,11 @@ def published_marts(settings: Settings) -> Asset:
     return Asset(uri=f"s3://{settings.lake_bucket}/marts")
 
 
+def data_docs(settings: Settings) -> Asset:
+    """One event per rebuild of the data docs sites (the data_docs DAG), copied under s3://<bucket>/docs/."""
+    return Asset(uri=f"s3://{settings.lake_bucket}/docs")
+
+
 SCHEDULES = ("events", "interval")
 
 

@@ -38,7 +38,7 @@ TRAFFIC_DAG = "shop_traffic"
 DRAIN_DAG = "cdc_drain"
 WAREHOUSE_DAG = "warehouse"
 # Every DAG of dags/ and the shop example's traffic DAG (tests/unit/test_up.py keeps the list whole).
-DAGS = (DRAIN_DAG, WAREHOUSE_DAG, "freshness_monitor", "reconcile", "lake_maintenance", TRAFFIC_DAG)
+DAGS = (DRAIN_DAG, WAREHOUSE_DAG, "data_docs", "freshness_monitor", "reconcile", "lake_maintenance", TRAFFIC_DAG)
 TRAFFIC_SECONDS = 7 * 24 * 3600  # shop_traffic's longest run; `make down` stops it before
 ACTIVE = ("queued", "running")
 POLL_S = 10

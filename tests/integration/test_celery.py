@@ -134,5 +134,5 @@ def test_published_marts_follow_the_shop_through_two_cycles_run_by_the_workers(c
 
     hosts = {(dag_id, ti["task_id"], ti["map_index"]): ti["hostname"] for runs in cycles for dag_id, run_id in runs
              for ti in executors.task_instances(celery, dag_id, run_id) if ti["state"] == "success"}
-    assert {dag_id for dag_id, _, _ in hosts} == {"cdc_drain", "warehouse"}, hosts
+    assert {dag_id for dag_id, _, _ in hosts} == {"cdc_drain", "warehouse", "data_docs"}, hosts
     assert {task: host for task, host in hosts.items() if executors.worker_of(host) not in WORKERS} == {}

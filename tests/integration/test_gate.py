@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +18,7 @@ from tests.support.lake import drain_once, new_lake, wait_for_cdc_catch_up
 from tests.support.marts import differences, new_marts
 from tidewater.cdc.connector import table_topic
 from tidewater.config import REPO_ROOT, Settings
-from tidewater.gate import context, publish, stage, steps
+from tidewater.gate import docs, publish, stage, steps
 from tidewater.gate.report import GateFailed
 from tidewater.gate.suites import mart_names
 
@@ -23,7 +26,7 @@ from tidewater.gate.suites import mart_names
 @pytest.fixture(scope="module")
 def built(shop_changes, tmp_path_factory):
     """The shop drained into a fresh lake, the warehouse built into a temporary file, a private copy of the
-    committed GX context and a fresh marts catalog: Settings pointing at all of them, and the marts session."""
+    committed GX context and a fresh marts catalog: Settings pointing at all of them, the marts session, the lake."""
     wait_for_cdc_catch_up(shop_changes)
     root = tmp_path_factory.mktemp("gate")
     with new_lake(shop_changes) as lake:
@@ -37,7 +40,7 @@ def built(shop_changes, tmp_path_factory):
             settings = gate_settings(scratch.settings, root, warehouse)
             marts = publish.open_marts(settings)
             try:
-                yield settings, marts
+                yield settings, marts, lake
             finally:
                 marts.con.close()
 
@@ -65,7 +68,7 @@ def publish_once(settings: Settings, marts) -> str:
 
 
 def test_clean_run_publishes_marts_equal_to_the_warehouse(built):
-    settings, marts = built
+    settings, marts, _ = built
 
     publication_id = publish_once(settings, marts)
 
@@ -83,7 +86,7 @@ def test_clean_run_publishes_marts_equal_to_the_warehouse(built):
 
 
 def test_bad_rows_fail_the_gate_and_leave_the_publication_intact(built, tmp_path):
-    settings, marts = built
+    settings, marts, _ = built
     publish_once(settings, marts)
     before = published_state(settings)
     bad_warehouse = tmp_path / "warehouse.duckdb"
@@ -105,14 +108,42 @@ def test_bad_rows_fail_the_gate_and_leave_the_publication_intact(built, tmp_path
     assert "reconciliation: expect_column_pair_values_to_be_equal(fact_item_count, source_item_count)" in message
     assert published_state(settings) == before
     assert list(stage.candidates_dir(settings).iterdir()) == []
-    context.update_data_docs(bad)
     pages = [line.split(" (file ")[1].rstrip(")") for line in message.splitlines() if line.startswith("Data docs: ")]
     quantity_page = next(Path(page).read_text() for page in pages if "/fct_order_items/" in page)
     assert "quantity" in quantity_page and "-3" in quantity_page
 
 
+def test_docs_are_built_from_a_copy_while_another_process_holds_the_warehouse(built, monkeypatch):
+    settings, marts, lake = built
+    for name, value in lake.env.items():  # dbt attaches this test's lake (dbt/profiles.yml's plugin)
+        monkeypatch.setenv(name, value)
+    publication_id = publish_once(settings, marts)
+    assert steps.docs_stale(settings), "a gate ran since the docs were built"
+    copy = docs.copy_warehouse(settings)  # what the data_docs DAG does holding the warehouse pool's slot
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(300)", settings.warehouse_path],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(duckdb.IOException, match="lock"):  # a warehouse run holds it like this
+            duckdb.connect(settings.warehouse_path, read_only=True)
+
+        copied = steps.build_docs(settings, str(copy), lake=marts)
+    finally:
+        holder.kill()
+        holder.wait()
+
+    catalog = json.loads((docs.site_dir(settings, "dbt") / "catalog.json").read_text())
+    assert {"order_id", "order_total_amount"} <= set(catalog["nodes"]["model.shop.fct_orders"]["columns"])
+    assert publication_id in (docs.site_dir(settings, "gx") / "index.html").read_text()
+    assert marts.bucket.keys(f"{docs.LAKE_PREFIX}/dbt/catalog.json") == [f"{docs.LAKE_PREFIX}/dbt/catalog.json"]
+    assert copied >= len(docs.DBT_DOCS_FILES) + 1
+    assert not copy.exists(), "the copy is removed once the docs are built"
+    assert not steps.docs_stale(settings)
+
+
 def test_rollback_publishes_the_previous_publication_again_and_young_ones_are_kept(built):
-    settings, marts = built
+    settings, marts, _ = built
     first, second, third = (publish_once(settings, marts) for _ in range(3))
 
     kept = [p.publication_id for p in publish.history(marts.con)]

@@ -1,7 +1,7 @@
-"""The end-to-end check the tests share, whatever runs the pipeline: shop traffic, then two cycles of one cdc_drain
-and one warehouse run (`airflow dags test` in-process, or the running scheduler and its executor), after which the
-published marts equal what PostgreSQL says, and a change made after the first cycle is in the marts after the
-second."""
+"""The end-to-end check the tests share, whatever runs the pipeline: shop traffic, then two cycles of one cdc_drain,
+one warehouse and one data_docs run (`airflow dags test` in-process, or the running scheduler and its executor),
+after which the published marts equal what PostgreSQL says, and a change made after the first cycle is in the
+marts after the second."""
 
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ Ran = TypeVar("Ran")
 
 
 def assert_marts_follow_the_shop_through_two_cycles(settings: Settings, cycle: Callable[[], Ran]) -> list[Ran]:
-    """Shop traffic, `cycle()` (one drain and one warehouse run, to success), checks; one order item changed,
-    `cycle()` again, checks. Returns what each cycle returned.
+    """Shop traffic, `cycle()` (one drain, one warehouse and one data_docs run, to success), checks; one order item
+    changed, `cycle()` again, checks. Returns what each cycle returned.
 
     After the first cycle: the published marts' revenue per day and units per product equal PostgreSQL's, the
     publication pointer names the new publication, every published mart equals the warehouse's table, and both
@@ -70,15 +70,15 @@ def assert_marts_follow_the_shop_through_two_cycles(settings: Settings, cycle: C
 
 
 def dags_test_cycle() -> None:
-    """cdc_drain, then warehouse, each with `airflow dags test` (in-process: no scheduler, no executor)."""
-    for dag_id in ("cdc_drain", "warehouse"):
+    """cdc_drain, warehouse, then data_docs, each with `airflow dags test` (in-process: no scheduler, no executor)."""
+    for dag_id in ("cdc_drain", "warehouse", "data_docs"):
         done = airflow_dags_test(dag_id)
         assert done.returncode == 0, f"airflow dags test {dag_id} failed:\n{done.stdout[-5000:]}"
 
 
 def scheduler_cycle(api: AirflowApi, settings: Settings, timeout_s: float = 900) -> list[tuple[str, str]]:
-    """A cdc_drain run triggered under the running scheduler and executor, then the warehouse run that the drain's
-    lake event schedules, both to success; returns their (dag_id, run_id).
+    """A cdc_drain run triggered under the running scheduler and executor, the warehouse run that the drain's
+    lake event schedules, then a data_docs run triggered, all to success; returns their (dag_id, run_id).
 
     The warehouse is unpaused for the whole cycle (a paused DAG has no run queued by an asset event), and paused
     again once none of its runs is active: unpausing may first start its daily run, which ours then waits for
@@ -91,7 +91,7 @@ def scheduler_cycle(api: AirflowApi, settings: Settings, timeout_s: float = 900)
         built = executors.run_scheduled_by(api, assets.raw_lake(settings).uri, "warehouse", began, timeout_s)
         state = executors.wait_for_run(api, "warehouse", built, timeout_s)
     assert state == "success", f"warehouse run {built} ended {state}: {executors.unsuccessful(api, 'warehouse', built)}"
-    return [("cdc_drain", drained), ("warehouse", built)]
+    return [("cdc_drain", drained), ("warehouse", built), ("data_docs", executors.run_dag(api, "data_docs", timeout_s))]
 
 
 def _published_cycle(settings: Settings, cycle: Callable[[], Ran]) -> tuple[str, Ran]:

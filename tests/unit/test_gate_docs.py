@@ -36,20 +36,28 @@ def test_unknown_site_is_named(settings):
         docs.site_dir(settings, "nope")
 
 
-def test_docs_are_rebuilt_after_a_failed_gate_a_person_or_a_schedule_and_when_old(settings):
+def test_docs_are_stale_once_a_gate_ran_after_they_were_built(settings):
+    import json
+    import os
     from datetime import UTC, datetime, timedelta
 
-    from tidewater.gate.steps import docs_due
+    from tidewater.gate import context
+    from tidewater.gate.steps import docs_stale
 
-    def due(run_type: str = "asset_triggered", gate_passed: bool = True, minutes_later: float = 0) -> bool:
-        return docs_due(settings, run_type=run_type, gate_passed=gate_passed,
-                        now=datetime.now(UTC) + timedelta(minutes=minutes_later))
+    def gate_ran(at: datetime) -> None:
+        run = context.validations_dir(settings) / "fct_orders" / f"publish-{at:%Y%m%dT%H%M%S%fZ}" / "run"
+        run.mkdir(parents=True)
+        (run / "candidate-fct_orders.json").write_text(json.dumps(
+            {"meta": {"run_id": {"run_time": at.isoformat()}}, "success": True, "results": []}))
 
-    assert due(), "never built: due"
+    assert not docs_stale(settings), "no gate ran yet: nothing to document"
+    now = datetime.now(UTC)
+    gate_ran(now - timedelta(minutes=10))
+    assert docs_stale(settings), "a gate ran and the docs were never built"
     page = docs.site_dir(settings, "dbt") / "index.html"
     page.parent.mkdir(parents=True)
     page.write_text("dbt docs")
-    assert not due(), "a drain-triggered run whose gate passed skips fresh docs"
-    assert due(gate_passed=False)
-    assert due(run_type="manual") and due(run_type="scheduled") and due(run_type="backfill")
-    assert due(minutes_later=settings.docs_refresh_minutes)
+    os.utime(page, (now.timestamp() - 300, now.timestamp() - 300))
+    assert not docs_stale(settings), "built after the newest gate run"
+    gate_ran(now)
+    assert docs_stale(settings), "a gate ran after the last build"

@@ -26,11 +26,11 @@ from tidewater.drain.drainer import DrainLimits
     ({"TIDEWATER_DRAIN_DEADLINE_MINUTES": "0"}, r"TIDEWATER_DRAIN_DEADLINE_MINUTES='0': must be > 0"),
     ({"TIDEWATER_WAREHOUSE_DEADLINE_MINUTES": "nan"}, r"not a finite number"),
     ({"TIDEWATER_GATE_MAX_CHANGE_AGE_HOURS": "-infinity"}, r"not a finite number"),
-    ({"TIDEWATER_DOCS_REFRESH_MINUTES": "-1"}, r"TIDEWATER_DOCS_REFRESH_MINUTES='-1': must be >= 0"),
     ({"TIDEWATER_MARTS_KEEP_HOURS": "0"}, r"TIDEWATER_MARTS_KEEP_HOURS='0': must be > 0"),
     ({"TIDEWATER_CDC_TOPIC_PARTITIONS": "0"}, r"TIDEWATER_CDC_TOPIC_PARTITIONS='0': must be >= 1"),
     ({"TIDEWATER_CDC_HEARTBEAT_MS": "0"}, r"must be > 0 \(0 would turn Debezium's heartbeats off\)"),
     ({"TIDEWATER_ALERT_ERROR_MAX_LINES": "0"}, r"TIDEWATER_ALERT_ERROR_MAX_LINES='0': must be > 0"),
+    ({"TIDEWATER_DOCS_REFRESH_MINUTES": "0"}, r"TIDEWATER_DOCS_REFRESH_MINUTES='0': must be > 0"),
 ])
 def test_a_meaningless_number_is_refused_naming_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
@@ -38,10 +38,10 @@ def test_a_meaningless_number_is_refused_naming_the_variable(env, message):
 
 
 def test_limits_at_their_bounds_are_accepted():
-    settings = Settings.from_env({"TIDEWATER_DRAIN_MAX_BAD_SHARE": "0", "TIDEWATER_DOCS_REFRESH_MINUTES": "0",
+    settings = Settings.from_env({"TIDEWATER_DRAIN_MAX_BAD_SHARE": "0", "TIDEWATER_DOCS_REFRESH_MINUTES": "0.5",
                                   "TIDEWATER_DRAIN_MAX_RECORDS_PER_RUN": "1"})
     assert (settings.drain_max_bad_share, settings.docs_refresh_minutes, settings.drain_max_records_per_run) == \
-        (0.0, 0.0, 1)
+        (0.0, 0.5, 1)
     assert Settings.from_env({"TIDEWATER_DRAIN_MAX_BAD_SHARE": "1"}).drain_max_bad_share == 1.0
 
 

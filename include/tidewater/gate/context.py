@@ -9,7 +9,8 @@ patch of a private GX constant to keep its DuckDB connection open; the pandas pa
 a small share of the dbt build (docs/benchmarks.md, "Gate"). A dataframe is a per-run batch parameter that
 GX passes to every validation definition of a checkpoint, so each batch has its own checkpoint; one gate
 run (one publish) runs them all under one run name. Their data docs pages are rendered afterwards, off the
-critical path (`update_data_docs`, run by the DAG's docs task): rendering costs four times the validations.
+critical path (`update_data_docs`, run by the data_docs DAG): rendering costs four times the validations. A
+failed run renders its own pages at once: its alert links to them.
 """
 
 from __future__ import annotations
@@ -224,7 +225,8 @@ def latest_validations(settings: Settings) -> list[LatestValidation]:
 
 
 def validate(settings: Settings, publication_id: str, candidate: Path) -> GateReport:
-    """Runs every batch's checkpoint on the candidate and summarises (data docs: `update_data_docs`)."""
+    """Runs every batch's checkpoint on the candidate and summarises. A failed run's data docs pages are rendered
+    at once (its failure message links to them); a passed run's are left to `update_data_docs`."""
     from great_expectations.core.run_identifier import RunIdentifier
 
     frames = read_batches(settings, candidate)
@@ -232,20 +234,24 @@ def validate(settings: Settings, publication_id: str, candidate: Path) -> GateRe
     context = open_context(settings)
     run_id = RunIdentifier(run_name=f"publish-{publication_id}", run_time=datetime.now(UTC))
     parameters = expectation_parameters(settings)
-    validations, pages = [], {}
+    validations, pages, identifiers = [], {}, []
     for batch in batches(settings):
         result = context.checkpoints.get(checkpoint_name(batch)).run(
             batch_parameters={"dataframe": frames[batch.name]}, expectation_parameters=parameters, run_id=run_id)
         for identifier, validation in result.run_results.items():
             validations.append(validation.to_json_dict())
             pages[batch.name] = docs_page(settings, context, identifier)
-    return summarise(publication_id, validations, pages)
+            identifiers.append(identifier)
+    report = summarise(publication_id, validations, pages)
+    if not report.success:
+        context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=identifiers)
+    return report
 
 
 def update_data_docs(settings: Settings) -> int:
     """Renders the validation results that have no data docs page yet, and the index; returns how many.
 
-    Rendering costs four times the validations themselves, so the gate leaves it to the DAG's docs task.
+    Rendering costs four times the validations themselves, so a gate that passed leaves it to the data_docs DAG.
     """
     ensure_built(settings)
     context = open_context(settings)

@@ -1,4 +1,4 @@
-"""The documentation sites: GX data docs (built by every gate run) and dbt docs, side by side.
+"""The documentation sites: GX data docs (the gate's validation results) and dbt docs, side by side.
 
 Both live under ``<gx_context_dir>/uncommitted/data_docs/`` (git-ignored): ``local_site/`` is GX's,
 ``dbt/`` is ``dbt docs generate``'s output. The Airflow plugin in plugins/ serves them to logged-in users;
@@ -8,12 +8,14 @@ each build is also copied to ``s3://<bucket>/docs/``.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tidewater.config import Settings
+from tidewater.config import ConfigError, Settings
 
 SITES = {"gx": "local_site", "dbt": "dbt"}
 LAKE_PREFIX = "docs"
@@ -71,17 +73,46 @@ def _dbt_environment(settings: Settings) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def generate_dbt_docs(settings: Settings) -> Path:
-    """Runs `dbt docs generate` into the dbt site (it opens the warehouse: hold the warehouse pool's slot).
+def warehouse_copy(settings: Settings) -> Path:
+    """Where the docs build's copy of the warehouse is: beside the warehouse, under its file name (dbt's catalog
+    names relations by database, which dbt-duckdb takes from the file's stem)."""
+    warehouse = Path(settings.warehouse_path)
+    return warehouse.parent / "docs-copy" / warehouse.name
 
-    In-process, as Cosmos runs dbt: where Cosmos already ran dbt in this process (`airflow dags test`),
-    dbt-duckdb reuses its open warehouse, which another process could not open.
-    """
+
+def copy_warehouse(settings: Settings) -> Path:
+    """Copies the warehouse file, and a write-ahead log a writer left, to `warehouse_copy` (replacing an older
+    copy); the copy is consistent only while no process writes the warehouse: hold the warehouse pool's slot."""
+    warehouse, copy = Path(settings.warehouse_path), warehouse_copy(settings)
+    if not warehouse.exists():
+        raise ConfigError(f"the warehouse {warehouse} does not exist (TIDEWATER_WAREHOUSE_PATH): no dbt docs "
+                          "without it; a warehouse run builds it")
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    for source, target in ((warehouse, copy), (_wal(warehouse), _wal(copy))):
+        target.unlink(missing_ok=True)
+        if source.exists():
+            shutil.copyfile(source, target)
+    return copy
+
+
+def discard_warehouse_copy(settings: Settings) -> None:
+    copy = warehouse_copy(settings)
+    for path in (copy, _wal(copy)):
+        path.unlink(missing_ok=True)
+
+
+def _wal(database: Path) -> Path:
+    return database.with_name(database.name + ".wal")
+
+
+def generate_dbt_docs(settings: Settings, warehouse: Path) -> Path:
+    """Runs `dbt docs generate` into the dbt site against `warehouse` (a `copy_warehouse` copy: dbt opens it for
+    writing, and the real one is locked by every warehouse run). In-process, as Cosmos runs dbt."""
     from dbt.cli.main import dbtRunner
 
     target = site_dir(settings, "dbt")
     project = Path(settings.dbt_project_dir)
-    with _dbt_environment(settings):
+    with _dbt_environment(replace(settings, warehouse_path=str(warehouse))):
         result = dbtRunner().invoke(["docs", "generate", "--project-dir", str(project), "--profiles-dir", str(project),
                                      "--target-path", str(target), "--quiet"])
     if not result.success:

@@ -1,8 +1,6 @@
-"""The gate's steps as the warehouse DAG runs them: gate (stage + validate), publish, docs."""
+"""The gate's steps as the DAGs run them: gate (stage + validate) and publish (warehouse), docs (data_docs)."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime, timedelta
 
 from tidewater.config import Settings
 from tidewater.gate import context, docs, publish, stage
@@ -52,20 +50,23 @@ def check_quarantine_reported(settings: Settings, lake: Lake | None = None) -> N
             session.con.close()
 
 
-def docs_due(settings: Settings, *, run_type: str, gate_passed: bool, now: datetime | None = None) -> bool:
-    """Whether a warehouse run rebuilds the data docs: always after a failed gate (its pages are what the alert
-    links to) and after a run a person, the daily schedule or a backfill started; after a drain-triggered run
-    only once they are `docs_refresh_minutes` old, so steady traffic does not spend the warehouse on them."""
-    if not gate_passed or run_type != "asset_triggered":
-        return True
+def docs_stale(settings: Settings) -> bool:
+    """Whether a gate ran since the data docs were last built (or they never were): what the data_docs DAG's
+    scheduled runs rebuild them for. False before the first gate run."""
+    latest = context.latest_report(settings)
     built = docs.built_at(settings)
-    return built is None or (now or datetime.now(UTC)) - built >= timedelta(minutes=settings.docs_refresh_minutes)
+    return latest is not None and (built is None or built < latest[1])
 
 
-def build_docs(settings: Settings, lake=None) -> int:
-    """The GX pages of the latest gate run, dbt docs beside them, both sites copied to the lake."""
+def build_docs(settings: Settings, warehouse_copy: str, lake=None) -> int:
+    """The GX pages of the gate runs not rendered yet, dbt docs from `warehouse_copy` beside them, both sites
+    copied to the lake; returns the files copied. The copy is removed once done (kept for a retry on failure)."""
+    from pathlib import Path
+
     from tidewater import drain
 
     context.update_data_docs(settings)
-    docs.generate_dbt_docs(settings)
-    return docs.copy_to_lake(settings, lake or drain.open_lake(settings))
+    docs.generate_dbt_docs(settings, Path(warehouse_copy))
+    copied = docs.copy_to_lake(settings, lake or drain.open_lake(settings))
+    docs.discard_warehouse_copy(settings)
+    return copied

@@ -41,7 +41,7 @@ def _validations(settings: Settings, url_prefix: str) -> str:
         if docs.resolve_file(settings, "gx", validation.page):
             page = f'<a href="{escape(f"{url_prefix}/gx/{validation.page}")}">validation page</a>'
         else:
-            page = '<span class="note">page not rendered yet (the docs task renders it)</span>'
+            page = '<span class="note">page not rendered yet (the data_docs DAG renders it)</span>'
         rows.append(
             f"<tr><td>{escape(validation.checkpoint)}</td><td class=\"{outcome}\">{outcome}</td>"
             f"<td>{validation.successful} of {validation.evaluated}</td>"
