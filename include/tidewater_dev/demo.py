@@ -169,7 +169,7 @@ def run(settings: Settings) -> None:
         ("wait until Debezium has every change in Kafka", lambda: connector.wait_for_catch_up(settings)),
         ("airflow dags test cdc_drain (Kafka → Parquet on MinIO)", lambda: dags_test("cdc_drain")),
         ("airflow dags test warehouse (dbt via Cosmos → GX gate → publish)", lambda: dags_test("warehouse")),
-        ("airflow dags test data_docs (dbt docs and GX data docs, beside the pipeline)", lambda: dags_test("data_docs")),
+        ("airflow dags test data_docs (dbt docs and GX data docs)", lambda: dags_test("data_docs")),
     ]
     for number, (title, action) in enumerate(steps, start=1):
         step(number, len(steps), title, action)

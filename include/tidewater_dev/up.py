@@ -12,7 +12,8 @@ module, against the running Airflow's REST API:
 3. keeps one run of ``shop_traffic`` going at ``rate`` operations per second (TIDEWATER_SIMULATOR_RATE, or
    ``make up RATE=…``) for a week: a running one at that rate is kept, one at another rate is replaced;
 4. triggers cdc_drain at once unless a run of it is queued or running, so the first publication comes soon;
-5. waits until the marts catalog has a publication (tidewater.gate.publish), then prints where to look.
+5. waits until the marts catalog has a publication (tidewater.gate.publish), triggers data_docs if the docs were
+   never built, then prints where to look.
 
 All of it is idempotent: run it again and it only does what is missing. ``down`` pauses the same DAGs and marks
 the running traffic run successful, which ends its task (runs already under way finish).
@@ -37,8 +38,9 @@ from tidewater_dev.airflow_api import AirflowApi
 TRAFFIC_DAG = "shop_traffic"
 DRAIN_DAG = "cdc_drain"
 WAREHOUSE_DAG = "warehouse"
+DOCS_DAG = "data_docs"
 # Every DAG of dags/ and the shop example's traffic DAG (tests/unit/test_up.py keeps the list whole).
-DAGS = (DRAIN_DAG, WAREHOUSE_DAG, "data_docs", "freshness_monitor", "reconcile", "lake_maintenance", TRAFFIC_DAG)
+DAGS = (DRAIN_DAG, WAREHOUSE_DAG, DOCS_DAG, "freshness_monitor", "reconcile", "lake_maintenance", TRAFFIC_DAG)
 TRAFFIC_SECONDS = 7 * 24 * 3600  # shop_traffic's longest run; `make down` stops it before
 ACTIVE = ("queued", "running")
 POLL_S = 10
@@ -89,6 +91,19 @@ def ensure_traffic(api: AirflowApi, rate: float) -> str:
     run_id = trigger(api, TRAFFIC_DAG, {"rate": rate, "duration_s": TRAFFIC_SECONDS, "seed": int(time.time())})
     return f"shop traffic at {rate:g} operations/s (run {run_id}" + (
         f", replacing {', '.join(replaced)})" if replaced else ")")
+
+
+def ensure_docs(api: AirflowApi, settings: Settings) -> str:
+    """A data_docs run when the docs were never built (its schedule would first build them up to
+    TIDEWATER_DOCS_REFRESH_MINUTES after the first publication); returns what it did."""
+    from tidewater.gate import docs
+
+    if built := docs.built_at(settings):
+        return f"data docs built {built:%Y-%m-%d %H:%M} UTC; data_docs rebuilds them every " \
+               f"{settings.docs_refresh_minutes:g} min"
+    if runs := active_runs(api, DOCS_DAG):
+        return f"data_docs run {runs[0]['dag_run_id']} is {runs[0]['state']}: the data docs come with it"
+    return f"triggered data_docs (run {trigger(api, DOCS_DAG)}): the data docs come with it"
 
 
 def ensure_drain(api: AirflowApi, settings: Settings) -> str:
@@ -191,6 +206,7 @@ def up(settings: Settings, rate: float, timeout_s: float) -> int:
                                   failed=lambda: _failed_warehouse(api, since))
     print(f"[up] publication {waited.publication_id} is what readers get"
           + (f" (first one after {waited.seconds:.0f} s)" if waited.seconds > 1 else " (published before)"))
+    print(f"[up] {ensure_docs(api, settings)}", flush=True)
     print("\n".join(where_to_look(settings, dict(os.environ))))
     return 0
 
