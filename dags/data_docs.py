@@ -10,7 +10,8 @@ Every `TIDEWATER_DOCS_REFRESH_MINUTES` (30) and on demand (Trigger in the UI, `a
 - `build_docs` renders the GX pages of the gate runs not rendered yet (a failed gate renders its own at once: its
   alert links to them), runs `dbt docs generate` against the copy (the catalog: every model's columns and types),
   and copies both sites to `s3://<bucket>/docs/`. It holds nothing the warehouse DAG needs, so a warehouse run
-  starts and publishes while the docs are built.
+  starts and publishes while the docs are built, and it runs at the lowest CPU priority (nice 19), so drains and
+  warehouse runs get the cores first.
 
 The Airflow UI shows them under Browse → Data docs (docs/gate.md). Logic: `include/tidewater/gate/docs.py`,
 `gate/steps.py` (`docs_stale`, `build_docs`).
@@ -18,6 +19,7 @@ The Airflow UI shows them under Browse → Data docs (docs/gate.md). Logic: `inc
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
@@ -53,6 +55,7 @@ def data_docs():
     def build_docs(warehouse_copy: str) -> int:
         from tidewater.gate import steps
 
+        os.nice(19)  # this task's process only: drains and warehouse runs get the CPU first (2 cores, docs/gate.md)
         return steps.build_docs(settings, warehouse_copy)
 
     build_docs(copy_warehouse())
