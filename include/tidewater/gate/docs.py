@@ -95,8 +95,8 @@ def copy_warehouse(settings: Settings) -> Path:
     return copy
 
 
-def discard_warehouse_copy(settings: Settings) -> None:
-    copy = warehouse_copy(settings)
+def discard_warehouse_copy(copy: Path) -> None:
+    """Removes a `copy_warehouse` copy and its write-ahead log."""
     for path in (copy, _wal(copy)):
         path.unlink(missing_ok=True)
 

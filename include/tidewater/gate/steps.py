@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tidewater.config import Settings
 from tidewater.gate import context, docs, publish, stage
 from tidewater.gate.report import GateFailed, GateReport
@@ -61,12 +63,10 @@ def docs_stale(settings: Settings) -> bool:
 def build_docs(settings: Settings, warehouse_copy: str, lake=None) -> int:
     """The GX pages of the gate runs not rendered yet, dbt docs from `warehouse_copy` beside them, both sites
     copied to the lake; returns the files copied. The copy is removed once done (kept for a retry on failure)."""
-    from pathlib import Path
-
     from tidewater import drain
 
     context.update_data_docs(settings)
     docs.generate_dbt_docs(settings, Path(warehouse_copy))
     copied = docs.copy_to_lake(settings, lake or drain.open_lake(settings))
-    docs.discard_warehouse_copy(settings)
+    docs.discard_warehouse_copy(Path(warehouse_copy))
     return copied
