@@ -3,15 +3,17 @@
 
 When new CDC records arrive (an `AssetWatcher` on the topics, `TIDEWATER_DRAIN_SCHEDULE`) and every
 `TIDEWATER_DRAIN_INTERVAL_MINUTES` (default 5) as a fallback, this DAG finds the shop's Debezium topics
-(`TIDEWATER_DRAIN_TOPIC_REGEX`; the heartbeat topic is never drained) and drains each partition of each in its own
-mapped task (`drain_topic`, map index `<topic>[<partition>]`: a topic with more partitions is drained by several
-workers at once), up to the high watermarks `discover_topics` read for all of them at one instant (so a run lands
-every table as of one moment), from the positions the lake holds. While a `warehouse` run is running,
-`discover_topics` first waits for it to end (at most `TIDEWATER_DRAIN_YIELD_SECONDS`, 120; 0: never): drains and
-warehouse runs take turns, and each drain lands what the next warehouse run reads. Rows land in the
+(`TIDEWATER_DRAIN_TOPIC_REGEX`; the heartbeat topic is never drained) and shares their partitions out over at most
+`TIDEWATER_DRAIN_TASKS` mapped tasks (`drain_partitions`, map index: its `<topic>[<partition>]`s), the busiest
+first to the least loaded, so a topic with more partitions is drained by several workers at once. Each task drains
+its partitions one after another, each up to the high watermark `discover_topics` read for all of them at one
+instant (so a run lands every table as of one moment), from the position the lake holds, in its own commit; a
+partition that fails does not stop the task's others, then the task fails with its error. While a `warehouse` run
+is running, `discover_topics` first waits for it to end (at most `TIDEWATER_DRAIN_YIELD_SECONDS`, 120; 0: never):
+drains and warehouse runs take turns, and each drain lands what the next warehouse run reads. Rows land in the
 change table `lake.main.<table>` (Parquet under `s3://<bucket>/lake/main/<table>/`), poison records in
 `quarantine/<topic>/`; each partition's files and position are committed in one DuckLake transaction, so a
-crash at any point or a second drain of the partition loses and doubles nothing (protocol:
+crash at any point, a retry or a second drain of the partition loses and doubles nothing (protocol:
 `include/tidewater/lake/__init__.py`, docs/lake.md).
 
 Each table that landed data gets an asset event (`s3://<bucket>/lake/main/<table>`: rows, files,
@@ -102,34 +104,27 @@ def cdc_drain():
             except drain.ParamError as error:
                 raise AirflowFailException(str(error)) from error  # a retry would fail the same way
             ends = drain.high_watermarks(consumer, partitions)  # the run's slices end at one instant
+            pending = drain.pending_records(consumer, ends)
         finally:
             consumer.close()
         ids = drain.kafka_topic_ids(settings, list(partitions))
-        return [{"topic": topic, "topic_id": ids[topic], "partition": partition, "until": ends[topic][partition]}
-                for topic, numbers in partitions.items() for partition in numbers]
+        slices = [{"topic": topic, "topic_id": ids[topic], "partition": partition, "until": ends[topic][partition]}
+                  for topic, numbers in partitions.items() for partition in numbers]
+        return drain.share_slices(slices, pending, settings.drain_tasks)
 
-    @task(outlets=[assets.RAW_TABLES],
-          map_index_template="{{ task.op_kwargs['topic'] }}[{{ task.op_kwargs['partition'] }}]")
-    def drain_topic(topic: str, topic_id: str, partition: int, until: int, params: dict | None = None,
-                    outlet_events=None) -> dict:
+    @task(outlets=[assets.RAW_TABLES], map_index_template="{{ task.op_kwargs['label'] }}")
+    def drain_partitions(label: str, slices: list[dict], params: dict | None = None,
+                         outlet_events=None) -> list[dict]:
         from tidewater import drain
-        from tidewater.drain import drainer
         from tidewater.lake.objects import table_of
 
-        consumer = drain.kafka_consumer(settings)
-        try:
-            result = drainer.drain_topic(consumer, drain.open_lake(settings), topic, topic_id, drain.limits(settings),
-                                         replay=drain.replay_request(params or {}, topic),
-                                         accept_quarantine=drain.accept_quarantine(params or {}, topic),
-                                         accept_recreated_topic=drain.accept_recreated_topic(params or {}, topic),
-                                         partitions=[partition], until={partition: until})
-        finally:
-            consumer.close()
-        lineage.report_drain(settings, topic, table_of(topic))  # OpenLineage: topic → change table
-        if result.rows or result.quarantined:
-            outlet_events[assets.RAW_TABLES].add(assets.raw_table(settings, table_of(topic)),
-                                                 extra=result.asset_extra())
-        return result.as_dict()
+        def landed(result) -> None:
+            lineage.report_drain(settings, result.topic, table_of(result.topic))  # OpenLineage: topic → table
+            if result.rows or result.quarantined:
+                outlet_events[assets.RAW_TABLES].add(assets.raw_table(settings, table_of(result.topic)),
+                                                     extra=result.asset_extra())
+
+        return drain.drain_slices(settings, slices, params or {}, landed)
 
     # After every drain, failed ones too: their quarantine is reported first (a topic above the quarantine limit must
     # not hide the others' reports, and the warehouse a drain triggers must find it reported), then the run's one
@@ -140,17 +135,18 @@ def cdc_drain():
 
         drain.report_quarantine(settings, drain.open_lake(settings), dag_id=context["dag"].dag_id,
                                 run_id=context["run_id"])
-        slices = context["ti"].xcom_pull(task_ids="discover_topics")
-        if slices is None:  # discover_topics failed: nothing was drained
+        shares = context["ti"].xcom_pull(task_ids="discover_topics")
+        if shares is None:  # discover_topics failed: nothing was drained
             raise UpstreamFailed("discover_topics failed: nothing was drained")
-        summary = drain.run_summary(slices, list(results))
+        summary = drain.run_summary([s for share in shares for s in share["slices"]],
+                                    [r for task_results in results for r in task_results])
         if summary.failed:  # the run fails; the failed drains mailed (no retry: they have finished)
-            raise UpstreamFailed(f"the drains of {', '.join(summary.failed)} failed: no lake event for this run")
+            raise UpstreamFailed(f"the drain tasks of {', '.join(summary.failed)} failed: no lake event for this run")
         if not summary.rows:
             raise AirflowSkipException("no new rows landed: nothing for the warehouse to do")
         outlet_events[assets.raw_lake(settings)].extra = summary.extra()
         return summary.extra()
 
-    lake_updated(drain_topic.expand_kwargs(discover_topics()))
+    lake_updated(drain_partitions.expand_kwargs(discover_topics()))
 
 cdc_drain()

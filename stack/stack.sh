@@ -580,14 +580,17 @@ metadata_db() {
 
 # Exports the settings of TIDEWATER_AIRFLOW_EXECUTOR's executor and unsets the other one's. Celery: Redis as broker,
 # Airflow's metadata database as result backend, and each worker's own host name in its task instances
-# (tidewater.hostname, TIDEWATER_WORKER_NAME).
+# (tidewater.hostname, TIDEWATER_WORKER_NAME), and a drain task per worker slot (TIDEWATER_DRAIN_TASKS; Local: the
+# setting's default).
 executor_env() {
   case $TIDEWATER_AIRFLOW_EXECUTOR in
     local)
       export AIRFLOW__CORE__EXECUTOR=LocalExecutor
-      unset AIRFLOW__CELERY__BROKER_URL AIRFLOW__CELERY__RESULT_BACKEND AIRFLOW__CORE__HOSTNAME_CALLABLE ;;
+      unset AIRFLOW__CELERY__BROKER_URL AIRFLOW__CELERY__RESULT_BACKEND AIRFLOW__CORE__HOSTNAME_CALLABLE \
+        TIDEWATER_DRAIN_TASKS ;;
     celery)
       export AIRFLOW__CORE__EXECUTOR=CeleryExecutor \
+        TIDEWATER_DRAIN_TASKS=$((TIDEWATER_CELERY_WORKERS * TIDEWATER_CELERY_WORKER_CONCURRENCY)) \
         AIRFLOW__CELERY__BROKER_URL="redis://:$(urlencode "$TIDEWATER_REDIS_PASSWORD")@127.0.0.1:$TIDEWATER_REDIS_PORT/0" \
         AIRFLOW__CELERY__RESULT_BACKEND="db+postgresql+psycopg://$(metadata_db)" \
         AIRFLOW__CORE__HOSTNAME_CALLABLE=tidewater.hostname.hostname ;;
@@ -598,7 +601,8 @@ executor_env() {
 executor_names() {
   echo AIRFLOW__CORE__EXECUTOR
   [[ $TIDEWATER_AIRFLOW_EXECUTOR != celery ]] \
-    || echo AIRFLOW__CELERY__BROKER_URL AIRFLOW__CELERY__RESULT_BACKEND AIRFLOW__CORE__HOSTNAME_CALLABLE
+    || echo AIRFLOW__CELERY__BROKER_URL AIRFLOW__CELERY__RESULT_BACKEND AIRFLOW__CORE__HOSTNAME_CALLABLE \
+      TIDEWATER_DRAIN_TASKS
 }
 
 # Every setting of stack/defaults.env, every secret and what derives from them, each value shell-quoted

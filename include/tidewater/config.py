@@ -287,6 +287,10 @@ class Settings:
     # A drain run first waits this long at most while a warehouse run is running, so the two take turns on a small
     # machine instead of slowing each other (0: never wait; tidewater.drain.yield_to_warehouse).
     drain_yield_seconds: int = _check(120, minimum=0)
+    # At most this many drain tasks per run, each draining its share of the topic-partitions one after another (each
+    # partition in its own commit): a task costs seconds to start, a slice usually well under one. About the task slots
+    # the drains should use at once: 2 for one small machine; workers x concurrency under Celery.
+    drain_tasks: int = _check(2, above=0, why="0 would drain nothing")
     drain_topic_regex: str = ""  # empty: the registry's table topics (see topic_pattern)
     drain_max_records_per_run: int = _check(2_000_000, above=0, why="0 would drain nothing")
     drain_file_max_rows: int = _check(200_000, above=0)

@@ -5,8 +5,8 @@ a worker killed while it drains has its task retried on the other, nothing lost 
 workers: cdc_drain triggered under the scheduler, the warehouse run its lake event schedules.
 
 The instance's Airflow runs the CeleryExecutor for this module only (tests.support.executors.airflow_on) and as
-before afterwards. The assertions hold for any mapping of cdc_drain's tasks (per topic or per topic-partition): they
-read the run's task instances and the lake's offsets per (topic, partition).
+before afterwards. The drain tasks' labels (their map indexes) name their topic-partitions; the records are checked
+from the lake's offsets per (topic, partition).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _assert_every_record_landed_once(settings: Settings, ends: dict[str, dict[in
 
 
 def _drain_tasks(api: AirflowApi, run_id: str) -> list[dict]:
-    return [ti for ti in executors.task_instances(api, "cdc_drain", run_id) if ti["task_id"] == "drain_topic"]
+    return [ti for ti in executors.task_instances(api, "cdc_drain", run_id) if ti["task_id"] == "drain_partitions"]
 
 
 def test_a_drain_run_runs_on_both_workers_and_lands_every_record_once(celery, shop_changes):
@@ -90,7 +90,10 @@ def test_a_drain_run_runs_on_both_workers_and_lands_every_record_once(celery, sh
     tasks = executors.task_instances(celery, "cdc_drain", run_id)
     assert {executors.worker_of(ti["hostname"]) for ti in tasks if ti["state"] == "success"} == WORKERS, \
         [(ti["task_id"], ti["map_index"], ti["hostname"]) for ti in tasks]
-    assert len(_drain_tasks(celery, run_id)) >= len(ends)
+    drains = _drain_tasks(celery, run_id)  # TIDEWATER_DRAIN_TASKS: the workers' 4 slots (stack/stack.sh)
+    assert len(drains) == 4, [ti["rendered_map_index"] for ti in drains]
+    slices = [name for ti in drains for name in ti["rendered_map_index"].split(", ")]
+    assert sorted(slices) == sorted(f"{topic}[{p}]" for topic, ps in ends.items() for p in ps)  # each in one task
     _assert_every_record_landed_once(shop_changes, ends)
 
 

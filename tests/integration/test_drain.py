@@ -352,3 +352,40 @@ def test_a_replay_waits_for_the_rewrite_lock_compaction_holds(shop_changes, lake
 
     assert not replay.is_alive() and replays[0].partitions[0].start == 0
     assert_exactly_once(shop_changes, lake, topic, replays[0])
+
+
+def test_a_drain_task_drains_each_slice_in_its_own_commit_and_fails_after_trying_all(shop_changes, lake,
+                                                                                     scratch_topic):
+    """tidewater.drain.drain_slices, what each cdc_drain task runs: one slice failing does not keep the task's other
+    slices from landing; then the task fails with that slice's error (DrainsFailed naming each when several)."""
+    good = scratch_topic
+    bad, worse = (f"scratch{uuid.uuid4().hex[:8]}.shop.order_items_{name}" for name in ("bad", "worse"))
+    settings = lake.settings(shop_changes)
+    try:
+        produce(shop_changes, good, real_events(shop_changes, 10))
+        for topic in (bad, worse):
+            produce(shop_changes, topic, [*real_events(shop_changes, 10), b"garbage", b"more garbage"])
+        ids = drain.kafka_topic_ids(settings, [good, bad, worse])
+        slices = {topic: {"topic": topic, "topic_id": ids[topic], "partition": 0, "until": until}
+                  for topic, until in ((good, 10), (bad, 12), (worse, 12))}
+        landed: list[str] = []
+
+        with pytest.raises(drainer.QuarantineLimitExceeded, match=re.escape(f"{bad}: 2 of 12 records")):
+            drain.drain_slices(settings, [slices[bad], slices[good]], {}, lambda result: landed.append(result.topic))
+
+        assert landed == [good]  # after the failed slice, in the same task
+        assert commit.read_positions(lake.con, good).offsets == {0: 10}
+        assert commit.read_positions(lake.con, bad).offsets.get(0, 0) == 0  # its commit never happened
+
+        with pytest.raises(drain.DrainsFailed) as failed:
+            drain.drain_slices(settings, [slices[bad], slices[good], slices[worse]], {}, landed.append)
+        assert str(failed.value).startswith(f"{bad}[0]: QuarantineLimitExceeded: {bad}: 2 of 12 records")
+        assert f"; {worse}[0]: QuarantineLimitExceeded: {worse}: 2 of 12" in str(failed.value)
+
+        results = drain.drain_slices(settings, [slices[bad], slices[good]], {"accept_quarantine_topic": bad},
+                                     lambda result: None)
+        assert [(r["topic"], r["rows"], r["quarantined"]) for r in results] == [(bad, 10, 2), (good, 0, 0)]
+        assert commit.read_positions(lake.con, bad).offsets == {0: 12}
+    finally:
+        for topic in (bad, worse):
+            delete_topic(shop_changes, topic)

@@ -53,7 +53,7 @@ def test_drain_and_model_events_carry_their_inputs_and_outputs(cdc, lake, tmp_pa
     drain = airflow_dags_test("cdc_drain", env=env)
 
     assert drain.returncode == 0, drain.stdout[-3000:] + drain.stderr[-3000:]
-    drains = completed(events_file, "cdc_drain.drain_topic")
+    drains = completed(events_file, "cdc_drain.drain_partitions")
     kafka = "kafka://" + consumer_config(cdc)["bootstrap.servers"].split(",")[0]
     bucket = f"s3://{lake.bucket.bucket}"
     assert len(drains) == 1, drain.stdout[-3000:] + drain.stderr[-3000:]

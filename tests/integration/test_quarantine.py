@@ -118,8 +118,9 @@ def test_cdc_drain_reports_quarantine_once_and_fails_above_the_limit_until_accep
         assert failed.returncode != 0
         mails = read_messages(maildir)
         assert len(mails) == 2, [m["Subject"] for m in mails]  # the final failure mails once, no report
-        assert mails[1]["Subject"].startswith(f"[tidewater] FAILED cdc_drain.drain_topic[0]: QuarantineLimitExceeded: "
-                                              f"{topic}: 2 of 12 records (16.7%) were quarantined")
+        assert mails[1]["Subject"].startswith(f"[tidewater] FAILED cdc_drain.drain_partitions[0]: "
+                                              f"QuarantineLimitExceeded: {topic}: 2 of 12 records (16.7%) "
+                                              "were quarantined")
         assert "try 3)" in html_body(mails[1])  # both retries drained the slice again and failed the same way
         assert "accept_quarantine_topic" in html_body(mails[1])
         steps.check_quarantine_reported(shop_changes, lake)  # uncommitted quarantine does not block

@@ -51,3 +51,31 @@ def test_the_run_summary_adds_up_partitions_and_names_the_slices_without_a_resul
     assert summary.extra() == {"rows": {"t.orders": 7}, "remaining_lag": {"t.orders": 1, "t.items": 3},
                                "snapshot_id": 42}
     assert drain.run_summary([], []).snapshot_id is None
+
+
+def _slices(partitions: dict[str, int]) -> list[dict]:
+    return [{"topic": topic, "partition": p, "until": 100} for topic, n in partitions.items() for p in range(n)]
+
+
+def test_slices_are_shared_over_the_tasks_by_records_the_largest_first():
+    slices = _slices({"t.orders": 4, "t.items": 1, "t.customers": 1})
+    pending = {("t.orders", p): 1000 for p in range(4)} | {("t.items", 0): 900, ("t.customers", 0): 10}
+    shares = drain.share_slices(slices, pending, tasks=2)
+    assert len(shares) == 2
+    assert sorted(s for share in shares for s in map(str, share["slices"])) == sorted(map(str, slices))  # each once
+    loads = [sum(pending[(s["topic"], s["partition"])] for s in share["slices"]) for share in shares]
+    assert sorted(loads) == [2010, 2900]  # the busy topic's partitions split 2 + 2, the small slices filling up
+    assert [sorted(s["partition"] for s in share["slices"] if s["topic"] == "t.orders") for share in shares] \
+        in ([[0, 2], [1, 3]], [[1, 3], [0, 2]])
+    first = shares[0]["slices"]
+    assert first == sorted(first, key=lambda s: (s["topic"], s["partition"]))
+    assert shares[0]["label"] == ", ".join(f"{s['topic']}[{s['partition']}]" for s in first)
+
+
+def test_no_more_tasks_than_slices_and_labels_fit_the_map_index():
+    slices = _slices({f"shop.shop.table_with_a_long_name_{n}": 1 for n in range(40)})
+    assert [len(share["slices"]) for share in drain.share_slices(slices[:3], {}, tasks=8)] == [1, 1, 1]
+    (share,) = drain.share_slices(slices, {}, tasks=1)
+    assert len(share["slices"]) == 40
+    assert len(share["label"]) <= drain.LABEL_MAX and share["label"].endswith(" … (40 slices)")
+    assert drain.share_slices([], {}, tasks=2) == []

@@ -15,7 +15,8 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaException
 
 from tidewater.cdc.topics import consumer_config
 from tidewater.config import Settings, get_connection
-from tidewater.drain.drainer import DrainLimits, Replay
+from tidewater.drain import drainer
+from tidewater.drain.drainer import DrainLimits, DrainResult, Replay
 from tidewater.lake import Lake
 from tidewater.lake import objects as layout
 
@@ -100,6 +101,84 @@ def high_watermarks(consumer: Consumer, partitions: Mapping[str, list[int]]) -> 
 
 def discover_topics(consumer: Consumer, settings: Settings) -> list[str]:
     return list(discover_partitions(consumer, settings))
+
+
+def pending_records(consumer: Consumer, ends: Mapping[str, Mapping[int, int]]) -> dict[tuple[str, int], int]:
+    """(topic, partition) → records from the drain group's committed offset (the lake's position as the last drain
+    left it) up to `ends`; the whole partition where the group has none. An estimate to share work by: the lake's
+    positions decide what is drained."""
+    from confluent_kafka import TopicPartition
+
+    wanted = [TopicPartition(topic, partition) for topic, numbers in ends.items() for partition in numbers]
+    committed = {(c.topic, c.partition): c.offset for c in consumer.committed(wanted, timeout=30)} if wanted else {}
+    return {(topic, partition): end - max(committed.get((topic, partition), 0), 0)
+            for topic, numbers in ends.items() for partition, end in numbers.items()}
+
+
+LABEL_MAX = 250  # Airflow's limit on a rendered map index
+
+
+def share_slices(slices: list[dict], pending: Mapping[tuple[str, int], int], tasks: int) -> list[dict]:
+    """The run's slices shared out over at most `tasks` drain tasks (`{"label": ..., "slices": [...]}`), none empty:
+    the largest slice first to the task with the fewest records (then slices) so far, so a topic's partitions, of
+    about one size, go to different tasks; each task's slices in topic order. The label (its map index) names them."""
+    loads: list[tuple[int, list[dict]]] = [(0, []) for _ in range(min(tasks, len(slices)))]
+    for piece in sorted(slices, key=lambda s: (-pending.get((s["topic"], s["partition"]), 0),
+                                               s["topic"], s["partition"])):
+        n = min(range(len(loads)), key=lambda i: (loads[i][0], len(loads[i][1]), i))  # ties: the fewest slices
+        records, pieces = loads[n]
+        loads[n] = (records + pending.get((piece["topic"], piece["partition"]), 0), [*pieces, piece])
+    shares = []
+    for _, pieces in loads:
+        pieces.sort(key=lambda s: (s["topic"], s["partition"]))
+        label = ", ".join(f"{s['topic']}[{s['partition']}]" for s in pieces)
+        if len(label) > LABEL_MAX:
+            more = f" … ({len(pieces)} slices)"
+            label = label[:LABEL_MAX - len(more)] + more
+        shares.append({"label": label, "slices": pieces})
+    return shares
+
+
+class DrainsFailed(Exception):
+    """More than one slice of a drain task failed (each one's error is in the task's log)."""
+
+
+def drain_slices(settings: Settings, slices: list[dict], params: Mapping[str, Any],
+                 landed: Callable[[DrainResult], None]) -> list[dict]:
+    """Drains each slice (`topic`, `topic_id`, `partition`, up to `until`) in its own lake commit, one after another
+    through one consumer and one lake session, and calls `landed` with each one's result. Every slice is tried;
+    then the error of the one that failed is raised (DrainsFailed naming each, when several did). Returns the
+    results (DrainResult.as_dict)."""
+    results: list[dict] = []
+    failures: list[tuple[str, Exception]] = []
+    consumer = kafka_consumer(settings)
+    lake = None
+    try:
+        lake = open_lake(settings)
+        for piece in slices:
+            topic, partition = piece["topic"], piece["partition"]
+            try:
+                result = drainer.drain_topic(
+                    consumer, lake, topic, piece["topic_id"], limits(settings),
+                    replay=replay_request(params, topic), accept_quarantine=accept_quarantine(params, topic),
+                    accept_recreated_topic=accept_recreated_topic(params, topic),
+                    partitions=[partition], until={partition: piece["until"]})
+            except Exception as error:  # the task's other slices are still drained, then it fails
+                log.exception("the drain of %s[%d] failed", topic, partition)
+                failures.append((f"{topic}[{partition}]", error))
+                continue
+            landed(result)
+            results.append(result.as_dict())
+    finally:
+        consumer.close()
+        if lake is not None:
+            lake.con.close()
+    if len(failures) == 1:
+        raise failures[0][1]
+    if failures:
+        raise DrainsFailed("; ".join(f"{name}: {type(error).__name__}: {error}" for name, error in failures)) \
+            from failures[0][1]
+    return results
 
 
 class ParamError(ValueError):
