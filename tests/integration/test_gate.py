@@ -18,9 +18,9 @@ from tests.support.lake import drain_once, new_lake, wait_for_cdc_catch_up
 from tests.support.marts import differences, new_marts
 from tidewater.cdc.connector import table_topic
 from tidewater.config import REPO_ROOT, Settings
-from tidewater.gate import docs, publish, stage, steps
+from tidewater.gate import context, docs, publish, stage, steps
 from tidewater.gate.report import GateFailed
-from tidewater.gate.suites import mart_names
+from tidewater.gate.suites import batches, mart_names
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +140,32 @@ def test_docs_are_built_from_a_copy_while_another_process_holds_the_warehouse(bu
     assert copied >= len(docs.DBT_DOCS_FILES) + 1
     assert not copy.exists(), "the copy is removed once the docs are built"
     assert not steps.docs_stale(settings)
+
+
+def test_gate_runs_past_the_retention_leave_the_store_the_docs_and_the_lake_copy(built):
+    settings, marts, _ = built
+    old, new = publish_once(settings, marts), publish_once(settings, marts)
+    context.update_data_docs(settings)
+    assert docs.copy_to_lake(settings, marts) > 0
+    assert docs.copy_to_lake(settings, marts) == 0, "nothing changed: nothing copied again"
+    pages = f"{docs.LAKE_PREFIX}/gx/validations/"
+    assert any(f"/publish-{old}/" in key for key in marts.bucket.keys(pages))
+
+    expired = replace(settings, marts_keep_hours=1e-9)  # every run but each suite's newest is past it
+    context.update_data_docs(expired)
+    copied = docs.copy_to_lake(expired, marts)
+
+    runs = {path.name for path in context.validations_dir(settings).glob("*/publish-*")}
+    assert runs == {f"publish-{new}"}
+    suites = {path.parent.name for path in context.validations_dir(settings).glob(f"*/publish-{new}")}
+    assert suites == {batch.name for batch in batches(settings)}  # each suite's newest run stays
+    index = (docs.site_dir(settings, "gx") / "index.html").read_text()
+    assert new in index and old not in index
+    keys = marts.bucket.keys(pages)
+    assert not [key for key in keys if f"/publish-{old}/" in key]  # the mirror deleted the pruned pages
+    assert sum(f"/publish-{new}/" in key for key in keys) == len(suites)
+    assert copied >= 1  # the index at least
+    assert not (docs.site_dir(settings, "gx") / "validations" / next(iter(suites)) / f"publish-{old}").exists()
 
 
 def test_rollback_publishes_the_previous_publication_again_and_young_ones_are_kept(built):

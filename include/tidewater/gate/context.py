@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -249,11 +250,13 @@ def validate(settings: Settings, publication_id: str, candidate: Path) -> GateRe
 
 
 def update_data_docs(settings: Settings) -> int:
-    """Renders the validation results that have no data docs page yet, and the index; returns how many.
+    """Deletes the validation results older than the retention (prune_validations), renders the ones that have no
+    data docs page yet, and the index; returns how many were rendered.
 
     Rendering costs four times the validations themselves, so a gate that passed leaves it to the data_docs DAG.
     """
     ensure_built(settings)
+    pruned = prune_validations(settings)
     context = open_context(settings)
     missing = []
     for key in context.validation_results_store.list_keys():
@@ -262,9 +265,33 @@ def update_data_docs(settings: Settings) -> int:
             missing.append(key)
     if not (docs.site_dir(settings, "gx") / "index.html").exists():
         context.build_data_docs(site_names=[DOCS_SITE])
-    elif missing:
-        context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=missing)
+    elif missing or pruned:
+        # GX renders every page when given no identifiers: with none missing, one suite's page (the index with it).
+        context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=missing or [
+            context.expectations_store.list_keys()[0]])
     return len(missing)
+
+
+def prune_validations(settings: Settings, now: datetime | None = None) -> int:
+    """Deletes the validation results of gate runs older than ``marts_keep_hours`` (their publications have expired
+    or are about to: tidewater.gate.publish.retain), with their data docs pages, keeping each suite's newest run;
+    returns how many runs' results were deleted. The next `update_data_docs` drops them from the index."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(hours=settings.marts_keep_hours)
+    pages = docs.site_dir(settings, "gx") / "validations"
+    pruned: set[str] = set()
+    for suite in (path for path in validations_dir(settings).glob("*") if path.is_dir()):
+        runs = sorted(path for path in suite.glob("publish-*") if path.is_dir())  # publication ids sort by time
+        for run in runs[:-1]:
+            if _publication_time(run.name.removeprefix("publish-")) < cutoff:
+                shutil.rmtree(run)
+                shutil.rmtree(pages / suite.name / run.name, ignore_errors=True)  # never rendered, or rendered
+                pruned.add(run.name)
+    return len(pruned)
+
+
+def _publication_time(publication_id: str) -> datetime:
+    """When a gate run began, from its publication id (tidewater.gate.stage.new_publication_id)."""
+    return datetime.strptime(publication_id, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
 
 
 def validations_dir(settings: Settings) -> Path:

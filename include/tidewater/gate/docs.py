@@ -7,6 +7,7 @@ each build is also copied to ``s3://<bucket>/docs/``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ SITES = {"gx": "local_site", "dbt": "dbt"}
 LAKE_PREFIX = "docs"
 # What dbt docs needs to render offline.
 DBT_DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
+LAKE_COPY_RECORD = "lake-copy.json"  # what copy_to_lake copied, beside the sites
 
 
 def docs_root(settings: Settings) -> Path:
@@ -121,15 +123,28 @@ def generate_dbt_docs(settings: Settings, warehouse: Path) -> Path:
 
 
 def copy_to_lake(settings: Settings, lake) -> int:
-    """Copies both sites to s3://<bucket>/docs/<site>/ (dbt: only the files its page needs); `lake` is a
-    tidewater.lake.Lake."""
-    copied = 0
+    """Mirrors both sites to s3://<bucket>/docs/<site>/ (dbt: only the files its page needs): uploads each file the
+    lake lacks or that changed since this function copied it (size and modification time, recorded in
+    ``<docs root>/lake-copy.json``), deletes the keys whose file is gone (pruned validation pages); `lake` is a
+    tidewater.lake.Lake. Returns the files uploaded."""
+    record = docs_root(settings) / LAKE_COPY_RECORD
+    previous = json.loads(record.read_text()) if record.exists() else {}
+    copied_before = previous.get("files", {}) if previous.get("bucket") == lake.bucket.bucket else {}
+    copied: dict[str, list[int]] = {}
+    uploaded = 0
     for site in SITES:
         root = site_dir(settings, site)
+        prefix = f"{LAKE_PREFIX}/{site}/"
+        there = set(lake.bucket.keys(prefix))
         files = [root / name for name in DBT_DOCS_FILES] if site == "dbt" else sorted(root.rglob("*"))
-        for path in files:
-            if path.is_file():
-                key = f"{LAKE_PREFIX}/{site}/{path.relative_to(root).as_posix()}"
-                lake.bucket.client.upload_file(str(path), lake.bucket.bucket, key)
-                copied += 1
-    return copied
+        for path in (path for path in files if path.is_file()):
+            key = prefix + path.relative_to(root).as_posix()
+            stat = path.stat()
+            copied[key] = [stat.st_size, stat.st_mtime_ns]
+            if key in there and copied_before.get(key) == copied[key]:
+                continue
+            lake.bucket.client.upload_file(str(path), lake.bucket.bucket, key)
+            uploaded += 1
+        lake.bucket.delete(sorted(there - set(copied)))
+    record.write_text(json.dumps({"bucket": lake.bucket.bucket, "files": copied}))
+    return uploaded
