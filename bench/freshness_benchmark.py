@@ -4,8 +4,10 @@ With Airflow running (`make airflow-up`): unpauses `cdc_drain`, `warehouse` and 
 their schedules (`cdc_drain` on new CDC records, its watcher in the triggerer, and its interval; `warehouse` on the
 drain's Assets; `--trigger-every S` also triggers `cdc_drain` through the REST API every S seconds, as the
 benchmark did before drains were event-driven), triggers one `data_docs` run mid-window (`--docs-at-minute`), and
-runs the shop simulator steadily. Every 2 s it looks at
-the published marts; the first time a publication holds an order's placement (or its payment, or its
+runs the shop simulator steadily. Every second it reads
+the marts' pointer (`marts/_current.json`, written just after a publication commits: one S3 request, so the
+observer takes little of the machine it measures); at each new publication it reads the window's orders from the
+published marts, and the first time a publication holds an order's placement (or its payment, or its
 shipping), that change's latency is the time seen minus the commit time the shop recorded (`placed_at`,
 `paid_at`, `shipped_at` are set by the transaction that makes the change). After the window it waits for the
 last changes to be published, prints p50 / p95 / max and the runs' durations (what dominates), and pauses
@@ -24,17 +26,26 @@ from datetime import UTC, datetime
 
 from tidewater.config import Settings
 from tidewater.gate import publish
+from tidewater.lake.objects import Bucket
 from tidewater_dev.airflow_api import AirflowApi
 from tidewater_shop import simulator
 
 MILESTONES = ("placed_at", "paid_at", "shipped_at")
 
 
-def published_milestones(settings: Settings) -> set[tuple[int, str, datetime]]:
-    """(order id, milestone, commit time) of every milestone in the current publication."""
+def published_milestones(settings: Settings, since: datetime) -> set[tuple[int, str, datetime]]:
+    """(order id, milestone, commit time) of every milestone committed since `since` in the current publication."""
     with publish.open_published(settings) as con:
-        rows = con.execute(f"select order_id, {', '.join(MILESTONES)} from fct_orders").fetchall()
-    return {(order, name, at) for order, *times in rows for name, at in zip(MILESTONES, times, strict=True) if at}
+        rows = con.execute(f"select order_id, {', '.join(MILESTONES)} from fct_orders where "
+                           + " or ".join(f"{name} >= ?" for name in MILESTONES), [since] * len(MILESTONES)).fetchall()
+    return {(order, name, at) for order, *times in rows for name, at in zip(MILESTONES, times, strict=True)
+            if at and at >= since}
+
+
+def published_id(bucket: Bucket) -> str | None:
+    """The id of the newest publication (the pointer publish writes once it has committed), None before any."""
+    pointer = bucket.get_json(publish.POINTER_KEY)
+    return pointer["publication_id"] if pointer else None
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -67,7 +78,10 @@ def main() -> None:
     settings = Settings.from_env()
     airflow = AirflowApi()
     started = datetime.now(UTC)
-    seen = published_milestones(settings) if publish.current_publication(settings) else set()
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    bucket = Bucket(S3Hook(aws_conn_id=settings.lake_conn_id).get_conn(), settings.lake_bucket)
+    seen: set[tuple[int, str, datetime]] = set()
     latencies: list[float] = []
     for dag_id in PIPELINE:
         airflow.request("PATCH", f"dags/{dag_id}", json={"is_paused": False})
@@ -79,7 +93,7 @@ def main() -> None:
     give_up = window_end + args.grace_minutes * 60
     next_trigger = time.monotonic()
     docs_at = time.monotonic() + args.docs_at_minute * 60 if args.docs_at_minute >= 0 else None
-    publication = publish.current_publication(settings)
+    publication = published_id(bucket)
     try:
         while time.monotonic() < give_up:
             if args.trigger_every and time.monotonic() >= next_trigger and time.monotonic() < window_end + 120:
@@ -88,18 +102,19 @@ def main() -> None:
             if docs_at is not None and time.monotonic() >= docs_at:
                 airflow.request("POST", "dags/data_docs/dagRuns", json={"logical_date": None})
                 docs_at = None
-            current = publish.current_publication(settings)
+            current = published_id(bucket)
             if current != publication:
                 now = datetime.now(UTC)
-                fresh = published_milestones(settings) - seen
-                latencies += [(now - at).total_seconds() for _, _, at in fresh if at >= started]
+                fresh = published_milestones(settings, started) - seen
+                latencies += [(now - at).total_seconds() for _, _, at in fresh]
                 seen |= fresh
                 publication = current
                 print(f"[{now:%H:%M:%S}] publication {current}: {len(fresh)} new milestones, "
                       f"{len(latencies)} measured", flush=True)
-            if time.monotonic() > window_end and not traffic.is_alive() and publication_covers_all(settings, seen):
+            if (time.monotonic() > window_end and not traffic.is_alive()
+                    and publication_covers_all(settings, seen, started)):
                 break
-            time.sleep(2)
+            time.sleep(1)
     finally:
         for dag_id in PIPELINE:
             airflow.request("PATCH", f"dags/{dag_id}", json={"is_paused": True})
@@ -114,12 +129,13 @@ def main() -> None:
                   f"max {max(durations):.0f} s")
 
 
-def publication_covers_all(settings: Settings, seen: set) -> bool:
-    """Every milestone the shop has is in the marts already."""
+def publication_covers_all(settings: Settings, seen: set, since: datetime) -> bool:
+    """Every milestone the shop committed since `since` is in the marts already."""
     import psycopg
 
     with psycopg.connect(settings.shop_conninfo()) as conn:
-        counts = conn.execute("SELECT count(placed_at) + count(paid_at) + count(shipped_at) FROM shop.orders")
+        counts = conn.execute("SELECT count(*) FILTER (WHERE placed_at >= %(t)s) + count(*) FILTER (WHERE paid_at >= "
+                              "%(t)s) + count(*) FILTER (WHERE shipped_at >= %(t)s) FROM shop.orders", {"t": since})
         return counts.fetchone()[0] <= len(seen)
 
 

@@ -10,8 +10,8 @@ Every `TIDEWATER_DOCS_REFRESH_MINUTES` (30) and on demand (Trigger in the UI, `a
 - `build_docs` renders the GX pages of the gate runs not rendered yet (a failed gate renders its own at once: its
   alert links to them), runs `dbt docs generate` against the copy (the catalog: every model's columns and types),
   and copies both sites to `s3://<bucket>/docs/`. It holds nothing the warehouse DAG needs, so a warehouse run
-  starts and publishes while the docs are built, and it runs at the lowest CPU priority (nice 19), so drains and
-  warehouse runs get the cores first.
+  starts and publishes while the docs are built, and it runs at the lowest CPU and I/O priority (Linux's
+  SCHED_IDLE and idle I/O class; nice 19 elsewhere), so drains and warehouse runs get the cores first.
 
 The Airflow UI shows them under Browse → Data docs (docs/gate.md). Logic: `include/tidewater/gate/docs.py`,
 `gate/steps.py` (`docs_stale`, `build_docs`).
@@ -19,7 +19,7 @@ The Airflow UI shows them under Browse → Data docs (docs/gate.md). Logic: `inc
 
 from __future__ import annotations
 
-import os
+import logging
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
@@ -29,6 +29,7 @@ from tidewater import assets
 from tidewater.alerts.notify import on_task_failure
 from tidewater.config import Settings
 
+log = logging.getLogger(__name__)
 settings = Settings.from_env()
 
 
@@ -53,9 +54,10 @@ def data_docs():
 
     @task(outlets=[assets.data_docs(settings)])
     def build_docs(warehouse_copy: str) -> int:
-        from tidewater.gate import steps
+        from tidewater.gate import docs, steps
 
-        os.nice(19)  # this task's process only: drains and warehouse runs get the CPU first (2 cores, docs/gate.md)
+        # This task's process only: drains and warehouse runs get the CPU and the disk first (2 cores, docs/gate.md).
+        log.info("building the docs at the lowest priority (%s)", docs.yield_the_cpu())
         return steps.build_docs(settings, warehouse_copy)
 
     build_docs(copy_warehouse())

@@ -20,13 +20,14 @@ backfill run rebuild their data interval (one day), and a manual run can pass `i
 (needed after adding a column to a model). Backfill from the UI or
 `airflow backfill create --dag-id warehouse --from-date 2026-01-05 --to-date 2026-01-07`.
 
-**One view of the lake.** `lake_snapshot` first takes the snapshot of the newest `cdc_drain` run's last commit
-(from the lake asset's newest event; the lake's newest snapshot if none says); every staging model of the run
+**One view of the lake.** `dbt_build` first (before dbt starts, its `pre_execute`) takes the snapshot of the newest
+`cdc_drain` run's last commit (from the lake asset's newest event; the lake's newest snapshot if none says; a retry
+or a cleared task takes it again); every staging model of the run
 reads the lake as of it (`TIDEWATER_LAKE_SNAPSHOT` in dbt's environment), so no model sees a drain that committed
 during the run and another not, nor a drain run half committed (a fact built from one table's newer changes than
 its dimensions').
 A lake that holds no change table yet as of it (a new deployment's daily run, created when the DAG is unpaused,
-before the first drain) has nothing to build: `lake_snapshot` skips, saying so, and with it the whole run (Airflow
+before the first drain) has nothing to build: `dbt_build` skips, saying so, and with it the whole run (Airflow
 marks it a success). So does a lake that has the changes of some tables and not yet of others (a first drain that
 ran while Debezium's snapshot was still writing): the skip names the tables it waits for.
 
@@ -51,6 +52,7 @@ it was queued mails one Deadline Alert. `airflow dags test` parses this DAG with
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -67,6 +69,7 @@ from tidewater.config import Settings
 from tidewater.gate import steps
 from tidewater.gate.report import GateFailed
 
+log = logging.getLogger(__name__)
 settings = Settings.from_env()
 dbt_project = Path(settings.dbt_project_dir)
 
@@ -102,6 +105,24 @@ INTERVAL = "rebuild_interval(params, dag_run.run_type, data_interval_start, data
     user_defined_macros={"rebuild_interval": rebuild.rebuild_interval},
 )
 def warehouse():
+    # The lake as of the newest cdc_drain run's last commit (its asset event says which), not whatever a drain in
+    # flight has committed so far: that run cut every table's slice at one instant, so a fact finds its dimensions.
+    # Taken as dbt_build starts (a retry or a cleared task takes the newest again), handed to dbt in its environment.
+    def read_lake_as_of_the_newest_drain(context) -> None:
+        from tidewater.lake import catalog
+        from tidewater.tables import registry
+
+        events = context["inlet_events"][assets.raw_lake(settings)]
+        newest = list(events.ascending(False).limit(1))
+        try:
+            snapshot = catalog.current_snapshot(settings, registry().names,
+                                                drained=newest[0].extra.get("snapshot_id") if newest else None)
+        except catalog.EmptyLake as empty:  # nothing to build: the run skips (success), every task after it too
+            raise AirflowSkipException(f"{empty}; nothing to build. The cdc_drain run that lands them triggers "
+                                       "this DAG again") from empty
+        context["task"].env = {**context["task"].env, "TIDEWATER_LAKE_SNAPSHOT": str(snapshot)}
+        log.info("this run reads the lake as of snapshot %s", snapshot)
+
     # One dbt invocation builds the run's selection (the whole project unless `select` narrows it): Cosmos' dbt build
     # operator, with the run's vars.
     build = DbtBuildLocalOperator(
@@ -119,29 +140,19 @@ def warehouse():
         emit_datasets=False,  # no Asset per dbt model: the published marts are this DAG's Asset
         # OpenLineage events of every model built (its refs and sources → the model) are read from dbt's manifest.json
         # and run_results.json; without OpenLineage dbt writes neither.
-        dbt_cmd_flags=lineage.dbt_flags(),
+        # No dbt.log: it would go into the temporary copy of the project Cosmos deletes after the run, and writing its
+        # debug lines cost ~0.5 s a build; the task log keeps dbt's info lines.
+        dbt_cmd_flags=["--log-level-file", "none", *lineage.dbt_flags()],
         full_refresh="{{ params.full_refresh }}",
         vars={"interval_start": "{{ " + INTERVAL + "[0] }}", "interval_end": "{{ " + INTERVAL + "[1] }}"},
-        # The run's lake snapshot as an environment variable, not a var: dbt parses the whole project again whenever
-        # --vars change, and only partially (from the msgpack Cosmos caches in cache_dir) otherwise.
-        env={"TIDEWATER_LAKE_SNAPSHOT": "{{ ti.xcom_pull(task_ids='lake_snapshot') }}"},
+        # The run's lake snapshot reaches dbt in its environment (TIDEWATER_LAKE_SNAPSHOT), not as a var: dbt parses
+        # the whole project again whenever --vars change, and only partially (the msgpack Cosmos caches in cache_dir)
+        # otherwise.
+        inlets=[assets.raw_lake(settings)],
+        pre_execute=read_lake_as_of_the_newest_drain,
+        env={},
         cache_dir=cosmos_settings.cache_dir / "warehouse__dbt_build",
     )
-
-    # The lake as of the newest cdc_drain run's last commit (its asset event says which), not whatever a drain in
-    # flight has committed so far: that run cut every table's slice at one instant, so a fact finds its dimensions.
-    @task(inlets=[assets.raw_lake(settings)])
-    def lake_snapshot(inlet_events=None) -> int:
-        from tidewater.lake import catalog
-        from tidewater.tables import registry
-
-        newest = list(inlet_events[assets.raw_lake(settings)].ascending(False).limit(1)) if inlet_events else []
-        try:
-            return catalog.current_snapshot(settings, registry().names,
-                                            drained=newest[0].extra.get("snapshot_id") if newest else None)
-        except catalog.EmptyLake as empty:  # nothing to build: the run skips (success), every task after it too
-            raise AirflowSkipException(f"{empty}; nothing to build. The cdc_drain run that lands them triggers "
-                                       "this DAG again") from empty
 
     @task(pool=settings.warehouse_pool)
     def gate() -> str:
@@ -156,7 +167,7 @@ def warehouse():
         return steps.publish_marts(settings, publication_id).summary()
 
     gated = gate()
-    lake_snapshot() >> build >> gated
+    build >> gated
     publish(gated)
 
 

@@ -311,8 +311,8 @@ class Settings:
     # A cdc_drain run not finished this long after being queued is late.
     drain_deadline_minutes: float = _check(20.0, above=0)
     warehouse_deadline_minutes: float = _check(60.0, above=0)
-    # The data_docs DAG's interval: it rebuilds the docs when a gate ran since (off the warehouse's lock, at nice 19;
-    # a failed gate renders its own pages at once).
+    # The data_docs DAG's interval: it rebuilds the docs when a gate ran since (off the warehouse's lock, at the lowest
+    # CPU priority; a failed gate renders its own pages at once).
     docs_refresh_minutes: float = _check(30.0, above=0)
     freshness_interval_minutes: int = _check(5, above=0)
     freshness_max_mart_age_minutes: int = _check(360, above=0)

@@ -1,4 +1,4 @@
-"""The warehouse DAG (every task after `lake_snapshot`, which skips on an empty lake; a run ends with its
+"""The warehouse DAG (every task after `dbt_build`, which skips on an empty lake; a run ends with its
 publication) and the data_docs DAG (only its copy of the warehouse holds the warehouse pool)."""
 
 from __future__ import annotations
@@ -8,15 +8,19 @@ from datetime import timedelta
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import DeltaTriggerTimetable
 
+from tidewater import assets
 from tidewater.config import REPO_ROOT, Settings
 
 
-def test_every_task_follows_lake_snapshot_and_the_run_ends_with_its_publication():
+def test_every_task_follows_dbt_build_and_the_run_ends_with_its_publication():
     dag = DagBag(dag_folder=REPO_ROOT / "dags" / "warehouse.py").dags["warehouse"]
 
-    assert [task.task_id for task in dag.roots] == ["lake_snapshot"]
+    assert [task.task_id for task in dag.roots] == ["dbt_build"]
     assert [task.task_id for task in dag.leaves] == ["publish"]
-    # A skipped lake_snapshot skips the whole run; nothing runs after a failure.
+    # dbt_build takes the lake snapshot of the newest drain run (an inlet) before dbt starts, and skips on an empty lake
+    assert [inlet.uri for inlet in dag.get_task("dbt_build").inlets] == [assets.raw_lake(Settings.from_env()).uri]
+    assert dag.get_task("dbt_build")._pre_execute_hook is not None
+    # A skipped dbt_build skips the whole run; nothing runs after a failure.
     assert {task.task_id: task.trigger_rule for task in dag.tasks if task.trigger_rule != "all_success"} == {}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import pytest
@@ -61,3 +62,21 @@ def test_docs_are_stale_once_a_gate_ran_after_they_were_built(settings):
     assert not docs_stale(settings), "built after the newest gate run"
     gate_ran(now)
     assert docs_stale(settings), "a gate ran after the last build"
+
+
+def test_the_docs_build_takes_the_cpu_and_the_disk_only_when_nothing_else_wants_them():
+    """In a child process (the policy sticks to the thread that sets it): SCHED_IDLE and the idle I/O class, and
+    what it starts inherits them."""
+    import subprocess
+    import sys
+
+    probe = ("import os, psutil, subprocess, sys\n"
+             "from tidewater.gate import docs\n"
+             "print(docs.yield_the_cpu())\n"
+             "child = 'import os, psutil; print(os.sched_getscheduler(0) == os.SCHED_IDLE, "
+             "psutil.Process().ionice().ioclass == psutil.IOPRIO_CLASS_IDLE)'\n"
+             "print(subprocess.run([sys.executable, '-c', child], capture_output=True, text=True).stdout.strip())\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "SCHED_IDLE, idle I/O"
+    assert out[1] == "True True"
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE, "the test process itself keeps its priority"
