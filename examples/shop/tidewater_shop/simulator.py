@@ -143,11 +143,13 @@ class Shop:
         product_id = self._pick("products", "product_id", "is_active")
         if product_id is None:
             return False
-        factor = Decimal(self.rng.choice(["0.90", "0.95", "1.05", "1.10", "1.25"]))
-        # Only price and updated_at change: the TOASTed description is not rewritten. The cap is
-        # NUMERIC(12,2)'s largest value.
+        # A walk without drift (the factors' geometric mean is ~1), between a shop's bounds: with an upward drift
+        # prices reached ~2e9 in a few days of traffic, and an order of a few such items overflowed its NUMERIC(12,2)
+        # total. Only price and updated_at change: the TOASTed description is not rewritten.
+        factor = Decimal(self.rng.choice(["0.80", "0.90", "0.95", "1.05", "1.10", "1.25"]))
         self.conn.execute(
-            "UPDATE shop.products SET price = least(round(price * %s, 2), 9999999999.99), updated_at = now() "
+            "UPDATE shop.products SET price = least(greatest(round(price * %s, 2), 0.99), 99999.99), "
+            "updated_at = now() "
             "WHERE product_id = %s",
             (factor, product_id),
         )
