@@ -17,7 +17,8 @@ Daily by default (`TIDEWATER_LAKE_MAINTENANCE_SCHEDULE`, an Airflow schedule suc
    not yet committed files.
 
 **The marts** (`retain_marts`): the publication's own retention (`python -m tidewater.gate.publish retain`,
-`TIDEWATER_MARTS_KEEP_HOURS`), which every publish runs too; here it also runs when nothing was published.
+`TIDEWATER_MARTS_KEEP_HOURS`), which a publish runs too once a snapshot is overdue by a tenth of the keep time;
+here it runs whatever, also when nothing was published.
 
 Each task returns what it did (files before/after, expired snapshot ids, deleted files). A failed task mails
 its error; a step that conflicts with a drain's commit is retried, and the next run catches up on anything left.

@@ -169,6 +169,25 @@ def test_retention_expires_only_snapshots_replaced_longer_ago_than_the_keep_time
         assert number_of(read_all_marts(con)) == 3
 
 
+def test_a_publish_runs_retention_only_once_a_snapshot_is_overdue_by_a_tenth_of_the_keep_time(marts):
+    _, second = (publish_number(marts, number) for number in (1, 2))
+    keep = timedelta(hours=marts.settings.marts_keep_hours)
+    writer = marts.writer()
+    try:
+        # Just past the keep time, retention would expire the first snapshot, but it is not overdue yet.
+        assert not publish.retention_due(marts.settings, writer.con, now=second.published_at + keep * 1.05)
+        assert publish.retain(marts.settings, writer.con, now=second.published_at + keep * 1.05).expired_snapshots
+    finally:
+        writer.con.close()
+    third = publish_number(marts, 3)
+    writer = marts.writer()
+    try:
+        assert not publish.retention_due(marts.settings, writer.con, now=third.published_at + keep * 1.05)
+        assert publish.retention_due(marts.settings, writer.con, now=third.published_at + keep * 1.15)
+    finally:
+        writer.con.close()
+
+
 def test_the_reader_role_cannot_write_the_marts(marts):
     publish_number(marts, 1)
     with marts.reader() as con, pytest.raises(duckdb.Error, match="read-only"):
