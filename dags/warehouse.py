@@ -32,17 +32,18 @@ marks it a success). So does a lake that has the changes of some tables and not 
 ran while Debezium's snapshot was still writing): the skip names the tables it waits for.
 
 **One writer.** A DuckDB file has one writer process, and other processes, readers too, are refused
-its lock. Every task that opens the warehouse (`dbt_build`, `gate`, the `data_docs` DAG's `copy_warehouse`)
+its lock. Every task that opens the warehouse (`dbt_build`, `publish`, the `data_docs` DAG's `copy_warehouse`)
 therefore takes the one slot of the `duckdb_warehouse` pool, so they run one after another even with parallel
 workers; models run concurrently inside the one dbt process (its threads share the file).
 
-**Gate, publish.** After the build, `gate` copies the marts into a candidate file and validates it
-with Great Expectations (the marts and suites of the module `TIDEWATER_GATE_MARTS` names: the shop's by
-default); only if every expectation passes does `publish` replace every mart in the marts DuckLake
+**Gate, publish.** After the build, `publish` first refuses while the lake holds committed quarantine that was
+never reported (docs/alerts.md; retried once), then gates: it copies the marts into a candidate file and
+validates it with Great Expectations (the marts and suites of the module `TIDEWATER_GATE_MARTS` names: the
+shop's by default); only if every expectation passes does it replace every mart in the marts DuckLake
 catalog, in one transaction (docs/marts.md).
-A failed gate publishes nothing and names the failed expectations and their data docs pages (rendered at once).
-`publish` also refuses while the lake holds committed quarantine that was never reported (docs/alerts.md). The
-docs sites (dbt docs, the GX data docs) are the `data_docs` DAG's: a run ends with its publication. See docs/gate.md.
+A failed gate publishes nothing, fails the task without a retry and names the failed expectations and their
+data docs pages (rendered at once). The docs sites (dbt docs, the GX data docs) are the `data_docs` DAG's: a
+run ends with its publication. See docs/gate.md.
 
 **Alerts** (docs/alerts.md): a failed task mails its error and log link (a failed gate: every failed
 expectation and the data docs links); a run not finished `TIDEWATER_WAREHOUSE_DEADLINE_MINUTES` (60) after
@@ -157,21 +158,15 @@ def warehouse():
         cache_dir=cosmos_settings.cache_dir / "warehouse__dbt_build",
     )
 
-    @task(pool=settings.warehouse_pool)
-    def gate() -> str:
+    # The gate and the publication in one task: a task start costs ~1 s on 2 cores, and a retry gates again.
+    @task(pool=settings.warehouse_pool, outlets=[assets.published_marts(settings)])
+    def publish() -> dict:
         try:
-            return steps.run_gate(settings).publication_id
+            return steps.gate_and_publish(settings).summary()
         except GateFailed as failed:
             raise AirflowFailException(str(failed)) from failed  # a retry would fail the same way
 
-    @task(outlets=[assets.published_marts(settings)])
-    def publish(publication_id: str) -> dict:
-        steps.check_quarantine_reported(settings)  # unreported quarantine: fails (retried once), publishes nothing
-        return steps.publish_marts(settings, publication_id).summary()
-
-    gated = gate()
-    build >> gated
-    publish(gated)
+    build >> publish()
 
 
 warehouse()

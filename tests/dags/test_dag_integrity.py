@@ -51,7 +51,8 @@ def test_warehouse_builds_the_project_with_its_tests_in_one_task_of_the_one_writ
     # A fact's relationship tests run when the fact and the dimensions it joins are built.
     assert build.indirect_selection == "buildable"
     assert build.upstream_task_ids == set()
-    assert warehouse.get_task("gate").upstream_task_ids == {"dbt_build"}
+    assert warehouse.get_task("publish").upstream_task_ids == {"dbt_build"}
+    assert warehouse.get_task("publish").pool == Settings.from_env().warehouse_pool, "the gate reads the warehouse"
 
 
 def test_cdc_drain_runs_on_new_records_with_its_interval_as_a_fallback(dagbag):

@@ -321,7 +321,7 @@ def run_summary(slices: list[dict], results: list[dict]) -> RunSummary:
     return RunSummary(rows, lag, max(snapshots, default=None), failed)
 
 
-def yield_to_warehouse(warehouse_runs: Callable[[], int], timeout_s: float, poll_s: float = 1.0) -> float:
+def yield_to_warehouse(warehouse_runs: Callable[[], int], timeout_s: float, poll_s: float = 0.25) -> float:
     """Waits while `warehouse_runs()` (the warehouse DAG's running runs) is above 0, at most `timeout_s`; returns
     the seconds waited. A drain that starts during a warehouse run would land rows that run does not read and slow
     it down on a small machine: after waiting, the drain lands what the next warehouse run reads."""

@@ -83,13 +83,14 @@ class Retention:
     deleted_orphans: int
 
 
-def open_marts(settings: Settings) -> Lake:
-    """The marts catalog attached as its writer (``marts``), and the lake bucket (for the monitors' summary)."""
+def open_marts(settings: Settings, with_lake: bool = False) -> Lake:
+    """The marts catalog attached as its writer (``marts``), and the lake bucket (for the monitors' summary);
+    `with_lake`: the lake catalog too (``lake``, as its writer)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     from tidewater.lake.objects import Bucket
 
-    return Lake(catalog.connect(settings, catalog.MARTS),
+    return Lake(catalog.connect(settings, catalog.MARTS, *([catalog.LAKE] if with_lake else [])),
                 Bucket(S3Hook(aws_conn_id=settings.lake_conn_id).get_conn(), settings.lake_bucket))
 
 

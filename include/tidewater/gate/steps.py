@@ -38,6 +38,18 @@ def publish_marts(settings: Settings, publication_id: str, marts: Lake | None = 
             session.con.close()
 
 
+def gate_and_publish(settings: Settings) -> publish.Publication:
+    """What a warehouse run publishes: refuses while quarantine is unreported (UnreportedQuarantine, nothing
+    staged), gates a new candidate (GateFailed: nothing published) and publishes it. One DuckDB session has the
+    lake (for the quarantine check) and the marts catalog attached."""
+    session = publish.open_marts(settings, with_lake=True)
+    try:
+        check_quarantine_reported(settings, session)
+        return publish_marts(settings, run_gate(settings).publication_id, session)
+    finally:
+        session.con.close()
+
+
 def check_quarantine_reported(settings: Settings, lake: Lake | None = None) -> None:
     """Refuses to publish while a committed quarantine file of the lake was never reported to people
     (tidewater.drain.quarantine: one query of the lake's catalog, cheap); raises UnreportedQuarantine."""
