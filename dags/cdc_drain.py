@@ -9,9 +9,9 @@ first to the least loaded, so a topic with more partitions is drained by several
 its partitions one after another, each up to the high watermark `discover_topics` read for all of them at one
 instant (so a run lands every table as of one moment), from the position the lake holds, in its own commit; a
 partition that fails does not stop the task's others, then the task fails with its error. While a `warehouse` run
-is running, `discover_topics` first waits for it to end (at most `TIDEWATER_DRAIN_YIELD_SECONDS`, 120; 0: never):
-drains and warehouse runs take turns, and each drain lands what the next warehouse run reads. Rows land in the
-change table `lake.main.<table>` (Parquet under `s3://<bucket>/lake/main/<table>/`), poison records in
+is queued or running, `discover_topics` first waits for it to end (at most `TIDEWATER_DRAIN_YIELD_SECONDS`, 120;
+0: never): drains and warehouse runs take turns, and each drain lands what the next warehouse run reads. Rows land
+in the change table `lake.main.<table>` (Parquet under `s3://<bucket>/lake/main/<table>/`), poison records in
 `quarantine/<topic>/`; each partition's files and position are committed in one DuckLake transaction, so a
 crash at any point, a retry or a second drain of the partition loses and doubles nothing (protocol:
 `include/tidewater/lake/__init__.py`, docs/lake.md).
@@ -94,7 +94,11 @@ def cdc_drain():
         from tidewater import drain
 
         # Drains and warehouse runs take turns (TIDEWATER_DRAIN_YIELD_SECONDS): this run lands what the next reads.
-        drain.yield_to_warehouse(lambda: context["ti"].get_dr_count(dag_id=WAREHOUSE, states=["running"]),
+        # Queued runs too (up to 10 s if only queued: a paused DAG's never start): a run the previous drain triggered
+        # reads the lake as of that drain, and between two runs the warehouse is never seen idle (else drains and
+        # warehouse runs overlapped for good, each drain read a run later).
+        drain.yield_to_warehouse(lambda: (context["ti"].get_dr_count(dag_id=WAREHOUSE, states=["running"]),
+                                          context["ti"].get_dr_count(dag_id=WAREHOUSE, states=["queued"])),
                                  settings.drain_yield_seconds)
         consumer = drain.kafka_consumer(settings)
         try:

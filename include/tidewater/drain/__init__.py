@@ -321,19 +321,33 @@ def run_summary(slices: list[dict], results: list[dict]) -> RunSummary:
     return RunSummary(rows, lag, max(snapshots, default=None), failed)
 
 
-def yield_to_warehouse(warehouse_runs: Callable[[], int], timeout_s: float, poll_s: float = 0.25) -> float:
-    """Waits while `warehouse_runs()` (the warehouse DAG's running runs) is above 0, at most `timeout_s`; returns
-    the seconds waited. A drain that starts during a warehouse run would land rows that run does not read and slow
-    it down on a small machine: after waiting, the drain lands what the next warehouse run reads."""
+def yield_to_warehouse(warehouse_runs: Callable[[], tuple[int, int]], timeout_s: float, poll_s: float = 0.25,
+                       queued_grace_s: float = 10.0) -> float:
+    """Waits while `warehouse_runs()` (the warehouse DAG's (running, queued) runs) has one running, or only queued
+    ones for at most `queued_grace_s` in a row (a queued run of a paused DAG never starts), at most `timeout_s` in
+    all; returns the seconds waited. A drain that starts during a warehouse run would land rows that run does not
+    read and slow it down on a small machine: after waiting, the drain lands what the next warehouse run reads."""
     started = time.monotonic()
-    while timeout_s > 0 and warehouse_runs():
-        waited = time.monotonic() - started
-        if waited >= timeout_s:
+    only_queued_since = None
+    while timeout_s > 0:
+        running, queued = warehouse_runs()
+        now = time.monotonic()
+        if running:
+            only_queued_since = None
+        elif not queued:
+            break
+        else:
+            only_queued_since = only_queued_since or now
+            if now - only_queued_since >= queued_grace_s:
+                log.info("a warehouse run stayed queued for %.0f s (is the DAG paused?): draining now",
+                         now - only_queued_since)
+                break
+        if now - started >= timeout_s:
             log.warning("a warehouse run is still running after %.0f s (TIDEWATER_DRAIN_YIELD_SECONDS): draining now",
-                        waited)
+                        now - started)
             break
         time.sleep(poll_s)
     waited = time.monotonic() - started
     if waited >= poll_s:
-        log.info("waited %.1f s for the running warehouse run to end", waited)
+        log.info("waited %.1f s for the warehouse run to end", waited)
     return waited
