@@ -275,6 +275,9 @@ class Settings:
     marts_keep_hours: float = _check(168.0, above=0,
                                      why="0 would expire the snapshot a reader has just started reading")
     gate_max_change_age_hours: float = _check(24.0, above=0)
+    # The data docs keep each suite's newest this many gate runs, and failed ones for marts_keep_hours
+    # (tidewater.gate.context.prune_validations): a gate runs every ~25 s when busy, and the docs cost per run kept.
+    gate_keep_runs: int = _check(100, above=0, why="0 would delete the validation results the docs show")
     # The module naming the marts the gate publishes and their suites (tidewater.gate.suites.marts_module).
     gate_marts: str = "tidewater_shop.marts"
     # Where the Airflow UI serves the data docs (plugins/tidewater_docs.py), for links in gate failures.

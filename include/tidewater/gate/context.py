@@ -275,20 +275,28 @@ def update_data_docs(settings: Settings) -> int:
 
 
 def prune_validations(settings: Settings, now: datetime | None = None) -> int:
-    """Deletes the validation results of gate runs older than ``marts_keep_hours`` (their publications have expired
-    or are about to: tidewater.gate.publish.retain), with their data docs pages, keeping each suite's newest run;
-    returns how many runs' results were deleted. The next `update_data_docs` drops them from the index."""
+    """Deletes the validation results of gate runs, with their data docs pages: beyond each suite's newest
+    ``gate_keep_runs``, those that passed, and those older than ``marts_keep_hours`` (their publications have
+    expired or are about to: tidewater.gate.publish.retain); each suite's newest run always stays. Returns how
+    many runs' results were deleted. The next `update_data_docs` drops them from the index."""
     cutoff = (now or datetime.now(UTC)) - timedelta(hours=settings.marts_keep_hours)
     pages = docs.site_dir(settings, "gx") / "validations"
     pruned: set[str] = set()
     for suite in (path for path in validations_dir(settings).glob("*") if path.is_dir()):
         runs = sorted(path for path in suite.glob("publish-*") if path.is_dir())  # publication ids sort by time
+        kept = runs[-settings.gate_keep_runs:]
         for run in runs[:-1]:
-            if _publication_time(run.name.removeprefix("publish-")) < cutoff:
+            if _publication_time(run.name.removeprefix("publish-")) < cutoff or (run not in kept and _passed(run)):
                 shutil.rmtree(run)
                 shutil.rmtree(pages / suite.name / run.name, ignore_errors=True)  # never rendered, or rendered
                 pruned.add(run.name)
     return len(pruned)
+
+
+def _passed(run: Path) -> bool:
+    """Whether every validation result of a suite's gate run (``publish-<id>/<time>/<batch>.json``) succeeded."""
+    results = list(run.glob("*/*.json"))
+    return bool(results) and all(json.loads(result.read_text()).get("success") is True for result in results)
 
 
 def _publication_time(publication_id: str) -> datetime:
