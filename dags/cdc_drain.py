@@ -9,11 +9,12 @@ first to the least loaded, so a topic with more partitions is drained by several
 its partitions one after another, each up to the high watermark `discover_topics` read for all of them at one
 instant (so a run lands every table as of one moment), from the position the lake holds, in its own commit; a
 partition that fails does not stop the task's others, then the task fails with its error. While a `warehouse` run
-is queued or running, `discover_topics` first waits for it to end (at most `TIDEWATER_DRAIN_YIELD_SECONDS`, 120;
-0: never): drains and warehouse runs take turns, and each drain lands what the next warehouse run reads. Rows land
-in the change table `lake.main.<table>` (Parquet under `s3://<bucket>/lake/main/<table>/`), poison records in
-`quarantine/<topic>/`; each partition's files and position are committed in one DuckLake transaction, so a
-crash at any point, a retry or a second drain of the partition loses and doubles nothing (protocol:
+is running, or about to read what the previous drain landed, `discover_topics` first waits for it to end (at most
+`TIDEWATER_DRAIN_YIELD_SECONDS`, 120; 0: never): drains and warehouse runs take turns, and each drain lands what
+the next warehouse run reads. Rows land in the change table `lake.main.<table>` (Parquet under
+`s3://<bucket>/lake/main/<table>/`), poison records in `quarantine/<topic>/`; each partition's files and position
+are committed in one DuckLake transaction, so a crash at any point, a retry or a second drain of the partition
+loses and doubles nothing (protocol:
 `include/tidewater/lake/__init__.py`, docs/lake.md).
 
 Each table that landed data gets an asset event (`s3://<bucket>/lake/main/<table>`: rows, files,
@@ -47,7 +48,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import AssetOrTimeSchedule, DeltaTriggerTimetable, Param, dag, task
+from airflow.sdk import AssetOrTimeSchedule, DeltaTriggerTimetable, Param, Variable, dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from tidewater import assets, lineage
@@ -89,17 +90,21 @@ WAREHOUSE = "warehouse"  # the DAG a run waits for (dags/warehouse.py)
     },
 )
 def cdc_drain():
-    @task
+    @task(inlets=[assets.raw_lake(settings)])  # to read the previous drain's event (what it landed)
     def discover_topics(params: dict | None = None, **context) -> list[dict]:
         from tidewater import drain
 
+        def previous_drain_unread() -> bool:
+            newest = list(context["inlet_events"][assets.raw_lake(settings)].ascending(False).limit(1))
+            return assets.unread(newest[0].extra.get("snapshot_id") if newest else None,
+                                 Variable.get(assets.lake_read_variable(settings), default=None))
+
         # Drains and warehouse runs take turns (TIDEWATER_DRAIN_YIELD_SECONDS): this run lands what the next reads.
-        # Queued runs too (up to 10 s if only queued: a paused DAG's never start): a run the previous drain triggered
-        # reads the lake as of that drain, and between two runs the warehouse is never seen idle (else drains and
-        # warehouse runs overlapped for good, each drain read a run later).
-        drain.yield_to_warehouse(lambda: (context["ti"].get_dr_count(dag_id=WAREHOUSE, states=["running"]),
-                                          context["ti"].get_dr_count(dag_id=WAREHOUSE, states=["queued"])),
-                                 settings.drain_yield_seconds)
+        # Also while the warehouse run that reads the previous drain's changes has not started yet (Airflow creates
+        # it only once the running one ended): else this drain found the warehouse idle between the two runs, and
+        # drains and warehouse runs overlapped from then on, each change reaching the marts a run later.
+        drain.yield_to_warehouse(lambda: context["ti"].get_dr_count(dag_id=WAREHOUSE, states=["running"]),
+                                 settings.drain_yield_seconds, unread=previous_drain_unread)
         consumer = drain.kafka_consumer(settings)
         try:
             partitions = drain.discover_partitions(consumer, settings)

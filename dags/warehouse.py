@@ -57,7 +57,7 @@ import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, Param, Variable, dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from cosmos import ProfileConfig
 from cosmos import settings as cosmos_settings
@@ -115,15 +115,19 @@ def warehouse():
 
         events = context["inlet_events"][assets.raw_lake(settings)]
         newest = list(events.ascending(False).limit(1))
+        drained = newest[0].extra.get("snapshot_id") if newest else None
         # The whole project needs every table's changes; a narrowed selection may need only some, and a model of it
         # that reads a table the lake has no changes of yet fails, naming the table (dbt/macros/changes.sql).
         needed = () if context["params"].get("select") else registry().names
         try:
-            snapshot = catalog.current_snapshot(settings, needed,
-                                                drained=newest[0].extra.get("snapshot_id") if newest else None)
+            snapshot = catalog.current_snapshot(settings, needed, drained=drained)
         except catalog.EmptyLake as empty:  # nothing to build: the run skips (success), every task after it too
+            if drained is not None:  # taken: no drain waits for this run to read it
+                Variable.set(assets.lake_read_variable(settings), str(drained))
             raise AirflowSkipException(f"{empty}; nothing to build. The cdc_drain run that lands them triggers "
                                        "this DAG again") from empty
+        # What this run reads: the next drain waits until a run has taken the previous drain's changes (cdc_drain).
+        Variable.set(assets.lake_read_variable(settings), str(snapshot))
         context["task"].env = {**context["task"].env, "TIDEWATER_LAKE_SNAPSHOT": str(snapshot)}
         log.info("this run reads the lake as of snapshot %s", snapshot)
 

@@ -28,6 +28,18 @@ def raw_lake(settings: Settings) -> Asset:
     return Asset(uri=f"s3://{settings.lake_bucket}/{DATA}")
 
 
+def lake_read_variable(settings: Settings) -> str:
+    """The Airflow Variable the warehouse DAG's dbt_build sets to the lake snapshot its run reads, so a drain knows
+    whether the changes the previous drain landed (the raw_lake event's snapshot_id) are read yet."""
+    return f"tidewater_warehouse_lake_snapshot_{settings.lake_bucket}"
+
+
+def unread(landed: int | None, read: str | None) -> bool:
+    """Whether a drain landed snapshot `landed` (None: no drain yet) after the one the warehouse last read (`read`,
+    the Variable's value; None before any warehouse run)."""
+    return landed is not None and (read is None or landed > int(read))
+
+
 def published_marts(settings: Settings) -> Asset:
     """One event per publication of the marts (the warehouse DAG's publish task, after the gate passed)."""
     return Asset(uri=f"s3://{settings.lake_bucket}/marts")

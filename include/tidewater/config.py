@@ -287,8 +287,8 @@ class Settings:
     # cdc_drain
     drain_interval_minutes: int = _check(5, above=0)
     drain_schedule: str = "events"  # events: on new CDC records, the interval as a fallback; interval: only it
-    # A drain run first waits this long at most while a warehouse run is queued or running, so the two take turns on
-    # a small machine instead of slowing each other (0: never wait; tidewater.drain.yield_to_warehouse).
+    # A drain run first waits this long at most while a warehouse run is running (or about to read the previous
+    # drain), so the two take turns on a small machine (0: never wait; tidewater.drain.yield_to_warehouse).
     drain_yield_seconds: int = _check(120, minimum=0)
     # At most this many drain tasks per run, each draining its share of the topic-partitions one after another (each
     # partition in its own commit): a task costs seconds to start, a slice usually well under one. About the task slots

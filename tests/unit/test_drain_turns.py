@@ -5,42 +5,50 @@ from __future__ import annotations
 
 import time
 
-from tidewater import drain
+from tidewater import assets, drain
 
 
 def test_a_drain_waits_while_a_warehouse_run_is_running_and_not_longer():
-    answers = iter([(1, 0), (1, 1), (0, 0)])  # (running, queued)
+    answers = iter([1, 1, 0])
     asked: list[int] = []
 
-    def runs() -> tuple[int, int]:
+    def running() -> int:
         asked.append(1)
         return next(answers)
 
-    waited = drain.yield_to_warehouse(runs, timeout_s=10, poll_s=0.05)
+    waited = drain.yield_to_warehouse(running, timeout_s=10, poll_s=0.05)
     assert len(asked) == 3 and 0.09 < waited < 1.0
 
 
-def test_a_queued_run_holds_a_drain_back_until_it_ran_or_for_the_grace_time():
-    # Between two runs (the next one queued, triggered by the previous drain) the warehouse is not idle.
-    answers = iter([(1, 1), (0, 1), (0, 1), (1, 0), (0, 0)])
-    assert 0.18 < drain.yield_to_warehouse(lambda: next(answers), timeout_s=10, poll_s=0.05) < 1.0
-    # A queued run that does not start (a paused DAG) holds the drain only for the grace time.
-    waited = drain.yield_to_warehouse(lambda: (0, 1), timeout_s=10, poll_s=0.05, queued_grace_s=0.2)
+def test_a_drain_waits_for_the_run_that_reads_the_previous_drain_until_it_started_and_ended():
+    # The previous drain landed during a warehouse run: the run that reads it starts only once that one ended.
+    running = iter([1, 0, 0, 1, 0])
+    unread = iter([True, True, False])  # asked only while none runs; read once the next run has started
+    waited = drain.yield_to_warehouse(lambda: next(running), timeout_s=10, poll_s=0.05, unread=lambda: next(unread))
+    assert 0.18 < waited < 1.0
+    # A run that never starts (a paused DAG) holds the drain only for the grace time.
+    waited = drain.yield_to_warehouse(lambda: 0, timeout_s=10, poll_s=0.05, unread=lambda: True, start_grace_s=0.2)
     assert 0.2 <= waited < 1.0
 
 
 def test_a_warehouse_run_that_does_not_end_holds_a_drain_back_only_until_the_limit():
     started = time.monotonic()
-    waited = drain.yield_to_warehouse(lambda: (1, 0), timeout_s=0.3, poll_s=0.05)
+    waited = drain.yield_to_warehouse(lambda: 1, timeout_s=0.3, poll_s=0.05)
     assert 0.3 <= waited < 1.0 and time.monotonic() - started < 1.0
 
 
 def test_no_wait_when_turned_off_or_no_warehouse_run_is_running():
-    def never_asked() -> tuple[int, int]:
+    def never_asked() -> int:
         raise AssertionError("TIDEWATER_DRAIN_YIELD_SECONDS=0 must not ask")
 
     assert drain.yield_to_warehouse(never_asked, timeout_s=0) < 0.01
-    assert drain.yield_to_warehouse(lambda: (0, 0), timeout_s=10) < 0.01
+    assert drain.yield_to_warehouse(lambda: 0, timeout_s=10, unread=lambda: False) < 0.01
+
+
+def test_a_drain_is_unread_until_a_warehouse_run_read_its_snapshot():
+    assert not assets.unread(None, None)  # no drain yet
+    assert assets.unread(40, None)  # no warehouse run yet
+    assert assets.unread(41, "40") and not assets.unread(40, "40") and not assets.unread(39, "41")
 
 
 def _result(topic: str, partition: int, rows: int, lag: int, snapshot: int | None) -> dict:

@@ -321,26 +321,29 @@ def run_summary(slices: list[dict], results: list[dict]) -> RunSummary:
     return RunSummary(rows, lag, max(snapshots, default=None), failed)
 
 
-def yield_to_warehouse(warehouse_runs: Callable[[], tuple[int, int]], timeout_s: float, poll_s: float = 0.25,
-                       queued_grace_s: float = 10.0) -> float:
-    """Waits while `warehouse_runs()` (the warehouse DAG's (running, queued) runs) has one running, or only queued
-    ones for at most `queued_grace_s` in a row (a queued run of a paused DAG never starts), at most `timeout_s` in
-    all; returns the seconds waited. A drain that starts during a warehouse run would land rows that run does not
-    read and slow it down on a small machine: after waiting, the drain lands what the next warehouse run reads."""
+def yield_to_warehouse(warehouse_running: Callable[[], int], timeout_s: float, poll_s: float = 0.25,
+                       unread: Callable[[], bool] = lambda: False, start_grace_s: float = 5.0) -> float:
+    """Waits while `warehouse_running()` (the warehouse DAG's running runs) is above 0, and while `unread()` (a
+    drain landed what no warehouse run has read yet: its run is about to start) for at most `start_grace_s` in a
+    row (a paused DAG's run never starts); at most `timeout_s` in all. Returns the seconds waited.
+
+    A drain that starts during a warehouse run would land rows that run does not read and slow it down on a small
+    machine: after waiting, the drain lands what the next warehouse run reads. Without `unread`, a drain that
+    landed during a warehouse run (its run created only once the running one ends) let the next drain find the
+    warehouse idle between the two, and drains and warehouse runs overlapped from then on."""
     started = time.monotonic()
-    only_queued_since = None
+    unread_since = None
     while timeout_s > 0:
-        running, queued = warehouse_runs()
         now = time.monotonic()
-        if running:
-            only_queued_since = None
-        elif not queued:
+        if warehouse_running():
+            unread_since = None
+        elif not unread():
             break
         else:
-            only_queued_since = only_queued_since or now
-            if now - only_queued_since >= queued_grace_s:
-                log.info("a warehouse run stayed queued for %.0f s (is the DAG paused?): draining now",
-                         now - only_queued_since)
+            unread_since = unread_since or now
+            if now - unread_since >= start_grace_s:
+                log.info("no warehouse run started %.0f s after a drain landed changes it has not read (is the DAG "
+                         "paused?): draining now", now - unread_since)
                 break
         if now - started >= timeout_s:
             log.warning("a warehouse run is still running after %.0f s (TIDEWATER_DRAIN_YIELD_SECONDS): draining now",
